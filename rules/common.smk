@@ -1,0 +1,44 @@
+# Path builders, wildcard constraints and config lookups shared by every rule file.
+
+import json
+from pathlib import Path
+
+from layerwise.models import validate_spec
+
+for _key, _spec in config["models"].items():
+    validate_spec(_key, _spec)
+
+PAPER_PDF = "results/paper/layerwise.pdf"
+# Each study appends what the paper needs (figures, macro files) to this list.
+PAPER_INPUTS = []
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    dataset=r"[a-z0-9_]+",
+    n=r"\d+",
+    length=r"\d+",
+    seed=r"\d+",
+
+
+def check_models(section, keys):
+    unknown = [k for k in keys if k not in config["models"]]
+    if unknown:
+        raise ValueError(f"config '{section}': unknown model key(s) {unknown}; registry has {sorted(config['models'])}")
+    return keys
+
+
+def sampling(n, length, seed=None):
+    return f"n{n}_l{length}_s{config['seed'] if seed is None else seed}"
+
+
+def store_dir(model, dataset, n, length, seed=None):
+    return f"results/activations/{model}/{dataset}/{sampling(n, length, seed)}"
+
+
+def model_card(model):
+    return f"resources/models/{model}/layerwise_model.json"
+
+
+def display_name(model):
+    return config["models"][model].get("display", model)

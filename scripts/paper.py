@@ -1,0 +1,24 @@
+"""Rule `paper`: gather generated macros, then build the PDF with latexmk."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from layerwise.runlog import log_to_file
+
+log = log_to_file(snakemake.log[0])
+macro_files = sorted(p for p in snakemake.input.generated if p.endswith(".tex"))
+Path(snakemake.output.macros).write_text("".join(Path(p).read_text() for p in macro_files))
+
+if shutil.which("latexmk") is None:
+    raise RuntimeError("latexmk not found. Install it with: sudo apt-get install -y latexmk "
+                       "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra")
+pdf = Path(snakemake.output.pdf).resolve()
+build = pdf.parent / "build"
+cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-cd", f"-outdir={build}",
+       snakemake.input.tex]
+done = subprocess.run(cmd, capture_output=True, text=True)
+Path(snakemake.log[0]).open("a").write(done.stdout[-20000:] + done.stderr[-5000:])
+if done.returncode:
+    raise RuntimeError(f"latexmk failed (exit {done.returncode}); see {snakemake.log[0]}")
+shutil.copyfile(build / "main.pdf", pdf)

@@ -1,0 +1,158 @@
+"""Batched forward passes → an ActivationStore with every layer's residual stream.
+
+Layer 0 is `hidden_states[0]` (input embeddings, plus positions for GPT-2); layers 1..n are block
+outputs *before* the final norm. The post-final-norm last state is stored separately as
+`final_norm`. Both come from a forward hook on the final norm, which checks what transformers
+returns in `hidden_states[-1]` instead of trusting a version-dependent convention.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from layerwise.data import Sample
+from layerwise.models import LoadedModel, base_model, final_norm
+from layerwise.store import FINAL_NORM, StoreWriter
+
+log = logging.getLogger(__name__)
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def length_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]]:
+    """Group sequence indices of similar length so padding stays small; each batch ≤ the token budget."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches, current, longest = [], [], 0
+    for i in order:
+        new_longest = max(longest, lengths[i])
+        if current and new_longest * (len(current) + 1) > max_batch_tokens:
+            batches.append(current)
+            current, new_longest = [], lengths[i]
+        current.append(i)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    return batches
+
+
+class _FinalNormProbe:
+    """Captures the input (pre-norm) and output (post-norm) of the final norm module."""
+
+    def __init__(self, module: torch.nn.Module | None):
+        self.pre: torch.Tensor | None = None
+        self.post: torch.Tensor | None = None
+        self.handle = module.register_forward_hook(self._hook) if module is not None else None
+
+    def _hook(self, _module, args, output) -> None:
+        self.pre, self.post = args[0].detach(), output.detach()
+
+    def remove(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+
+
+@torch.inference_mode()
+def forward_hidden_states(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                          ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Run the base model once; return ([layer0 … layer n] pre-norm, post-final-norm or None)."""
+    model = base_model(loaded.model)
+    probe = _FinalNormProbe(final_norm(loaded.model))
+    try:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                    use_cache=False)
+    finally:
+        probe.remove()
+    hidden = list(out.hidden_states)
+    if probe.pre is None:  # post-LN encoder (BERT): no final norm, the last block output is final
+        return hidden, None
+    if not torch.equal(hidden[-1], probe.pre):
+        # transformers tied hidden_states[-1] to the post-norm output; use the true pre-norm stream.
+        hidden[-1] = probe.pre
+    return hidden, probe.post
+
+
+def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str = "float16",
+                     max_batch_tokens: int = 4096, manifest: dict[str, Any] | None = None,
+                     progress: bool = True) -> dict[str, Any]:
+    """Write every layer's vectors for every (text, position) of `sample`; return the manifest."""
+    facts = loaded.facts
+    lengths = [len(s) for s in sample.input_ids]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n_tokens = int(offsets[-1])
+    has_final_norm = final_norm(loaded.model) is not None
+    layers: list[int | str] = list(range(facts.n_layers + 1)) + ([FINAL_NORM] if has_final_norm else [])
+    writer = StoreWriter(out_dir, layers, n_tokens, facts.width, dtype)
+    pad_id = loaded.tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = 0
+    max_abs = 0.0
+    start = time.perf_counter()
+    bar = tqdm(total=n_tokens, unit="tok", unit_scale=True, disable=not progress, desc=f"extract {facts.key}")
+    for batch in length_batches(lengths, max_batch_tokens):
+        width = max(lengths[i] for i in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids[row, :lengths[i]] = torch.tensor(sample.input_ids[i])
+            mask[row, :lengths[i]] = 1  # right padding: real tokens keep positions 0..len-1
+        hidden, post = forward_hidden_states(loaded, ids.to(loaded.device), mask.to(loaded.device))
+        if len(hidden) != facts.n_layers + 1:
+            raise RuntimeError(f"{facts.key}: got {len(hidden)} hidden states, expected {facts.n_layers + 1}")
+        stacked = {layer: h.float().cpu().numpy() for layer, h in enumerate(hidden)}
+        if post is not None:
+            stacked[FINAL_NORM] = post.float().cpu().numpy()
+        for row, i in enumerate(batch):
+            writer.write(int(offsets[i]), {k: v[row, :lengths[i]] for k, v in stacked.items()})
+        max_abs = max(max_abs, max(float(np.abs(v).max()) for v in stacked.values()))
+        bar.update(sum(lengths[i] for i in batch))
+    bar.close()
+    seconds = time.perf_counter() - start
+    if np.dtype(dtype) == np.float16 and max_abs > FLOAT16_MAX:
+        raise OverflowError(f"{facts.key}: activations reach {max_abs:.3g}, beyond float16; use dtype float32")
+    tokens = token_table(sample, loaded.tokenizer)
+    record = dict(manifest or {})
+    record.update(
+        model=facts.to_dict(), n_texts=len(lengths), has_final_norm=has_final_norm,
+        layers="0 = input embeddings (hidden_states[0]); 1..n = block outputs before the final norm",
+        final_norm_state="final_norm.npy = output of the final norm (last_hidden_state)" if has_final_norm
+        else "none: post-LN encoder, the last layer is already normalised",
+        pre_norm_last_layer="forward hook on the final norm input; config.tie_last_hidden_states=False",
+        positions_stored="all (position 0 included); analyses choose via include_position0",
+        position0_is_special=_first_token_is_special(sample, loaded.tokenizer),
+        max_abs_activation=max_abs, extraction_seconds=seconds, tokens_per_second=n_tokens / max(seconds, 1e-9),
+        device=str(loaded.device), versions=library_versions(),
+    )
+    return writer.finish(tokens, record)
+
+
+def token_table(sample: Sample, tokenizer) -> pd.DataFrame:
+    """One row per stored vector, in store order: which text, which position, which token."""
+    rows = {"text_index": [], "text_id": [], "position": [], "token_id": [], "token": []}
+    for k, (ids, text_id) in enumerate(zip(sample.input_ids, sample.text_ids)):
+        rows["text_index"] += [k] * len(ids)
+        rows["text_id"] += [text_id] * len(ids)
+        rows["position"] += list(range(len(ids)))
+        rows["token_id"] += list(ids)
+        rows["token"] += tokenizer.convert_ids_to_tokens(list(ids))
+    return pd.DataFrame(rows).astype({"text_index": "int32", "text_id": "int64", "position": "int32",
+                                      "token_id": "int32"})
+
+
+def _first_token_is_special(sample: Sample, tokenizer) -> bool:
+    special = set(tokenizer.all_special_ids)
+    return all(ids[0] in special for ids in sample.input_ids)
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "numpy": numpy.__version__}

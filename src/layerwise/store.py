@@ -1,0 +1,136 @@
+"""ActivationStore: one `.npy` per layer, a token table, and a manifest written last.
+
+Layer arrays are filled incrementally through memory maps, so extraction never holds the whole
+store in memory. The manifest carries sizes and checksums; a store without a manifest, or whose
+files do not match it, is refused rather than silently read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from numpy.lib.format import open_memmap
+
+MANIFEST = "manifest.json"
+TOKENS = "tokens.parquet"
+FINAL_NORM = "final_norm"
+
+
+class CorruptStore(RuntimeError):
+    """A store that is incomplete, truncated or altered since it was written."""
+
+
+def layer_name(layer: int | str) -> str:
+    return f"layer_{layer:03d}" if isinstance(layer, (int, np.integer)) else str(layer)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class StoreWriter:
+    """Preallocate `[n_tokens, width]` memmaps per layer and fill them batch by batch."""
+
+    def __init__(self, root: Path | str, layers: list[int | str], n_tokens: int, width: int, dtype: str):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if (self.root / MANIFEST).exists():
+            (self.root / MANIFEST).unlink()  # an old manifest must never vouch for new files
+        self.dtype = np.dtype(dtype)
+        self.n_tokens, self.width = n_tokens, width
+        self.arrays = {layer: open_memmap(self.root / f"{layer_name(layer)}.npy", mode="w+",
+                                          dtype=self.dtype, shape=(n_tokens, width))
+                       for layer in layers}
+        self.written = 0
+
+    def write(self, start: int, per_layer: dict[int | str, np.ndarray]) -> None:
+        """Write rows `start:start+len` of every layer (texts may arrive in any order)."""
+        rows = next(iter(per_layer.values())).shape[0]
+        if start < 0 or start + rows > self.n_tokens:
+            raise ValueError(f"rows {start}:{start + rows} outside a store of {self.n_tokens} tokens")
+        for layer, arr in per_layer.items():
+            self.arrays[layer][start:start + rows] = arr.astype(self.dtype, copy=False)
+        self.written += rows
+
+    def finish(self, tokens: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Flush arrays, write the token table, then (last) the manifest with checksums."""
+        if self.written != self.n_tokens:
+            raise ValueError(f"store incomplete: wrote {self.written} of {self.n_tokens} tokens")
+        if len(tokens) != self.n_tokens:
+            raise ValueError(f"token table has {len(tokens)} rows for {self.n_tokens} vectors")
+        for arr in self.arrays.values():
+            arr.flush()
+        self.arrays.clear()
+        tokens.to_parquet(self.root / TOKENS, index=False)
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+                 for p in sorted(self.root.glob("*.npy")) + [self.root / TOKENS]}
+        manifest = dict(manifest, n_tokens=self.n_tokens, width=self.width, dtype=self.dtype.name, files=files)
+        tmp = self.root / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        tmp.replace(self.root / MANIFEST)
+        return manifest
+
+
+@dataclass
+class ActivationStore:
+    """Read side. `layer(i)` returns a read-only memmap; `verify()` checks sizes (and hashes)."""
+
+    root: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: Path | str, verify: str = "size") -> "ActivationStore":
+        root = Path(root)
+        if not (root / MANIFEST).exists():
+            raise CorruptStore(f"{root}: no {MANIFEST}; the store is incomplete (extraction interrupted?)")
+        store = cls(root, json.loads((root / MANIFEST).read_text()))
+        store.verify(verify)
+        return store
+
+    def verify(self, level: str = "size") -> None:
+        """`size` is cheap and catches truncation; `sha256` also catches edits."""
+        if level not in ("none", "size", "sha256"):
+            raise ValueError(f"verify must be none/size/sha256, got {level!r}")
+        if level == "none":
+            return
+        for name, meta in self.manifest["files"].items():
+            path = self.root / name
+            if not path.exists():
+                raise CorruptStore(f"{path} is missing")
+            if path.stat().st_size != meta["bytes"]:
+                raise CorruptStore(f"{path}: {path.stat().st_size} bytes, manifest says {meta['bytes']}")
+            if level == "sha256" and file_sha256(path) != meta["sha256"]:
+                raise CorruptStore(f"{path}: checksum differs from the manifest")
+
+    @property
+    def layers(self) -> list[int]:
+        """Residual-stream layers 0..n (0 = input embeddings), pre-final-norm."""
+        return list(range(self.manifest["model"]["n_layers"] + 1))
+
+    @property
+    def tokens(self) -> pd.DataFrame:
+        return pd.read_parquet(self.root / TOKENS)
+
+    def layer(self, layer: int | str) -> np.ndarray:
+        return np.load(self.root / f"{layer_name(layer)}.npy", mmap_mode="r", allow_pickle=False)
+
+    def position_mask(self, include_position0: bool) -> np.ndarray:
+        """Rows to analyse: position 0 (BOS/[CLS]/attention sink) is excluded unless asked for."""
+        pos = self.tokens["position"].to_numpy()
+        return np.ones(len(pos), bool) if include_position0 else pos > 0
+
+    def iter_layers(self, include_final_norm: bool = False) -> Iterator[tuple[int | str, np.ndarray]]:
+        for layer in self.layers:
+            yield layer, self.layer(layer)
+        if include_final_norm and self.manifest.get("has_final_norm"):
+            yield FINAL_NORM, self.layer(FINAL_NORM)
