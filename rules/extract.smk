@@ -17,9 +17,5 @@ rule extract:
         "logs/extract/{model}/{dataset}/n{n}_l{length}_s{seed}.log",
     benchmark:
         "results/benchmarks/rules/extract/{model}/{dataset}/n{n}_l{length}_s{seed}.tsv"
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=60,
     script:
         "../scripts/extract.py"

