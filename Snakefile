@@ -2,9 +2,18 @@
 # One command: `make paper` (or `snakemake --cores all`). Data flows one way:
 # config → resources (data, models) → activation stores → tables → figures + macros → paper.
 
+import os
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+
+# The library is importable by rule files and (via PYTHONPATH) by scripts in any env (venv or conda).
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+os.environ.update(PYTHONPATH=SRC)  # set (not read): conda envs find the library without installing it
 
 
 configfile: "config.yaml"

@@ -36,6 +36,11 @@ def store_dir(model, dataset, n, length, seed=None):
     return f"results/activations/{model}/{dataset}/{sampling(n, length, seed)}"
 
 
+def study_table(study, model, section, ext="csv"):
+    """results/<study>/<model>/<dataset>/<sampling>.<ext> for a study section with dataset/n_texts/max_tokens."""
+    return f"results/{study}/{model}/{section['dataset']}/{sampling(section['n_texts'], section['max_tokens'])}.{ext}"
+
+
 def model_card(model):
     return f"resources/models/{model}/layerwise_model.json"
 

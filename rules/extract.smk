@@ -17,5 +17,7 @@ rule extract:
         "logs/extract/{model}/{dataset}/n{n}_l{length}_s{seed}.log",
     benchmark:
         "results/benchmarks/rules/extract/{model}/{dataset}/n{n}_l{length}_s{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/extract.py"

@@ -4,10 +4,6 @@ NORMS = config["norms"]
 check_models("norms", NORMS["models"])
 
 
-def norm_table_path(model):
-    return f"results/norms/{model}/{NORMS['dataset']}/{sampling(NORMS['n_texts'], NORMS['max_tokens'])}.csv"
-
-
 rule norm_table:
     input:
         store="results/activations/{model}/{dataset}/{sampling}",
@@ -17,13 +13,15 @@ rule norm_table:
         include_position0=NORMS["include_position0"],
     log:
         "logs/norms/{model}/{dataset}/{sampling}.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../scripts/norm_table.py"
 
 
 rule norm_figure:
     input:
-        tables=[norm_table_path(m) for m in NORMS["models"]],
+        tables=[study_table("norms", m, NORMS) for m in NORMS["models"]],
     output:
         figure=report("results/figures/norms.pdf", caption="../report/norms.rst", category="Norms"),
         macros="results/macros/norms.tex",
@@ -32,6 +30,8 @@ rule norm_figure:
         names=[display_name(m) for m in NORMS["models"]],
     log:
         "logs/norms/figure.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../scripts/norm_figure.py"
 

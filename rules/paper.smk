@@ -16,5 +16,7 @@ rule paper:
         macros="results/paper/macros.tex",
     log:
         "logs/paper/latexmk.log",
+    conda:
+        "../envs/latex.yaml"
     script:
         "../scripts/paper.py"

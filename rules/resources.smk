@@ -15,6 +15,8 @@ rule dataset:
         allow_hub=config["data"]["allow_hub"],
     log:
         "logs/dataset/{dataset}.log",
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/dataset.py"
 
@@ -26,5 +28,7 @@ rule model:
         spec=lambda wc: config["models"][wc.model],
     log:
         "logs/model/{model}.log",
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/model.py"
