@@ -11,6 +11,8 @@ for _key, _spec in config["models"].items():
 PAPER_PDF = "results/paper/layerwise.pdf"
 # Each study appends what the paper needs (figures, macro files) to this list.
 PAPER_INPUTS = []
+# Models any study uses; their cards feed the reproducibility appendix.
+USED_MODELS = set()
 
 
 wildcard_constraints:
@@ -25,6 +27,7 @@ def check_models(section, keys):
     unknown = [k for k in keys if k not in config["models"]]
     if unknown:
         raise ValueError(f"config '{section}': unknown model key(s) {unknown}; registry has {sorted(config['models'])}")
+    USED_MODELS.update(keys)
     return keys
 
 

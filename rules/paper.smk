@@ -2,7 +2,26 @@
 
 
 localrules:
+    provenance,
     paper,
+
+
+rule provenance:
+    input:
+        cards=[model_card(m) for m in sorted(USED_MODELS)],
+        generated=list(PAPER_INPUTS),
+    output:
+        macros="results/macros/provenance.tex",
+        tables="results/paper/provenance_tables.tex",
+    params:
+        config=config,
+        benchmark_root="results/benchmarks/rules",
+    log:
+        "logs/paper/provenance.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/provenance.py"
 
 
 rule paper:
@@ -11,6 +30,7 @@ rule paper:
         sections=sorted(str(p) for p in Path("paper/sections").glob("*.tex")),
         bib="paper/references.bib",
         generated=PAPER_INPUTS,
+        provenance=rules.provenance.output,
     output:
         pdf=PAPER_PDF,
         macros="results/paper/macros.tex",

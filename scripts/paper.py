@@ -7,7 +7,7 @@ from pathlib import Path
 from layerwise.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
-macro_files = sorted(p for p in snakemake.input.generated if p.endswith(".tex"))
+macro_files = sorted(p for p in [*snakemake.input.generated, snakemake.input.provenance[0]] if p.endswith(".tex"))
 Path(snakemake.output.macros).write_text("".join(Path(p).read_text() for p in macro_files))
 
 if shutil.which("latexmk") is None:

@@ -1,0 +1,36 @@
+"""Rule `provenance`: the reproducibility appendix (config hash, revisions, versions, hardware, wall time)."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from layerwise.paper import write_macros
+from layerwise.provenance import config_hash, hardware, model_revisions, package_versions, rule_wall_times
+from layerwise.runlog import log_to_file
+
+log_to_file(snakemake.log[0])
+cards = [json.loads(Path(p).read_text()) for p in snakemake.input.cards]
+hw = hardware()
+times = rule_wall_times(snakemake.params.benchmark_root)
+write_macros({
+    "ConfigHash": config_hash(snakemake.params.config)[:16],
+    "HardwareSummary": f"{hw['cpu_count']} CPU cores ({hw['processor']}), {hw['memory_gib']} GiB RAM, GPU: {hw['gpu']}",
+    "TotalRuleHours": times["seconds"].sum() / 3600 if len(times) else 0.0,
+}, snakemake.output.macros, header="rule provenance")
+
+
+def table(df, caption, label):
+    body = df.to_latex(index=False, escape=True, float_format="%.1f")
+    return (f"\\begin{{table}}[h]\\centering\\small\n\\caption{{{caption}}}\\label{{{label}}}\n"
+            f"{body}\\end{{table}}\n")
+
+versions = [{"package": k, "version": v} for k, v in package_versions().items()]
+parts = [
+    table(model_revisions(cards), "Models and the exact revisions used.", "tab:revisions"),
+    table(pd.DataFrame(versions), "Library versions of this run.", "tab:versions"),
+    table(times, "Wall time (s) and peak memory (MB) per rule, from Snakemake \\texttt{benchmark:} files.",
+          "tab:walltime"),
+]
+Path(snakemake.output.tables).write_text("\n".join(parts).replace("\\toprule", "\\hline").replace(
+    "\\midrule", "\\hline").replace("\\bottomrule", "\\hline"))
