@@ -40,6 +40,13 @@ test: $(VENV)/.installed-test latex
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py --out results/benchmarks
 
+# Recompute the paper's key numbers (if needed) and compare them with paper/expected_values.yaml.
+verify: $(VENV)/.installed-run latex
+	$(SNAKEMAKE) --configfile config.yaml --forcerun verify verify
+
+report: $(VENV)/.installed-run
+	$(BIN)/snakemake --configfile config.yaml --report results/report.html
+
 dryrun-paper-config: $(VENV)/.installed-run
 	$(SNAKEMAKE) -n --configfile configs/paper.yaml
 

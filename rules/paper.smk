@@ -40,3 +40,17 @@ rule paper:
         "../envs/latex.yaml"
     script:
         "../scripts/paper.py"
+
+
+rule verify:
+    input:
+        macros="results/paper/macros.tex",
+        expected="paper/expected_values.yaml",
+    output:
+        report="results/verify.txt",
+    log:
+        "logs/paper/verify.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/verify.py"
