@@ -26,6 +26,7 @@ include: "rules/common.smk"
 include: "rules/resources.smk"
 include: "rules/extract.smk"
 include: "rules/norms.smk"
+include: "rules/geometry.smk"
 include: "rules/paper.smk"
 
 

@@ -1,0 +1,56 @@
+# Study 3: anisotropy and TwoNN intrinsic dimension per layer (CuPy on a GPU, NumPy otherwise).
+
+GEOMETRY = config["geometry"]
+check_models("geometry", GEOMETRY["models"])
+
+
+rule geometry:
+    input:
+        store="results/activations/{model}/{dataset}/{sampling}",
+    output:
+        layers="results/geometry/{model}/{dataset}/{sampling}.csv",
+        final_norm="results/geometry/{model}/{dataset}/{sampling}.final_norm.csv",
+    params:
+        backend=config["backend"],
+        seed=config["seed"],
+        batch_size=GEOMETRY["batch_size"],
+        fraction=GEOMETRY["twonn_fraction"],
+        block_size=GEOMETRY["block_size"],
+        n_candidates=GEOMETRY["n_candidates"],
+        include_position0=GEOMETRY["include_position0"],
+    log:
+        "logs/geometry/{model}/{dataset}/{sampling}.log",
+    benchmark:
+        "results/benchmarks/rules/geometry/{model}/{dataset}/{sampling}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/geometry.py"
+
+
+rule geometry_figures:
+    input:
+        tables=[study_table("geometry", m, GEOMETRY) for m in GEOMETRY["models"]],
+    output:
+        anisotropy=report("results/figures/anisotropy.pdf", caption="../report/anisotropy.rst", category="Geometry"),
+        intrinsic_dimension=report(
+            "results/figures/intrinsic_dimension.pdf", caption="../report/intrinsic_dimension.rst", category="Geometry"
+        ),
+        summary="results/geometry/summary.csv",
+        macros="results/macros/geometry.tex",
+    params:
+        names=[display_name(m) for m in GEOMETRY["models"]],
+        fraction=GEOMETRY["twonn_fraction"],
+        batch_size=GEOMETRY["batch_size"],
+    log:
+        "logs/geometry/figures.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/geometry_figures.py"
+
+
+PAPER_INPUTS.extend(
+    [rules.geometry_figures.output.anisotropy, rules.geometry_figures.output.intrinsic_dimension,
+     rules.geometry_figures.output.macros]
+)

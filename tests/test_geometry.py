@@ -1,0 +1,357 @@
+"""Anisotropy, nearest neighbours and TwoNN against ground truth and reference implementations.
+
+Everything runs on the NumPy backend, which executes the same xp code as the CuPy one.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from scipy.spatial.distance import cdist
+from sklearn.datasets import make_swiss_roll
+
+from layerwise.geometry import (
+    METRICS,
+    TABLE_COLUMNS,
+    TwoNNResult,
+    anisotropy,
+    batch_indices,
+    covariance_spectrum,
+    geometry_table,
+    layer_geometry,
+    top_k_shares,
+    two_nearest_neighbour_distances,
+    twonn,
+    twonn_from_distances,
+)
+from layerwise.plots.geometry import (
+    plot_anisotropy_profiles,
+    plot_intrinsic_dimension_profiles,
+    summarise_profiles,
+)
+
+
+def embed(z: np.ndarray, ambient: int, rng: np.random.Generator) -> np.ndarray:
+    """Map points isometrically into `ambient` dims with a random orthonormal frame."""
+    frame, _ = np.linalg.qr(rng.standard_normal((ambient, z.shape[1])))
+    return z @ frame.T
+
+
+def hidden_state_like(n: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """float16 vectors with a large common offset and a few outlier dimensions, like residual streams."""
+    scales = np.ones(width)
+    scales[:3] = [40.0, 15.0, 8.0]
+    x = rng.standard_normal((n, 6)) @ rng.standard_normal((6, width)) * scales
+    x += 0.3 * rng.standard_normal((n, width)) + 25.0
+    return x.astype(np.float16)
+
+
+def brute_two_nn(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d = cdist(x.astype(np.float64), x.astype(np.float64))
+    np.fill_diagonal(d, np.inf)
+    d.sort(axis=1)
+    return d[:, 0], d[:, 1]
+
+
+def data_with_spectrum(n: int, eigenvalues: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """n points in len(eigenvalues)+7 dims whose sample covariance has exactly these eigenvalues.
+
+    X = U S V^T (+ an offset, which centring removes) with U orthonormal and orthogonal to the
+    ones vector, so U S V^T is centred and its X^T X / (n - 1) has eigenvalues s^2 / (n - 1).
+    """
+    r = len(eigenvalues)
+    u = rng.standard_normal((n, r))
+    u -= u.mean(axis=0)
+    u, _ = np.linalg.qr(u)
+    v, _ = np.linalg.qr(rng.standard_normal((r + 7, r)))
+    return (u * np.sqrt(eigenvalues * (n - 1))) @ v.T + 3.0
+
+
+# --------------------------------------------------------------------------- anisotropy
+
+
+@pytest.mark.parametrize("n", [500, 9])  # n >= width: covariance eigvalsh; n < width: SVD
+def test_spectrum_and_shares_equal_the_analytic_values(n):
+    rng = np.random.default_rng(0)
+    eigenvalues = np.array([9.0, 4.0, 2.0, 1.0, 1.0, 0.5, 0.25, 0.25])
+    x = data_with_spectrum(n, eigenvalues, rng)
+    spectrum = covariance_spectrum(x)
+    np.testing.assert_allclose(spectrum[:8], eigenvalues, rtol=1e-9)
+    np.testing.assert_allclose(spectrum[8:], 0.0, atol=1e-9)
+    assert anisotropy(x) == pytest.approx(9.0 / 18.0, rel=1e-9)
+    shares = top_k_shares(spectrum, (1, 5, 10))
+    assert shares[5] == pytest.approx(17.0 / 18.0, rel=1e-9)
+    assert shares[10] == pytest.approx(1.0, rel=1e-9)
+
+
+def test_isotropic_gaussian_anisotropy_is_about_one_over_d():
+    # top sample eigenvalue of an isotropic Gaussian sits at the Marchenko-Pastur edge (1 + sqrt(d/n))^2
+    rng = np.random.default_rng(1)
+    n, d = 40_000, 20
+    x = rng.standard_normal((n, d))
+    edge = (1 + np.sqrt(d / n)) ** 2
+    assert anisotropy(x) * d == pytest.approx(edge, rel=0.02)
+
+
+def test_anisotropy_ignores_a_common_offset_and_accepts_float16():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2000, 16)) * np.linspace(1, 3, 16)
+    assert anisotropy((x + 100.0).astype(np.float16)) == pytest.approx(anisotropy(x), rel=2e-3)
+
+
+# --------------------------------------------------------------------------- nearest neighbours
+
+
+@pytest.mark.parametrize("block_size", [16, 100, 256, 10_000])
+def test_blocked_neighbours_equal_brute_force(block_size):
+    # 1001 points: no block size above divides it, and it is not a multiple of the group width
+    x = hidden_state_like(1001, 96, np.random.default_rng(3))
+    r1, r2 = two_nearest_neighbour_distances(x, block_size=block_size)
+    e1, e2 = brute_two_nn(x)
+    np.testing.assert_allclose(r1, e1, rtol=1e-12)
+    np.testing.assert_allclose(r2, e2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [3, 4, 17])
+def test_neighbours_of_tiny_sets(n):
+    x = np.random.default_rng(n).standard_normal((n, 5))
+    r1, r2 = two_nearest_neighbour_distances(x, n_candidates=2)
+    e1, e2 = brute_two_nn(x)
+    np.testing.assert_allclose(r1, e1, rtol=1e-12)
+    np.testing.assert_allclose(r2, e2, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- TwoNN ground truth
+
+
+@pytest.mark.parametrize(
+    ("distribution", "d"),
+    [("gaussian", 2), ("gaussian", 4), ("gaussian", 6), ("gaussian", 8), ("gaussian", 10),
+     # On a cube TwoNN is biased low near the faces; with a few thousand points at d >= 7 most
+     # points are near one (about -10% at d = 10): a property of the estimator, so cubes stop at 5.
+     ("uniform", 2), ("uniform", 3), ("uniform", 5)],
+)
+def test_twonn_recovers_the_dimension_of_linearly_embedded_data(distribution, d):
+    rng = np.random.default_rng(10 + d)
+    n = 5000
+    z = rng.standard_normal((n, d)) if distribution == "gaussian" else rng.uniform(size=(n, d))
+    r1, r2 = two_nearest_neighbour_distances(embed(z, 500, rng))
+    for estimator in ("linear", "mle"):
+        assert twonn_from_distances(r1, r2, estimator=estimator).dimension == pytest.approx(d, rel=0.1)
+
+
+def test_twonn_on_a_swiss_roll_is_two():
+    z, _ = make_swiss_roll(5000, noise=0.0, random_state=0)
+    result = twonn(embed(z, 500, np.random.default_rng(4)))
+    assert result.dimension == pytest.approx(2.0, rel=0.1)
+    assert result == TwoNNResult(
+        dimension=result.dimension, n_points=5000, n_used=4500, n_duplicates=0,
+        fraction=0.9, estimator="linear",
+    )
+
+
+def test_duplicates_are_dropped_and_counted():
+    rng = np.random.default_rng(5)
+    x = embed(rng.standard_normal((3000, 4)), 64, rng)
+    with_copies = np.concatenate([x, x[:40], x[:5]])  # 35 pairs and 5 triples: 85 points with r1 = 0
+    for estimator in ("linear", "mle"):
+        clean = twonn(x, estimator=estimator)
+        result = twonn(with_copies, estimator=estimator)
+        assert np.isfinite(result.dimension)
+        assert result.n_duplicates == 85
+        assert result.n_points == 3045
+        assert result.dimension == pytest.approx(clean.dimension, rel=0.05)
+
+
+# --------------------------------------------------------------------------- reference implementations
+
+
+@pytest.fixture(scope="module")
+def reference_data() -> np.ndarray:
+    rng = np.random.default_rng(6)
+    return embed(rng.standard_normal((2500, 7)), 500, rng)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero encountered in log")  # skdim's unused y_ at F = 1
+@pytest.mark.parametrize("fraction", [0.9, 0.75])
+def test_matches_scikit_dimension(reference_data, fraction):
+    # skdim drops the `discard_fraction` largest ratios and fits -log(1 - i/N) on the rest with
+    # N counting all ratios: our `fraction` is its 1 - discard_fraction. Its "mle" censors the
+    # discarded ratios, so the plain (N - 1) / sum(log mu) is its discard_fraction = 0.
+    skdim = pytest.importorskip("skdim")
+    ours = twonn(reference_data, fraction=fraction)
+    theirs = skdim.id.TwoNN(discard_fraction=1 - fraction).fit(reference_data).dimension_
+    assert ours.dimension == pytest.approx(theirs, rel=0.01)
+    ours_mle = twonn(reference_data, estimator="mle")
+    theirs_mle = skdim.id.TwoNN(discard_fraction=0.0, method="mle").fit(reference_data).dimension_
+    assert ours_mle.dimension == pytest.approx(theirs_mle, rel=0.01)
+
+
+@pytest.mark.parametrize("fraction", [0.9, 0.75])
+def test_matches_dadapy(reference_data, fraction):
+    # DADApy's mu_fraction is our fraction (same i/N ordinate); its "ml" ignores the fraction.
+    dadapy = pytest.importorskip("dadapy")
+    data = dadapy.Data(reference_data, verbose=False)
+    theirs, _, _ = data.compute_id_2NN(algorithm="base", mu_fraction=fraction)
+    theirs_mle, _, _ = data.compute_id_2NN(algorithm="ml", mu_fraction=fraction)
+    assert twonn(reference_data, fraction=fraction).dimension == pytest.approx(theirs, rel=0.01)
+    assert twonn(reference_data, estimator="mle").dimension == pytest.approx(theirs_mle, rel=0.01)
+
+
+# --------------------------------------------------------------------------- per-layer driver
+
+
+def test_batches_cover_every_vector_once_and_none_is_short():
+    batches = batch_indices(1050, 250, np.random.default_rng(7))
+    assert [len(b) for b in batches] == [250, 250, 250, 300]
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(1050))
+    assert [len(b) for b in batch_indices(100, 250, np.random.default_rng(7))] == [100]
+
+
+def test_layer_table_is_tidy_and_deterministic_for_a_seed():
+    x = hidden_state_like(1300, 48, np.random.default_rng(8))
+    table = layer_geometry(x, layer=3, batch_size=400, seed=0)
+    assert tuple(table.columns) == TABLE_COLUMNS
+    assert tuple(table["metric"]) == METRICS
+    assert (table["layer"] == 3).all()
+    assert (table["n_batches"] == 3).all() and (table["n_vectors"] == 1300).all()
+    assert table[["mean", "std"]].notna().all().all()
+    pd.testing.assert_frame_equal(table, layer_geometry(x, layer=3, batch_size=400, seed=0))
+    other = layer_geometry(x, layer=3, batch_size=400, seed=1).set_index("metric")
+    same = table.set_index("metric")
+    assert other.loc["twonn_id", "mean"] != same.loc["twonn_id", "mean"]
+
+
+def test_layer_metrics_are_means_over_batches():
+    x = hidden_state_like(900, 32, np.random.default_rng(9))
+    table = layer_geometry(x, layer="final_norm", batch_size=300, seed=4).set_index("metric")
+    batches = batch_indices(900, 300, np.random.default_rng(4))
+    ids = [twonn(x[b]).dimension for b in batches]
+    anis = [anisotropy(x[b]) for b in batches]
+    assert table.loc["twonn_id", "mean"] == pytest.approx(np.mean(ids), rel=1e-12)
+    assert table.loc["twonn_id", "std"] == pytest.approx(np.std(ids, ddof=1), rel=1e-9)
+    assert table.loc["anisotropy", "mean"] == pytest.approx(np.mean(anis), rel=1e-12)
+    assert table.loc["n_duplicates", "mean"] == 0
+
+
+def test_fewer_vectors_than_a_batch_make_one_batch_with_undefined_std(caplog):
+    x = np.random.default_rng(10).standard_normal((200, 16))
+    table = layer_geometry(x, layer=0, batch_size=4096)
+    assert (table["n_batches"] == 1).all() and table["std"].isna().all()
+    assert "using one batch" in caplog.text
+
+
+def test_duplicated_tokens_give_finite_layer_metrics():
+    x = hidden_state_like(600, 32, np.random.default_rng(11))
+    x[400:] = x[:200]  # 200 vectors twice: 400 points with r1 = 0
+    table = layer_geometry(x, layer=1, batch_size=600).set_index("metric")
+    assert np.isfinite(table["mean"]).all()
+    assert table.loc["n_duplicates", "mean"] == 400
+
+
+def test_geometry_table_stacks_layers():
+    rng = np.random.default_rng(12)
+    layers = {0: rng.standard_normal((300, 8)), "final_norm": rng.standard_normal((300, 8))}
+    table = geometry_table(layers, batch_size=100, seed=0)
+    assert list(table["layer"].unique()) == [0, "final_norm"]
+    assert len(table) == 2 * len(METRICS)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: twonn(np.zeros(10)), ValueError, "2-D array"),
+        (lambda: twonn(np.eye(2)), ValueError, "at least 3 vectors"),
+        (lambda: twonn(np.eye(5), fraction=0.0), ValueError, r"fraction must be in \(0, 1\]"),
+        (lambda: twonn(np.eye(5), fraction=1.5), ValueError, r"fraction must be in \(0, 1\]"),
+        (lambda: twonn(np.eye(5), estimator="ols"), ValueError, "unknown estimator"),
+        (lambda: twonn(np.eye(5), backend="jax"), ValueError, "unknown backend"),
+        (lambda: twonn(np.array([["a", "b"]] * 4)), TypeError, "numeric"),
+        (lambda: twonn(np.full((5, 2), np.nan)), ValueError, "NaN or inf"),
+        (lambda: twonn(np.ones((5, 3))), ValueError, "non-zero nearest-neighbour distance"),
+        (lambda: twonn(np.eye(5) * 1e20), ValueError, "too large for float32"),
+        (lambda: covariance_spectrum(np.zeros((4, 3, 2))), ValueError, "2-D array"),
+        (lambda: layer_geometry(np.zeros(10), layer=0), ValueError, "2-D array"),
+        (lambda: layer_geometry(np.eye(5), layer=0, fraction=2.0), ValueError, "fraction"),
+        (lambda: layer_geometry(np.eye(5), layer=0, backend="gpu"), ValueError, "unknown backend"),
+        (lambda: twonn_from_distances(np.ones(3), np.zeros(3)), ValueError, "r1 <= r2"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+def test_bad_input_is_rejected_clearly(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_fraction_one_uses_every_ratio_but_the_infinite_one():
+    r1 = np.ones(100)
+    r2 = np.exp(np.random.default_rng(13).exponential(1 / 3.0, 100))  # log mu ~ Exp(rate d = 3)
+    result = twonn_from_distances(r1, r2, fraction=1.0)
+    assert result.n_used == 99 and np.isfinite(result.dimension)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def profile_table() -> pd.DataFrame:
+    """Two models with known peaks: decoder anisotropy peaks at layer 2 of 4, encoder ID at layer 3 of 6."""
+    rows = []
+    models = {"dec": ("decoder", 4, [0.1, 0.3, 0.9, 0.5, 0.2]), "enc": ("encoder", 6, [0.2] * 7)}
+    ids = {"dec": [5, 9, 7, 6, 4], "enc": [3, 4, 8, 12, 6, 5, 4]}
+    for model, (kind, n_layers, anis) in models.items():
+        for layer in range(n_layers + 1):
+            for metric, value in (("anisotropy", anis[layer]), ("twonn_id", ids[model][layer])):
+                rows.append(dict(model=model, kind=kind, n_layers=n_layers, layer=layer,
+                                 metric=metric, mean=value, std=0.05 * value, n_batches=3, n_vectors=9000))
+        rows.append(dict(model=model, kind=kind, n_layers=n_layers, layer="final_norm",
+                         metric="anisotropy", mean=5.0, std=0.0, n_batches=3, n_vectors=9000))
+    return pd.DataFrame(rows)
+
+
+def data_lines(ax) -> list:
+    """Plotted profiles, without seaborn's empty legend proxies."""
+    return [line for line in ax.get_lines() if len(line.get_xdata())]
+
+
+def test_anisotropy_figure_has_a_decoder_and_an_encoder_panel():
+    fig = plot_anisotropy_profiles(profile_table())
+    assert isinstance(fig, Figure)
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == ["decoders", "encoders"]
+    assert [len(data_lines(ax)) for ax in axes] == [1, 1]
+    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes] == [["dec"], ["enc"]]
+    x, y = data_lines(axes[0])[0].get_data()
+    np.testing.assert_allclose(x, [0, 0.25, 0.5, 0.75, 1.0])  # relative depth; final_norm left out
+    np.testing.assert_allclose(y, [0.1, 0.3, 0.9, 0.5, 0.2])
+
+
+def test_intrinsic_dimension_figure_has_one_line_per_model():
+    fig = plot_intrinsic_dimension_profiles(profile_table())
+    (ax,) = fig.get_axes()
+    assert len(data_lines(ax)) == 2
+    assert "intrinsic dimension" in ax.get_ylabel()
+
+
+def test_profile_summary_finds_the_peaks():
+    summary = summarise_profiles(profile_table()).set_index(["model", "metric"])
+    assert summary.loc[("dec", "anisotropy"), "peak_layer"] == 2
+    assert summary.loc[("dec", "anisotropy"), "peak_relative_depth"] == 0.5
+    assert summary.loc[("dec", "anisotropy"), "peak_value"] == 0.9
+    assert summary.loc[("dec", "anisotropy"), "min_value"] == 0.1
+    assert summary.loc[("enc", "twonn_id"), "peak_layer"] == 3
+    assert summary.loc[("enc", "twonn_id"), "peak_relative_depth"] == 0.5
+    assert summary.loc[("enc", "twonn_id"), "min_layer"] == 0
+
+
+def test_standardised_anisotropy_ignores_a_single_outlier_dimension():
+    """One dimension 100× larger makes raw anisotropy ≈ 1; on z-scored dimensions it is ≈ 1/d again."""
+    rng = np.random.default_rng(3)
+    d = 20
+    x = rng.standard_normal((6000, d))
+    x[:, 7] *= 100.0
+    table = layer_geometry(x, layer=0, batch_size=6000, seed=0).set_index("metric")["mean"]
+    assert table["anisotropy"] > 0.95
+    assert table["anisotropy_standardised"] == pytest.approx(1 / d, rel=0.25)
