@@ -27,6 +27,8 @@ include: "rules/resources.smk"
 include: "rules/extract.smk"
 include: "rules/norms.smk"
 include: "rules/geometry.smk"
+include: "rules/training.smk"
+include: "rules/lens.smk"
 include: "rules/paper.smk"
 
 

@@ -16,7 +16,7 @@ USED_MODELS = set()
 
 
 wildcard_constraints:
-    model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    model=r"[A-Za-z0-9][A-Za-z0-9_.@-]*",
     dataset=r"[a-z0-9_]+",
     n=r"\d+",
     length=r"\d+",

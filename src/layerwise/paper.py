@@ -22,8 +22,14 @@ def macro_name(*parts: str) -> str:
     return "".join(out)
 
 
+class LaTeX(str):
+    """Text that already is LaTeX (e.g. generated \\includegraphics lines): inserted unescaped."""
+
+
 def format_number(value: float | int | str, digits: int = 3) -> str:
     """Significant digits for floats, thousands separators for ints, text escaped for LaTeX."""
+    if isinstance(value, LaTeX):
+        return str(value)
     if isinstance(value, str):
         return latex_escape(value)
     if isinstance(value, (bool,)):

@@ -1,0 +1,97 @@
+# Study 2: the logit lens, per example text (heatmaps) and across a dataset (curves).
+
+from layerwise.lens_texts import load_texts
+
+LENS = config["lens"]
+check_models("lens", LENS["models"])
+LENS_TEXTS = {**load_texts(Path(workflow.basedir) / LENS["examples_dir"]), **LENS["texts"]}
+
+
+rule lens_example:
+    input:
+        card=lambda wc: model_card(wc.model),
+    output:
+        table="results/lens/{model}/examples/{text}.parquet",
+    params:
+        text=lambda wc: LENS_TEXTS[wc.text],
+        decoder=LENS["decoder"],
+        subblocks=LENS["subblocks"],
+        max_tokens=LENS["example_max_tokens"],
+        device=config["device"],
+    log:
+        "logs/lens/{model}/example_{text}.log",
+    benchmark:
+        "results/benchmarks/rules/lens_example/{model}_{text}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/lens_example.py"
+
+
+rule lens_heatmap:
+    input:
+        table="results/lens/{model}/examples/{text}.parquet",
+    output:
+        figure="results/figures/lens/{model}/{text}/{value}.pdf",
+    params:
+        layer_step=LENS["layer_step"],
+        max_positions=LENS["heatmap_max_positions"],
+    log:
+        "logs/lens/{model}/heatmap/{text}/{value}.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/lens_heatmap.py"
+
+
+rule lens_dataset:
+    input:
+        card=lambda wc: model_card(wc.model),
+        table="resources/datasets/{dataset}.parquet",
+        provenance="resources/datasets/{dataset}.json",
+    output:
+        table="results/lens/{model}/{dataset}/{sampling}.{decoder}.parquet",
+        summary="results/lens/{model}/{dataset}/{sampling}.{decoder}.summary.csv",
+    params:
+        n_texts=LENS["n_texts"],
+        max_tokens=LENS["max_tokens"],
+        min_tokens=config["extraction"]["min_tokens"],
+        seed=config["seed"],
+        subblocks=LENS["subblocks"],
+        device=config["device"],
+    log:
+        "logs/lens/{model}/{dataset}/{sampling}.{decoder}.log",
+    benchmark:
+        "results/benchmarks/rules/lens_dataset/{model}_{dataset}_{sampling}_{decoder}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/lens_dataset.py"
+
+
+rule lens_figures:
+    input:
+        summaries=[
+            study_table("lens", m, LENS, ext=f"{d}.summary.csv") for m in LENS["models"] for d in LENS["decoders"]
+        ],
+    output:
+        curves=report("results/figures/lens_dataset.pdf", caption="../report/lens_dataset.rst", category="Logit lens"),
+        macros="results/macros/lens.tex",
+    params:
+        names=[display_name(m) for m in LENS["models"] for d in LENS["decoders"]],
+        example=LENS["paper_example"],
+        heatmaps={m: f"lens/{m}/{LENS['paper_example']}/{{value}}.pdf" for m in LENS["models"]},
+        model_names={m: display_name(m) for m in LENS["models"]},
+    log:
+        "logs/lens/figures.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/lens_figures.py"
+
+
+LENS_HEATMAPS = expand(
+    "results/figures/lens/{model}/{text}/{value}.pdf", model=LENS["models"], text=list(LENS_TEXTS),
+    value=LENS["heatmap_values"],
+)
+PAPER_INPUTS.extend([rules.lens_figures.output.curves, rules.lens_figures.output.macros, *LENS_HEATMAPS])

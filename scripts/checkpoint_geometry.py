@@ -1,0 +1,19 @@
+"""Rule `checkpoint_geometry`: anisotropy and TwoNN ID per layer of one checkpoint on held-out chunks."""
+
+import pandas as pd
+
+from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.checkpoint_states import checkpoint_hidden_states
+from layerwise.geometry import geometry_table
+from layerwise.runlog import log_to_file
+from layerwise.training_data import heldout_chunks
+
+log_to_file(snakemake.log[0])
+p, wc = snakemake.params, snakemake.wildcards
+text = "".join(pd.read_parquet(snakemake.input.table)["text"])
+chunks = heldout_chunks(text, make_byte_tokenizer(), p.n_chunks, p.chunk_len, p.val_fraction)
+layers = checkpoint_hidden_states(snakemake.input.checkpoint, chunks, include_position0=p.include_position0,
+                                  device=p.device)
+table = geometry_table(layers, batch_size=p.batch_size, seed=p.seed, fraction=p.fraction,
+                       block_size=p.block_size, n_candidates=p.n_candidates, backend=p.backend)
+table.assign(kind=wc.kind, step=int(wc.step), n_layers=len(layers) - 1).to_csv(snakemake.output.table, index=False)

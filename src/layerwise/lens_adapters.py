@@ -1,0 +1,126 @@
+"""Where the logit lens finds its parts inside a Hugging Face causal LM, and how it decodes a stream.
+
+The lens needs four things from a model: the list of blocks (to read the residual stream between
+them), the attention sub-module of each block (for the optional after-attention stream), the final
+norm and the unembedding. Their attribute names differ per architecture family, so each supported
+family gets one explicit layout; anything else is rejected by name instead of guessed at, because a
+wrong guess (say, a post-norm encoder or a model with a logit soft-cap) would silently give
+meaningless lens outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+
+Decoder = Literal["full", "norm_only", "none"]
+DECODERS: tuple[str, ...] = ("full", "norm_only", "none")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Attribute names of one architecture family inside its base model (`model.base_model`)."""
+
+    blocks: str
+    final_norm: str
+    attention: str
+
+
+# The unembedding is found with the official `get_output_embeddings()` (GPT-NeoX's head was `embed_out`
+# before transformers 5 and is `lm_head` since), so only the base-model attributes are listed here.
+_LAYOUTS: dict[str, _Layout] = {
+    "gpt2": _Layout(blocks="h", final_norm="ln_f", attention="attn"),
+    "llama": _Layout(blocks="layers", final_norm="norm", attention="self_attn"),
+    "gpt_neox": _Layout(blocks="layers", final_norm="final_layer_norm", attention="attention"),
+}
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_LAYOUTS))
+
+
+@dataclass(frozen=True)
+class LensParts:
+    """The modules the lens reads from or decodes with, located once per model."""
+
+    model_type: str
+    blocks: nn.ModuleList
+    attention_name: str
+    final_norm: nn.Module
+    unembed: nn.Module
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+
+def lens_parts(model: PreTrainedModel) -> LensParts:
+    """Locate blocks, final norm and unembedding of a supported causal LM, or fail naming the model."""
+    if not isinstance(model, PreTrainedModel):
+        raise TypeError(f"logit lens needs a transformers PreTrainedModel, got {type(model).__name__}")
+    model_type = getattr(model.config, "model_type", None)
+    name = type(model).__name__
+    layout = _LAYOUTS.get(model_type)
+    if layout is None:
+        kind = ("it is not a causal language model (encoders such as BERT predict masked tokens, "
+                "not the next token, so there is no next-token unembedding to decode with)"
+                if not model.can_generate() else "its architecture has no lens adapter")
+        raise ValueError(f"logit lens does not support {name} (model_type={model_type!r}): {kind}; "
+                         f"supported model types: {', '.join(SUPPORTED_MODEL_TYPES)}")
+    unembed = model.get_output_embeddings()
+    if unembed is None:
+        raise ValueError(f"{name} has no unembedding (output embeddings): load the model with its "
+                         "language-modelling head (AutoModelForCausalLM), not the bare base model")
+    base = model.base_model
+    final_norm = getattr(base, layout.final_norm)
+    _norm_kind(final_norm)  # fail early on an unexpected norm
+    return LensParts(model_type=model_type, blocks=getattr(base, layout.blocks),
+                     attention_name=layout.attention, final_norm=final_norm, unembed=unembed)
+
+
+def _norm_kind(norm: nn.Module) -> Literal["layernorm", "rmsnorm"]:
+    if isinstance(norm, nn.LayerNorm):
+        return "layernorm"
+    if isinstance(norm, nn.RMSNorm) or type(norm).__name__.endswith("RMSNorm"):
+        return "rmsnorm"
+    raise ValueError(f"unsupported final norm {type(norm).__name__}: expected LayerNorm or an RMSNorm")
+
+
+def _norm_eps(norm: nn.Module) -> float:
+    for attr in ("eps", "variance_epsilon"):
+        eps = getattr(norm, attr, None)
+        if eps is not None:
+            return float(eps)
+    raise ValueError(f"cannot find the epsilon of {type(norm).__name__}")
+
+
+def normalize_without_gain(norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """Apply `norm`'s normalisation (same eps, same float32 upcast) but not its learned gain/bias.
+
+    This is the original logit-lens decoder: it removes the scale of the stream without borrowing
+    the last layer's per-dimension gain, which was fitted to the last layer's stream only.
+    """
+    eps = _norm_eps(norm)
+    if _norm_kind(norm) == "layernorm":
+        return F.layer_norm(hidden, hidden.shape[-1:], weight=None, bias=None, eps=eps)
+    h32 = hidden.to(torch.float32)
+    h32 = h32 * torch.rsqrt(h32.pow(2).mean(-1, keepdim=True) + eps)
+    return h32.to(hidden.dtype)
+
+
+def decode(parts: LensParts, hidden: torch.Tensor, decoder: Decoder = "full") -> torch.Tensor:
+    """Logits [..., vocab] of a residual stream [..., d_model] under one of the three decoders.
+
+    `full` = final norm with gain/bias then unembedding (equals the model's own head on the last
+    block's stream); `norm_only` = normalisation without gain/bias then unembedding; `none` =
+    unembedding of the raw stream.
+    """
+    if decoder == "full":
+        hidden = parts.final_norm(hidden)
+    elif decoder == "norm_only":
+        hidden = normalize_without_gain(parts.final_norm, hidden)
+    elif decoder != "none":
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
+    return parts.unembed(hidden)

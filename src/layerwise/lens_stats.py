@@ -1,0 +1,112 @@
+"""Dataset-level logit-lens curves: per layer, token-weighted means with text-level bootstrap intervals.
+
+Why a bootstrap over texts rather than a t-interval over tokens: tokens of one text share their
+context (in a repetitive text, most of them are near copies), so they are not independent draws;
+the text is the sampling unit. The point estimate is the mean over all tokens (a ratio of per-text
+sums to per-text counts), and resampling whole texts and recomputing that same ratio gives an
+interval for exactly this estimator, with no normality assumption on the skewed per-token KL and
+rank distributions. One seeded draw of text multiplicities is shared by all layers and metrics, so
+the output is deterministic and the intervals of neighbouring layers are computed coherently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from layerwise.lens import FINAL
+
+METRICS: tuple[str, ...] = ("kl_final", "agreement", "top5", "log10_rank", "nll")
+SUMMARY_VALUE_COLUMNS: tuple[str, ...] = ("metric", "mean", "ci_low", "ci_high", "n_texts", "n_tokens")
+
+
+def token_metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-row metrics: KL(final || layer); agreement of the top-1 with the final top-1 (0/1); the final
+    top-1 within the layer's top 5 (0/1); log10 rank of the final top-1 (ranks are heavy-tailed, so
+    their mean is taken on the log scale, i.e. a geometric mean); true next token NLL in nats (NaN at
+    each text's last position)."""
+    missing = {"kl_final", "top1_id", "final_top1_id", "final_top1_rank", "next_token_logprob"} - set(table.columns)
+    if missing:
+        raise ValueError(f"lens table lacks columns {sorted(missing)}")
+    return pd.DataFrame({
+        "kl_final": table["kl_final"].astype("float64"),
+        "agreement": (table["top1_id"] == table["final_top1_id"]).astype("float64"),
+        "top5": (table["final_top1_rank"] <= 5).astype("float64"),
+        "log10_rank": np.log10(table["final_top1_rank"].astype("float64")),
+        "nll": -table["next_token_logprob"].astype("float64"),
+    }, index=table.index)
+
+
+def _multiplicities(n_units: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n_units] counts of how often each text is drawn in each bootstrap resample."""
+    draws = np.random.default_rng(seed).integers(0, n_units, size=(n_boot, n_units))
+    weights = np.zeros((n_boot, n_units))
+    np.add.at(weights, (np.arange(n_boot)[:, None], draws), 1.0)
+    return weights
+
+
+def summarize_lens(table: pd.DataFrame, *, by: Sequence[str] = ("layer", "depth"), unit: str = "text",
+                   confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per group of `by` (add e.g. "model", "decoder") and metric: token-weighted mean and a percentile
+    bootstrap interval resampling `unit`s (texts). Columns: *by, metric, mean, ci_low, ci_high,
+    n_texts, n_tokens. Intervals are NaN for groups with fewer than two texts."""
+    by = list(by)
+    missing = set(by + [unit]) - set(table.columns)
+    if missing:
+        raise ValueError(f"lens table lacks columns {sorted(missing)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if n_boot < 1:
+        raise ValueError("n_boot must be positive")
+    if table.empty:
+        raise ValueError("empty lens table")
+    for column in ("model", "decoder"):
+        if column in table and column not in by and table[column].nunique() > 1:
+            raise ValueError(f"table mixes several {column}s {sorted(table[column].unique())}: add {column!r} to by")
+    codes, units = pd.factorize(table[unit], sort=True)
+    metrics = token_metrics(table)
+    frame = pd.concat([table[by], metrics], axis=1).assign(_unit=codes)
+    grouped = frame.groupby(by + ["_unit"], sort=False)
+    sums, counts = grouped[list(METRICS)].sum(), grouped[list(METRICS)].count()
+    weights = _multiplicities(len(units), n_boot, seed)
+    tail = 100 * (1 - confidence) / 2
+    rows = []
+    for key, group_sums in sums.groupby(level=by, sort=False):
+        unit_codes = group_sums.index.get_level_values("_unit")
+        s = np.zeros((len(units), len(METRICS)))
+        c = np.zeros_like(s)
+        s[unit_codes] = group_sums.to_numpy()
+        c[unit_codes] = counts.loc[group_sums.index].to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s.sum(0) / c.sum(0)
+            boot = (weights @ s) / (weights @ c)
+        n_texts = (c > 0).sum(0)
+        low, high = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+        key = key if isinstance(key, tuple) else (key,)
+        for k, metric in enumerate(METRICS):
+            enough = n_texts[k] >= 2
+            rows.append((*key, metric, mean[k], low[k] if enough else np.nan, high[k] if enough else np.nan,
+                         int(n_texts[k]), int(c[:, k].sum())))
+    return pd.DataFrame(rows, columns=by + list(SUMMARY_VALUE_COLUMNS))
+
+
+def first_layer_above(summary: pd.DataFrame, *, metric: str = "agreement", threshold: float = 0.5,
+                      layer: str = "layer", depth: str = "depth") -> pd.DataFrame:
+    """Per group (every column of `summary` besides layer, depth and the value columns), the shallowest
+    layer whose mean `metric` exceeds `threshold`, ignoring the trivial "final" row; NaN if none."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    groups = [c for c in summary.columns if c not in {layer, depth, *SUMMARY_VALUE_COLUMNS}]
+    rows = summary[(summary["metric"] == metric) & (summary[layer] != FINAL)]
+    if rows.empty:
+        raise ValueError(f"summary has no non-final rows for metric {metric!r}")
+    out = []
+    for key, group in (rows.groupby(groups, sort=False) if groups else [((), rows)]):
+        above = group[group["mean"] > threshold].sort_values(depth)
+        first = above.iloc[0] if len(above) else None
+        key = key if isinstance(key, tuple) else (key,)
+        out.append((*key, first[layer] if first is not None else None,
+                    first[depth] if first is not None else np.nan))
+    return pd.DataFrame(out, columns=groups + [layer, depth])

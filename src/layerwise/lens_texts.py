@@ -1,0 +1,23 @@
+"""Example texts for per-example logit-lens heatmaps: one UTF-8 `.txt` file per text, named by its stem.
+
+The repository ships `data/lens_examples/` (an abstract-style passage, the "plasma" copying sentence,
+an extreme repetition); users point the same loader at their own folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load_texts(directory: str | Path) -> dict[str, str]:
+    """Return {file stem: text} for every `*.txt` in `directory`, sorted by name, trailing newlines removed."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"text directory {directory} does not exist")
+    texts = {path.stem: path.read_text(encoding="utf-8").rstrip("\n") for path in sorted(directory.glob("*.txt"))}
+    if not texts:
+        raise ValueError(f"no .txt files in {directory}")
+    empty = [name for name, text in texts.items() if not text.strip()]
+    if empty:
+        raise ValueError(f"empty texts in {directory}: {empty}")
+    return texts

@@ -1,0 +1,183 @@
+"""Figures of the logit lens: the per-text heatmaps of nostalgebraist's post and the dataset-level curves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from layerwise.lens import FINAL  # noqa: E402
+from layerwise.lens_stats import METRICS  # noqa: E402
+
+HEATMAP_VALUES: dict[str, str] = {
+    "top1_logit": "logit of the top-1 token",
+    "final_top1_rank": "rank of the final top-1 token",
+    "kl_final": "KL(final ‖ layer) [nats]",
+    "kl_input": "KL(input ‖ layer) [nats]",
+    "input_token_rank": "rank of the input token",
+}
+METRIC_LABELS: dict[str, str] = {
+    "kl_final": "KL(final ‖ layer) [nats]",
+    "agreement": "top-1 = final top-1",
+    "top5": "final top-1 in top 5",
+    "log10_rank": "log10 rank of final top-1",
+    "nll": "next-token NLL [nats]",
+}
+_TOKEN_COLUMNS = ("top1_token", "input_token", "next_token")
+
+
+def token_label(token: str | None, max_chars: int = 8) -> str:
+    """A short, visible, mathtext-safe label: spaces as '·', control characters escaped, '…' if cut."""
+    if token is None or (isinstance(token, float) and math.isnan(token)):
+        return ""
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in token)
+    text = text.replace(" ", "·").replace("$", r"\$")
+    return text if len(text) <= max_chars else text[:max_chars - 1] + "…"
+
+
+def _select_rows(depths: pd.Series, layer_step: int) -> pd.Series:
+    """Every `layer_step`-th block (by block number; sub-blocks follow their block), plus the input,
+    the last block and the final output."""
+    blocks = np.ceil(depths).astype(int)
+    last_block = blocks[depths < depths.max()].max()
+    return (blocks % layer_step == 0) | (blocks == last_block) | (depths == depths.max())
+
+
+def _colour_kwargs(value: str, values: np.ndarray, kl_cap: float, rank_cap: float | None) -> dict:
+    if value == "top1_logit":
+        low, high = np.nanpercentile(values, [5, 95])  # transformer-utils' robust range
+        return {"cmap": "cividis", "vmin": low, "vmax": high}
+    if value in ("kl_final", "kl_input"):
+        return {"cmap": "magma_r", "vmin": 0.0, "vmax": kl_cap}
+    cap = rank_cap if rank_cap is not None else (2000 if value == "final_top1_rank" else 1000)
+    return {"cmap": "Blues", "norm": LogNorm(vmin=1, vmax=cap)}
+
+
+def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: str | int | None = None,
+                      layer_step: int = 1, positions: tuple[int, int] | None = None, max_token_chars: int = 8,
+                      kl_cap: float = 30.0, rank_cap: float | None = None) -> plt.Figure:
+    """The post's heatmap for one text: rows = layers (final on top), columns = positions.
+
+    Cells show the layer's top-1 token, are coloured by `value` (one of HEATMAP_VALUES; KL is capped
+    at `kl_cap`; ranks on a log scale capped at `rank_cap`, default 2000 for the final top-1 and 1000
+    for the input token, darker = worse), and are outlined where the top-1 equals the model's final
+    top-1. Input tokens label the bottom axis; the true next tokens label the top axis, starred
+    where the model's final prediction is right. `table` comes from `logit_lens_texts` (it needs the
+    token-string columns of `add_token_text`); `positions` = (start, stop) crops long texts.
+    """
+    if value not in HEATMAP_VALUES:
+        raise ValueError(f"unknown heatmap value {value!r}; choose one of {tuple(HEATMAP_VALUES)}")
+    missing = {"text", "layer", "depth", "position", "top1_id", "final_top1_id", value, *_TOKEN_COLUMNS} - set(
+        table.columns)
+    if missing:
+        raise ValueError(f"lens table lacks columns {sorted(missing)} (token strings come from add_token_text)")
+    if layer_step < 1:
+        raise ValueError("layer_step must be positive")
+    for column in ("model", "decoder"):
+        if column in table and table[column].nunique() > 1:
+            raise ValueError(f"table mixes several {column}s {sorted(table[column].unique())}; pass one")
+    texts = list(dict.fromkeys(table["text"]))
+    if text is None:
+        if len(texts) != 1:
+            raise ValueError(f"table holds {len(texts)} texts; choose one with text= from {texts[:10]}")
+        text = texts[0]
+    sub = table[table["text"] == text]
+    if sub.empty:
+        raise ValueError(f"text {text!r} not in table")
+    if positions is not None:
+        sub = sub[(sub["position"] >= positions[0]) & (sub["position"] < positions[1])]
+        if sub.empty:
+            raise ValueError(f"no positions in {positions}")
+    sub = sub[_select_rows(sub["depth"], layer_step).to_numpy()]
+
+    order = sub.drop_duplicates("layer").sort_values("depth", ascending=False)["layer"].tolist()
+    wide = sub.pivot(index="layer", columns="position", values=value).loc[order]
+    cells = sub.pivot(index="layer", columns="position", values="top1_token").loc[order]
+    match = (sub.assign(m=sub["top1_id"] == sub["final_top1_id"])
+             .pivot(index="layer", columns="position", values="m").loc[order].to_numpy())
+    per_position = sub[sub["layer"] == FINAL].set_index("position").loc[wide.columns]
+    values = wide.to_numpy(dtype=float)
+    if value.endswith("rank"):
+        values = np.clip(values, 1, None)
+    elif value.startswith("kl"):
+        values = np.clip(values, 0, kl_cap)
+
+    n_rows, n_cols = values.shape
+    sns.set_theme(style="white", context="paper")
+    fig, ax = plt.subplots(figsize=(0.62 * n_cols + 2.2, 0.3 * n_rows + 1.8))
+    annot = np.vectorize(lambda t: token_label(t, max_token_chars), otypes=[str])(cells.to_numpy(dtype=object))
+    sns.heatmap(values, ax=ax, annot=annot, fmt="", annot_kws={"fontsize": 6},
+                cbar_kws={"label": HEATMAP_VALUES[value]}, **_colour_kwargs(value, values, kl_cap, rank_cap))
+    for i, j in zip(*np.nonzero(match)):
+        ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=1.0))
+
+    ticks = np.arange(n_cols) + 0.5
+    ax.set_xticks(ticks, [token_label(t, max_token_chars) for t in per_position["input_token"]],
+                  rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(np.arange(n_rows) + 0.5, order, rotation=0, fontsize=7)
+    ax.set_xlabel("input token")
+    ax.set_ylabel("layer")
+    right = (per_position["final_top1_id"] == per_position["next_token_id"]).fillna(False).to_numpy(dtype=bool)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(ticks, [("*" if ok else "") + token_label(t, max_token_chars)
+                           for ok, t in zip(right, per_position["next_token"])], rotation=45, ha="left", fontsize=7)
+    top.set_xlabel("true next token (* = final top-1 is right)")
+    ax.set_title(f"{text}: {HEATMAP_VALUES[value]}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lens_curves(summary: pd.DataFrame, *, metrics: Sequence[str] = METRICS, hue: str = "model",
+                     col: str = "decoder", relative_depth: bool = False) -> plt.Figure:
+    """Dataset-level curves from `summarize_lens`: one row per metric, one column per `col` value
+    (decoders side by side), one line per `hue` value (model) with its bootstrap band. The trivial
+    "final" row is left out; `relative_depth` divides depth by each model's number of blocks so
+    models of different depth share an axis."""
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
+    data = summary[(summary["layer"] != FINAL) & summary["metric"].isin(metrics)].copy()
+    if data.empty:
+        raise ValueError("summary has no rows to plot")
+    data["_hue"] = data[hue] if hue in data else ""
+    data["_col"] = data[col] if col in data else ""
+    if relative_depth:
+        data["depth"] = data["depth"] / data.groupby("_hue")["depth"].transform("max")
+    columns, hues = list(dict.fromkeys(data["_col"])), list(dict.fromkeys(data["_hue"]))
+    palette = dict(zip(hues, sns.color_palette("colorblind", len(hues))))
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(len(metrics), len(columns), figsize=(3.2 * len(columns), 2.1 * len(metrics)),
+                             squeeze=False, sharex=True, sharey="row")
+    for r, metric in enumerate(metrics):
+        for c, column in enumerate(columns):
+            ax = axes[r, c]
+            for name in hues:
+                line = data[(data["metric"] == metric) & (data["_col"] == column) & (data["_hue"] == name)]
+                line = line.sort_values("depth")
+                if line.empty:
+                    continue
+                ax.fill_between(line["depth"], line["ci_low"], line["ci_high"], color=palette[name], alpha=0.25,
+                                lw=0)
+                sns.lineplot(x=line["depth"].to_numpy(), y=line["mean"].to_numpy(), ax=ax, color=palette[name],
+                             marker="o", markersize=3, label=str(name) if (r, c) == (0, 0) else None, legend=False)
+            if r == 0:
+                ax.set_title(f"{col} = {column}" if column != "" else "")
+            if c == 0:
+                ax.set_ylabel(METRIC_LABELS[metric])
+            ax.set_xlabel("relative depth" if relative_depth else "layer (0 = embedding)")
+    if hues != [""]:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=len(hues),
+                   frameon=False, bbox_to_anchor=(0.5, 1.0))
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+    else:
+        fig.tight_layout()
+    return fig

