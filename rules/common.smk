@@ -17,7 +17,7 @@ USED_MODELS = set()
 
 wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9_.@-]*",
-    dataset=r"[a-z0-9_]+",
+    dataset=r"[a-z0-9_]+(\.nopunct)?",
     n=r"\d+",
     length=r"\d+",
     seed=r"\d+",

@@ -2,12 +2,14 @@
 
 import json
 
-from layerwise.data import load_dataset_table
+from layerwise.data import apply_variant, load_dataset_table, split_variant
 from layerwise.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
-table, provenance = load_dataset_table(snakemake.wildcards.dataset, snakemake.params.search_path,
-                                       allow_hub=snakemake.params.allow_hub)
+base, variant = split_variant(snakemake.wildcards.dataset)
+table, provenance = load_dataset_table(base, snakemake.params.search_path, allow_hub=snakemake.params.allow_hub)
+table = apply_variant(table, variant)
+provenance["variant"] = variant
 log.info("loaded %s", provenance)
 table.to_parquet(snakemake.output.table, index=False)
 with open(snakemake.output.provenance, "w") as f:

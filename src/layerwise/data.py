@@ -84,10 +84,34 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+def _strip_punctuation(text: str) -> str:
+    from layerwise.probes.controls import strip_punctuation
+
+    return strip_punctuation(text)
+
+
+VARIANTS: dict[str, Callable[[str], str]] = {"nopunct": _strip_punctuation}
+
+
 def get_spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
     return DATASETS[name]
+
+
+def split_variant(name: str) -> tuple[str, str | None]:
+    """`imdb.nopunct` → ("imdb", "nopunct"): a dataset with a text transformation applied."""
+    base, _, variant = name.partition(".")
+    if variant and variant not in VARIANTS:
+        raise KeyError(f"unknown dataset variant {variant!r} in {name!r}; known: {sorted(VARIANTS)}")
+    return base, variant or None
+
+
+def apply_variant(table: pd.DataFrame, variant: str | None) -> pd.DataFrame:
+    """Apply a text transformation to every text (e.g. the probe study's punctuation ablation)."""
+    if variant is None:
+        return table
+    return table.assign(text=table["text"].map(VARIANTS[variant]))
 
 
 def locate_local(name: str, search_path: Sequence[str | Path]) -> Path | None:
@@ -208,20 +232,34 @@ def _sample_documents(table: pd.DataFrame, tokenizer, n: int, max_tokens: int, m
     return Sample(ids, text_ids, report)
 
 
+def special_affixes(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens a tokenizer puts before and after one sequence (e.g. [CLS] … [SEP]).
+
+    transformers 5 fast tokenizers no longer expose `build_inputs_with_special_tokens`, so the
+    affixes are read off the encoding of a probe text with and without special tokens.
+    """
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for k in range(len(full) - len(plain) + 1):
+        if full[k:k + len(plain)] == plain:
+            return list(full[:k]), list(full[k + len(plain):])
+    raise ValueError(f"cannot locate the special tokens of {type(tokenizer).__name__}: {full} vs {plain}")
+
+
 def _sample_stream(table: pd.DataFrame, tokenizer, n: int, max_tokens: int,
                    rng: np.random.Generator) -> Sample:
     """Contiguous, non-overlapping chunks; special tokens (e.g. [CLS]/[SEP]) fit inside L."""
     text = "".join(table["text"])
-    n_special = tokenizer.num_special_tokens_to_add(pair=False)
-    body = max_tokens - n_special
+    prefix, suffix = special_affixes(tokenizer)
+    body = max_tokens - len(prefix) - len(suffix)
     if body < 1:
-        raise ValueError(f"max_tokens={max_tokens} leaves no room next to {n_special} special tokens")
+        raise ValueError(f"max_tokens={max_tokens} leaves no room next to {len(prefix) + len(suffix)} special tokens")
     stream = tokenizer(text, add_special_tokens=False)["input_ids"]
     n_chunks = len(stream) // body
     if n_chunks < n:
         raise ValueError(f"stream has {len(stream)} tokens = {n_chunks} chunks of {body}; asked for {n}")
     chosen = np.sort(rng.choice(n_chunks, size=n, replace=False))
-    ids = [tokenizer.build_inputs_with_special_tokens(stream[c * body:(c + 1) * body]) for c in chosen]
+    ids = [prefix + list(stream[c * body:(c + 1) * body]) + suffix for c in chosen]
     report = {"n_texts": n, "dropped_empty": 0, "dropped_too_short": 0, "shorter_than_max_tokens": 0,
               "n_tokens": int(sum(map(len, ids))), "stream_tokens": len(stream), "n_chunks_available": n_chunks}
     return Sample(ids, [int(c) for c in chosen], report)

@@ -1,0 +1,178 @@
+# Study 1: which layer is this vector from? Probes, controls, ablations, transfer, stability, reductions.
+
+PROBES = config["probes"]
+check_models("probes", PROBES["models"])
+PROBE_SAMPLING = sampling(PROBES["n_texts"], PROBES["max_tokens"])
+PROBE_CONDITIONS = ["normalised", "random_trained", "shuffled_labels", "tree", "with_position0"]
+NOPUNCT = f"{PROBES['dataset']}.nopunct"
+
+
+wildcard_constraints:
+    condition="|".join(PROBE_CONDITIONS),
+
+
+def probe_dir(model, dataset=None, sampling_=None):
+    return f"results/probes/{model}/{dataset or PROBES['dataset']}/{sampling_ or PROBE_SAMPLING}"
+
+
+PROBE_COMMON = dict(
+    seed=config["seed"],
+    test_fraction=PROBES["test_fraction"],
+    probe=PROBES["probe"],
+    tree=PROBES["tree"],
+    include_position0=PROBES["include_position0"],
+)
+
+
+rule probe:
+    input:
+        store="results/activations/{model}/{dataset}/{sampling}",
+    output:
+        scores="results/probes/{model}/{dataset}/{sampling}/raw/scores.csv",
+        confusion="results/probes/{model}/{dataset}/{sampling}/raw/confusion.csv",
+        history="results/probes/{model}/{dataset}/{sampling}/raw/history.csv",
+        attribution="results/probes/{model}/{dataset}/{sampling}/raw/attribution.parquet",
+        top="results/probes/{model}/{dataset}/{sampling}/raw/top.csv",
+        cumulative="results/probes/{model}/{dataset}/{sampling}/raw/cumulative.csv",
+        dims_for_share="results/probes/{model}/{dataset}/{sampling}/raw/dims_for_share.csv",
+        masks="results/probes/{model}/{dataset}/{sampling}/raw/masks.csv",
+        random_through_trained="results/probes/{model}/{dataset}/{sampling}/raw/random_through_trained.csv",
+    params:
+        **PROBE_COMMON,
+        mask_k=PROBES["mask_k"],
+        top_n=PROBES["top_n"],
+    log:
+        "logs/probes/{model}/{dataset}/{sampling}/raw.log",
+    benchmark:
+        "results/benchmarks/rules/probe/{model}_{dataset}_{sampling}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/probe.py"
+
+
+rule probe_condition:
+    input:
+        store="results/activations/{model}/{dataset}/{sampling}",
+    output:
+        scores="results/probes/{model}/{dataset}/{sampling}/{condition}/scores.csv",
+        history="results/probes/{model}/{dataset}/{sampling}/{condition}/history.csv",
+    params:
+        **PROBE_COMMON,
+    log:
+        "logs/probes/{model}/{dataset}/{sampling}/{condition}.log",
+    benchmark:
+        "results/benchmarks/rules/probe_condition/{model}_{dataset}_{sampling}_{condition}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/probe_condition.py"
+
+
+rule probe_transfer:
+    input:
+        source=lambda wc: store_dir(wc.model, PROBES["dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+        target=lambda wc: store_dir(wc.model, PROBES["transfer_dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+    output:
+        scores="results/probes/{model}/transfer.csv",
+    params:
+        **PROBE_COMMON,
+        names=(PROBES["dataset"], PROBES["transfer_dataset"]),
+    log:
+        "logs/probes/{model}/transfer.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/probe_transfer.py"
+
+
+rule probe_stability:
+    input:
+        store=lambda wc: store_dir(wc.model, PROBES["dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+    output:
+        runs="results/probes/{model}/stability_runs.csv",
+        overlap="results/probes/{model}/stability_overlap.csv",
+    params:
+        **PROBE_COMMON,
+        seeds=PROBES["stability_seeds"],
+        mask_k=PROBES["mask_k"],
+        top_n=PROBES["top_n"],
+    log:
+        "logs/probes/{model}/stability.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/probe_stability.py"
+
+
+rule probe_reductions:
+    input:
+        store=lambda wc: store_dir(wc.model, PROBES["dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+    output:
+        table="results/probes/{model}/reductions.parquet",
+        figure=report("results/figures/probes/{model}_reductions.png", caption="../report/probe_reductions.rst",
+                      category="Probes"),
+    params:
+        seed=config["seed"],
+        methods=PROBES["reductions"]["methods"],
+        n_per_layer=PROBES["reductions"]["n_per_layer"],
+        include_position0=PROBES["include_position0"],
+    log:
+        "logs/probes/{model}/reductions.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/probe_reductions.py"
+
+
+def probe_inputs(model):
+    main = probe_dir(model)
+    return {
+        "raw": f"{main}/raw/scores.csv",
+        "conditions": [f"{main}/{c}/scores.csv" for c in PROBE_CONDITIONS],
+        "histories": [f"{main}/raw/history.csv", f"{main}/normalised/history.csv"],
+        "nopunct": f"{probe_dir(model, NOPUNCT)}/raw/scores.csv",
+        "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/scores.csv" for n in PROBES["grid"]["n_texts"]
+                 for l in PROBES["grid"]["max_tokens"]],
+        "transfer": f"results/probes/{model}/transfer.csv",
+        "stability": f"results/probes/{model}/stability_runs.csv",
+    }
+
+
+rule probe_figures:
+    input:
+        unpack(lambda wc: {k: v for m in PROBES["models"] for k, v in
+                           [(f"{m}__{key}", val) for key, val in probe_inputs(m).items()]}),
+        main=[f"{probe_dir(m)}/raw/{f}" for m in PROBES["models"] for f in
+              ("confusion.csv", "top.csv", "cumulative.csv", "dims_for_share.csv", "masks.csv",
+               "random_through_trained.csv")],
+    output:
+        conditions=report("results/figures/probe_conditions.pdf", caption="../report/probe_conditions.rst",
+                          category="Probes"),
+        curves="results/figures/probe_curves.pdf",
+        confusion="results/figures/probe_confusion.pdf",
+        attribution="results/figures/probe_attribution.pdf",
+        cumulative="results/figures/probe_cumulative.pdf",
+        grid="results/figures/probe_grid.pdf",
+        table="results/probes/summary.csv",
+        macros="results/macros/probes.tex",
+    params:
+        models=PROBES["models"],
+        names=[display_name(m) for m in PROBES["models"]],
+        main_dirs=[probe_dir(m) for m in PROBES["models"]],
+        grid=[(n, l) for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
+        mask_k=PROBES["mask_k"],
+        n_texts=PROBES["n_texts"],
+        max_tokens=PROBES["max_tokens"],
+    log:
+        "logs/probes/figures.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/probe_figures.py"
+
+
+PAPER_INPUTS.extend(
+    [*rules.probe_figures.output[:6], rules.probe_figures.output.macros,
+     *[f"results/figures/probes/{m}_reductions.png" for m in PROBES["models"]]]
+)

@@ -1,0 +1,21 @@
+"""Rule `probe_reductions`: PCA / t-SNE / UMAP of all layers' vectors, raw, normalised, without layer 0."""
+
+import pandas as pd
+
+from layerwise.plots.probes import plot_reductions
+from layerwise.probes.controls import normalize_rows
+from layerwise.probes.features import layer_dataset
+from layerwise.probes.reductions import reduction_table
+from layerwise.runlog import log_to_file
+from layerwise.store import ActivationStore
+
+log_to_file(snakemake.log[0])
+p = snakemake.params
+data = layer_dataset(ActivationStore.open(snakemake.input.store), include_position0=p.include_position0)
+no0 = data.y > 0
+variants = {"raw": (data.X, data.y), "normalised": (normalize_rows(data.X), data.y),
+            "no_layer0": (data.X[no0], data.y[no0])}
+table = pd.concat([reduction_table(X, y, p.methods, n_per_layer=p.n_per_layer, seed=p.seed, variant=name)
+                   for name, (X, y) in variants.items()], ignore_index=True)
+table.to_parquet(snakemake.output.table, index=False)
+plot_reductions(table).savefig(snakemake.output.figure, dpi=150)

@@ -1,0 +1,169 @@
+"""Figures of Study 1 (which layer is this vector from?), each from one tidy table.
+
+Figures are built on `matplotlib.figure.Figure` directly, not through pyplot, so nothing is
+registered globally and the caller decides where the figure goes. Layers are coloured in
+reverse-rainbow order (layer 0 red, the last layer violet) everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+SIGN_COLORS = {1: "#2166ac", -1: "#b2182b", 0: "#999999"}
+
+
+def _require(table: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{name} table lacks columns {missing}; it has {list(table.columns)}")
+    if table.empty:
+        raise ValueError(f"{name} table is empty")
+
+
+def layer_palette(layers: Sequence[int]) -> dict[int, tuple[float, float, float]]:
+    """Layer -> colour, reverse rainbow over the sorted layers."""
+    layers = sorted(set(int(layer) for layer in layers))
+    return dict(zip(layers, sns.color_palette("rainbow_r", len(layers))))
+
+
+def _layer_colorbar(fig: Figure, axes: np.ndarray, layers: Sequence[int]) -> None:
+    """One discrete colour bar for all panels, at most ~10 tick labels."""
+    palette = layer_palette(layers)
+    layers = list(palette)
+    mappable = ScalarMappable(BoundaryNorm(np.arange(len(layers) + 1) - 0.5, len(layers)),
+                              ListedColormap([palette[layer] for layer in layers]))
+    bar = fig.colorbar(mappable, ax=axes, label="layer")
+    step = max(1, len(layers) // 10)
+    bar.set_ticks(range(0, len(layers), step), labels=[str(layer) for layer in layers[::step]])
+
+
+def _grid(n_rows: int, n_cols: int, panel: tuple[float, float], **kwargs) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(panel[0] * n_cols, panel[1] * n_rows), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False, **kwargs))
+    return fig, axes
+
+
+def plot_reductions(table: pd.DataFrame, point_size: float = 4.0) -> Figure:
+    """2-D maps: one row per variant, one column per method; points coloured by layer (colour bar)."""
+    _require(table, ["x", "y", "layer", "method", "variant"], "reduction")
+    variants, methods = list(dict.fromkeys(table["variant"])), list(dict.fromkeys(table["method"]))
+    palette = layer_palette(table["layer"])
+    layers = list(palette)
+    fig, axes = _grid(len(variants), len(methods), (3.6, 3.3))
+    for i, variant in enumerate(variants):
+        for j, method in enumerate(methods):
+            ax = axes[i, j]
+            part = table[(table["variant"] == variant) & (table["method"] == method)]
+            ax.scatter(part["x"], part["y"], c=[palette[layer] for layer in part["layer"]], s=point_size,
+                       linewidths=0, rasterized=True)
+            ax.set(title=f"{method.upper()} · {variant}", xticks=[], yticks=[])
+    _layer_colorbar(fig, axes, layers)
+    return fig
+
+
+def plot_confusion(table: pd.DataFrame) -> Figure:
+    """Heatmap of the row-normalised confusion matrix (fraction of each true layer's vectors)."""
+    _require(table, ["true_layer", "predicted_layer", "fraction"], "confusion")
+    matrix = table.pivot(index="true_layer", columns="predicted_layer", values="fraction")
+    fig, axes = _grid(1, 1, (6.0, 5.0))
+    sns.heatmap(matrix, ax=axes[0, 0], cmap="viridis", vmin=0, vmax=1, square=True,
+                cbar_kws={"label": "fraction of true layer"})
+    axes[0, 0].set(xlabel="predicted layer", ylabel="true layer")
+    return fig
+
+
+def plot_training_curves(history: pd.DataFrame) -> Figure:
+    """Loss and accuracy per epoch, train vs test; one column per `variant` (e.g. raw vs normalised)."""
+    _require(history, ["epoch", "split", "metric", "value"], "history")
+    history = history if "variant" in history.columns else history.assign(variant="")
+    variants, metrics = list(dict.fromkeys(history["variant"])), ["loss", "accuracy"]
+    fig, axes = _grid(len(metrics), len(variants), (4.0, 2.8), sharex="col", sharey="row")
+    for j, variant in enumerate(variants):
+        for i, metric in enumerate(metrics):
+            part = history[(history["variant"] == variant) & (history["metric"] == metric)]
+            sns.lineplot(part, x="epoch", y="value", hue="split", ax=axes[i, j], legend=(i, j) == (0, 0))
+            axes[i, j].set(ylabel=metric, title=str(variant) if i == 0 else "")
+    return fig
+
+
+def plot_top_attributions(top: pd.DataFrame, col_wrap: int = 6) -> Figure:
+    """Per layer, the top dimensions' percentage shares as bars coloured by sign, labelled by dimension.
+
+    Each panel has its own y scale: late layers spread their weight thinly and would vanish on a shared one.
+    """
+    _require(top, ["layer", "dim", "share", "sign", "rank"], "top-attribution")
+    if "variant" in top.columns and top["variant"].nunique() > 1:
+        raise ValueError("pass one attribution variant at a time (filter the `variant` column)")
+    layers = sorted(top["layer"].unique())
+    n_cols = min(col_wrap, len(layers))
+    n_rows = -(-len(layers) // n_cols)
+    fig, axes = _grid(n_rows, n_cols, (2.4, 2.0))
+    for ax, layer in zip(axes.flat, layers):
+        part = top[top["layer"] == layer].sort_values("rank")
+        ax.bar(np.arange(len(part)), part["share"], color=[SIGN_COLORS[int(s)] for s in part["sign"]])
+        ax.set_xticks(np.arange(len(part)), labels=part["dim"].astype(str), rotation=90, fontsize=7)
+        ax.set_title(f"layer {layer}", fontsize=9)
+    for ax in axes.flat[len(layers):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share (%)")
+    fig.legend(handles=[Patch(color=SIGN_COLORS[1], label="positive"), Patch(color=SIGN_COLORS[-1], label="negative")],
+               loc="outside upper right", ncols=2, title="contribution")
+    return fig
+
+
+def plot_cumulative_contributions(curve: pd.DataFrame, thresholds: Sequence[float] = (50.0, 90.0)) -> Figure:
+    """Cumulative share against number of dimensions (log x), one line per layer, one panel per variant."""
+    _require(curve, ["layer", "variant", "n_dims", "cumulative_share"], "cumulative-contribution")
+    variants = list(dict.fromkeys(curve["variant"]))
+    palette = layer_palette(curve["layer"])
+    fig, axes = _grid(1, len(variants), (4.2, 3.4), sharey=True)
+    for ax, variant in zip(axes.flat, variants):
+        sns.lineplot(curve[curve["variant"] == variant], x="n_dims", y="cumulative_share", hue="layer",
+                     palette=palette, ax=ax, legend=False, linewidth=0.9)
+        for threshold in thresholds:
+            ax.axhline(threshold, color="black", linestyle="--", linewidth=0.7)
+        ax.set(xscale="log", xlabel="number of dimensions", ylabel="cumulative share (%)", title=variant)
+    _layer_colorbar(fig, axes, list(palette))
+    return fig
+
+
+def plot_accuracy_grid(table: pd.DataFrame) -> Figure:
+    """Accuracy against N (texts), one line per context length L, one panel per model; chance dashed."""
+    _require(table, ["model", "n_texts", "context_length", "accuracy", "chance"], "accuracy-grid")
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = _grid(1, len(models), (4.0, 3.2), sharey=True)
+    for ax, model in zip(axes.flat, models):
+        part = table[table["model"] == model]
+        sns.lineplot(part, x="n_texts", y="accuracy", hue="context_length", marker="o", palette="viridis", ax=ax)
+        ax.axhline(part["chance"].iloc[0], color="black", linestyle="--", linewidth=0.8, label="chance")
+        ax.set(title=model, xlabel="N (texts)", ylim=(0, 1))
+        ax.legend(title="L", fontsize=7)
+    return fig
+
+
+def plot_condition_accuracy(table: pd.DataFrame) -> Figure:
+    """Accuracy per condition (control or ablation), one panel per model if given, chance dashed.
+
+    Several rows per condition (e.g. seeds) give a bar at their mean with a standard-deviation whisker.
+    """
+    _require(table, ["condition", "accuracy", "chance"], "condition")
+    table = table if "model" in table.columns else table.assign(model="")
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = _grid(1, len(models), (max(3.0, 0.6 * table["condition"].nunique()), 3.4), sharey=True)
+    for ax, model in zip(axes.flat, models):
+        part = table[table["model"] == model]
+        sns.barplot(part, x="condition", y="accuracy", color="#4c72b0", ax=ax, errorbar="sd")
+        ax.axhline(part["chance"].iloc[0], color="black", linestyle="--", linewidth=0.8)
+        ax.set(title=str(model), ylim=(0, 1), xlabel="")
+        for label in ax.get_xticklabels():
+            label.set(rotation=40, horizontalalignment="right")
+    return fig

@@ -1,0 +1,80 @@
+"""Figure functions of Study 1: each takes its tidy table and returns a Figure with the expected panels."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from layerwise.plots import probes as plots
+from layerwise.probes import (attribution_table, confusion_table, cumulative_contributions, top_dimensions,
+                              TorchLogisticProbe)
+
+RNG = np.random.default_rng(0)
+
+
+def visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+
+
+def test_layer_palette_runs_red_to_violet():
+    palette = plots.layer_palette([2, 0, 1, 2])
+    assert list(palette) == [0, 1, 2]
+    red, violet = palette[0], palette[2]
+    assert red[0] > red[2] and violet[2] > violet[1]
+
+
+def test_reductions_one_panel_per_variant_and_method():
+    table = pd.concat([pd.DataFrame({"x": RNG.standard_normal(30), "y": RNG.standard_normal(30),
+                                     "layer": np.repeat(np.arange(3), 10), "method": m, "variant": v})
+                       for m in ("pca", "tsne") for v in ("raw", "normalised")])
+    fig = plots.plot_reductions(table)
+    assert isinstance(fig, Figure) and len(visible_axes(fig)) == 4 and len(fig.axes) == 5  # + colour bar
+    assert len(visible_axes(fig)[0].collections[0].get_offsets()) == 30
+
+
+def test_confusion_heatmap():
+    y = RNG.integers(0, 4, 200)
+    fig = plots.plot_confusion(confusion_table(y, RNG.integers(0, 4, 200), np.arange(4)))
+    assert isinstance(fig, Figure) and fig.axes[0].get_xlabel() == "predicted layer"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_training_curves_side_by_side():
+    X, y = RNG.standard_normal((300, 5)).astype(np.float32), RNG.integers(0, 3, 300)
+    histories = [TorchLogisticProbe(device="cpu", max_epochs=5, tol=0).fit(X, y, X, y).history_.assign(variant=v)
+                 for v in ("raw", "normalised")]
+    fig = plots.plot_training_curves(pd.concat(histories))
+    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    assert len(fig.axes[0].get_lines()) >= 2  # train and test
+
+
+def test_attribution_figures():
+    coef, X, y = RNG.standard_normal((7, 30)), RNG.standard_normal((140, 30)), np.repeat(np.arange(7), 20)
+    table = attribution_table(coef, np.arange(7), X, y)
+    top = top_dimensions(table[table["variant"] == "weight"], 8)
+    fig = plots.plot_top_attributions(top, col_wrap=4)
+    assert isinstance(fig, Figure) and len(visible_axes(fig)) == 7
+    assert len(visible_axes(fig)[0].patches) == 8
+    with pytest.raises(ValueError, match="one attribution variant"):
+        plots.plot_top_attributions(top_dimensions(table, 8))
+    fig = plots.plot_cumulative_contributions(cumulative_contributions(table))
+    assert isinstance(fig, Figure) and len(visible_axes(fig)) == 2
+    assert len(visible_axes(fig)[0].get_lines()) == 7 + 2  # one curve per layer + the 50% and 90% lines
+
+
+def test_accuracy_grid_and_condition_bars():
+    grid = pd.DataFrame([{"model": m, "n_texts": n, "context_length": L, "accuracy": RNG.uniform(0.5, 0.9),
+                          "chance": 1 / 31} for m in ("smollm2", "minilm") for n in (400, 1000) for L in (10, 30)])
+    fig = plots.plot_accuracy_grid(grid)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    conditions = pd.DataFrame({"condition": ["raw", "normalised", "random", "shuffled", "shuffled"],
+                               "accuracy": [0.8, 0.6, 0.5, 0.03, 0.04], "chance": 1 / 31})
+    fig = plots.plot_condition_accuracy(conditions)
+    assert isinstance(fig, Figure) and len(fig.axes[0].patches) == 4
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ValueError, match="lacks columns"):
+        plots.plot_confusion(pd.DataFrame({"true_layer": [0]}))
+    with pytest.raises(ValueError, match="empty"):
+        plots.plot_accuracy_grid(pd.DataFrame(columns=["model", "n_texts", "context_length", "accuracy", "chance"]))

@@ -1,0 +1,63 @@
+"""Controls: unit norms, moment-matched random vectors, label permutations, punctuation removal."""
+
+import numpy as np
+import pytest
+
+from layerwise.probes.controls import matched_random_vectors, normalize_rows, shuffled_labels, strip_punctuation
+
+
+def test_normalize_rows_gives_unit_norms_and_keeps_directions():
+    X = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32) * 7
+    unit = normalize_rows(X)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(unit * np.linalg.norm(X, axis=1, keepdims=True), X, rtol=1e-5)
+    with pytest.raises(ValueError, match="zero norm"):
+        normalize_rows(np.vstack([X, np.zeros((1, 6))]))
+
+
+def test_matched_random_vectors_keep_layer_moments_and_drop_correlations():
+    rng = np.random.default_rng(1)
+    n = 20000
+    y = np.repeat([0, 1], n // 2)
+    base = rng.standard_normal(n)
+    # dims 0 and 1 strongly correlated; layer 1 has another mean and scale
+    X = np.stack([base, base + 0.1 * rng.standard_normal(n), rng.standard_normal(n)], axis=1)
+    X[y == 1] = 4.0 + 3.0 * X[y == 1]
+    X = X.astype(np.float32)
+    fake = matched_random_vectors(X, y, seed=0)
+    for layer in (0, 1):
+        real, drawn = X[y == layer], fake[y == layer]
+        se = real.std(0) / np.sqrt(len(real))
+        assert (np.abs(drawn.mean(0) - real.mean(0)) < 5 * se).all()
+        np.testing.assert_allclose(drawn.std(0), real.std(0), rtol=0.05)
+        assert np.corrcoef(real[:, 0], real[:, 1])[0, 1] > 0.99
+        assert abs(np.corrcoef(drawn[:, 0], drawn[:, 1])[0, 1]) < 0.05
+    np.testing.assert_array_equal(fake, matched_random_vectors(X, y, seed=0))
+    assert not np.array_equal(fake, matched_random_vectors(X, y, seed=1))
+
+
+def test_shuffled_labels_is_a_seeded_permutation():
+    y = np.repeat(np.arange(5), 20)
+    a, b, c = shuffled_labels(y, 3), shuffled_labels(y, 3), shuffled_labels(y, 4)
+    np.testing.assert_array_equal(np.sort(a), y)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, y)
+    with pytest.raises(ValueError, match="1-D"):
+        shuffled_labels(y.reshape(10, 10))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Hello, world! It's 5 o'clock.", "Hello world Its 5 oclock"),
+    ("A great film<br /><br />Really -- great.", "A great filmbr br Really great"),
+    ("«Très» bien… (vraiment)", "Très bien vraiment"),
+    ("line one.\nline two ;", "line one\nline two"),
+    ("no punctuation here", "no punctuation here"),
+    ("", ""),
+])
+def test_strip_punctuation(text, expected):
+    assert strip_punctuation(text) == expected
+
+
+def test_strip_punctuation_rejects_non_strings():
+    with pytest.raises(TypeError, match="str"):
+        strip_punctuation(b"bytes")
