@@ -29,7 +29,8 @@ from layerwise.training import TrainingConfig, build_model, train, training_batc
 from layerwise.training_data import encode_text, split_ids
 
 GOAL_RATIO = 0.9
-DEFAULT_TEXT = Path("/work/shared/data/enwik8_small.xml")
+# ../shared/data beside the repository, as in CI
+DEFAULT_TEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "enwik8_small.xml"
 
 
 def ours_tokens_per_s(kind: str, text: str, cfg: TrainingConfig) -> float:

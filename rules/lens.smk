@@ -92,6 +92,6 @@ rule lens_figures:
 
 LENS_HEATMAPS = expand(
     "results/figures/lens/{model}/{text}/{value}.pdf", model=LENS["models"], text=list(LENS_TEXTS),
-    value=LENS["heatmap_values"],
+    value=sorted({*LENS["heatmap_values"], "top1_logit", "final_top1_rank"}),  # the paper shows these two
 )
 PAPER_INPUTS.extend([rules.lens_figures.output.curves, rules.lens_figures.output.macros, *LENS_HEATMAPS])

@@ -1,5 +1,6 @@
 """Rule `probe_condition`: one control or ablation (normalised, random, shuffled labels, tree, position 0)."""
 
+import numpy as np
 import pandas as pd
 
 from layerwise.probes.conditions import run_condition, scores, split
@@ -13,7 +14,7 @@ p, condition = snakemake.params, snakemake.wildcards.condition
 include0 = True if condition == "with_position0" else p.include_position0
 data = layer_dataset(ActivationStore.open(snakemake.input.store), include_position0=include0)
 train, test = split(data, p.test_fraction, p.seed)
-labels = sorted(set(data.y.tolist()))
+labels = np.unique(data.y)
 run = run_condition("raw" if condition == "with_position0" else condition, train, test, seed=p.seed,
                     probe_params=p.probe, tree_params=p.tree)
 scores(run, labels, condition=condition).to_csv(snakemake.output.scores, index=False)

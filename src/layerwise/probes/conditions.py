@@ -54,6 +54,7 @@ def scores(run: ProbeRun, labels: np.ndarray, **columns: Any) -> pd.DataFrame:
 def raw_probe_analyses(run: ProbeRun, test: LayerDataset, labels: np.ndarray, *, seed: int, mask_k: int,
                        top_n: int) -> dict[str, pd.DataFrame]:
     """Everything read off the reference probe: attribution, masks, random vectors through the trained probe."""
+    labels = np.asarray(labels)
     attribution = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_test, run.y_test)
     frequent = frequent_top_dimensions(attribution, mask_k, top_n)
     masks = mask_ablation(run, frequent["dim"].tolist())
