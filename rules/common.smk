@@ -50,3 +50,25 @@ def model_card(model):
 
 def display_name(model):
     return config["models"][model].get("display", model)
+
+
+def checkpoint_path(kind, step):
+    return f"resources/checkpoints/{kind}/step{step}"
+
+
+def probe_dir(model, dataset=None, sampling_=None):
+    return f"results/probes/{model}/{dataset or PROBES['dataset']}/{sampling_ or PROBE_SAMPLING}"
+
+
+def probe_inputs(model):
+    main = probe_dir(model)
+    return {
+        "raw": f"{main}/raw/scores.csv",
+        "conditions": [f"{main}/{c}/scores.csv" for c in PROBE_CONDITIONS],
+        "histories": [f"{main}/raw/history.csv", f"{main}/normalised/history.csv"],
+        "nopunct": f"{probe_dir(model, NOPUNCT)}/raw/scores.csv",
+        "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/scores.csv" for n in PROBES["grid"]["n_texts"]
+                 for l in PROBES["grid"]["max_tokens"]],
+        "transfer": f"results/probes/{model}/transfer.csv",
+        "stability": f"results/probes/{model}/stability_runs.csv",
+    }

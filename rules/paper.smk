@@ -24,11 +24,15 @@ rule provenance:
         "../scripts/provenance.py"
 
 
+# The LaTeX sources ship with the workflow: found beside the Snakefile whatever the working directory.
+PAPER_SOURCES = Path(workflow.basedir) / "paper"
+
+
 rule paper:
     input:
-        tex="paper/main.tex",
-        sections=sorted(str(p) for p in Path("paper/sections").glob("*.tex")),
-        bib="paper/references.bib",
+        tex=str(PAPER_SOURCES / "main.tex"),
+        sections=sorted(str(p) for p in (PAPER_SOURCES / "sections").glob("*.tex")),
+        bib=str(PAPER_SOURCES / "references.bib"),
         generated=PAPER_INPUTS,
         provenance=rules.provenance.output,
     output:

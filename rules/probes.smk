@@ -11,10 +11,6 @@ wildcard_constraints:
     condition="|".join(PROBE_CONDITIONS),
 
 
-def probe_dir(model, dataset=None, sampling_=None):
-    return f"results/probes/{model}/{dataset or PROBES['dataset']}/{sampling_ or PROBE_SAMPLING}"
-
-
 PROBE_COMMON = dict(
     seed=config["seed"],
     test_fraction=PROBES["test_fraction"],
@@ -123,20 +119,6 @@ rule probe_reductions:
         "../envs/torch.yaml"
     script:
         "../scripts/probe_reductions.py"
-
-
-def probe_inputs(model):
-    main = probe_dir(model)
-    return {
-        "raw": f"{main}/raw/scores.csv",
-        "conditions": [f"{main}/{c}/scores.csv" for c in PROBE_CONDITIONS],
-        "histories": [f"{main}/raw/history.csv", f"{main}/normalised/history.csv"],
-        "nopunct": f"{probe_dir(model, NOPUNCT)}/raw/scores.csv",
-        "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/scores.csv" for n in PROBES["grid"]["n_texts"]
-                 for l in PROBES["grid"]["max_tokens"]],
-        "transfer": f"results/probes/{model}/transfer.csv",
-        "stability": f"results/probes/{model}/stability_runs.csv",
-    }
 
 
 rule probe_figures:

@@ -13,10 +13,6 @@ wildcard_constraints:
     step=r"\d+",
 
 
-def checkpoint_path(kind, step):
-    return f"resources/checkpoints/{kind}/step{step}"
-
-
 rule train:
     input:
         table=f"resources/datasets/{TRAINING['dataset']}.parquet",

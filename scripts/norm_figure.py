@@ -3,7 +3,7 @@
 import pandas as pd
 
 from layerwise.norms import norm_growth, norm_summary_sentence
-from layerwise.paper import macro_name, write_macros
+from layerwise.paper import LaTeX, macro_name, write_macros
 from layerwise.plots.norms import norm_profile
 from layerwise.runlog import log_to_file
 
@@ -14,6 +14,6 @@ for key, name, path in zip(snakemake.params.models, snakemake.params.names, snak
     tables.append(table)
     macros[macro_name("norm growth", key)] = norm_growth(table)
     sentences.append(norm_summary_sentence(table, name))
-macros["NormsSummary"] = " ".join(sentences)
+macros["NormsSummary"] = LaTeX(" ".join(sentences))
 norm_profile(pd.concat(tables)).savefig(snakemake.output.figure)
 write_macros(macros, snakemake.output.macros, header="rule norm_figure")

@@ -1,5 +1,6 @@
 """Rule `paper`: gather generated macros, then build the PDF with latexmk."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,9 +16,14 @@ if shutil.which("latexmk") is None:
                        "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra")
 pdf = Path(snakemake.output.pdf).resolve()
 build = pdf.parent / "build"
-cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-cd", f"-outdir={build}",
-       snakemake.input.tex]
-done = subprocess.run(cmd, capture_output=True, text=True)
+source = Path(snakemake.input.tex).resolve()
+# main.tex reaches generated files as ../results/…, so TeX runs in <working dir>/paper (the sources' own
+# folder in a normal run); TEXINPUTS/BIBINPUTS find the sources when the workflow runs elsewhere (--directory).
+tex_cwd = Path("paper").resolve()
+tex_cwd.mkdir(exist_ok=True)
+env = dict(os.environ, TEXINPUTS=f"{source.parent}:", BIBINPUTS=f"{source.parent}:")
+cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", f"-outdir={build}", str(source)]
+done = subprocess.run(cmd, capture_output=True, text=True, cwd=tex_cwd, env=env)
 Path(snakemake.log[0]).open("a").write(done.stdout[-20000:] + done.stderr[-5000:])
 if done.returncode:
     raise RuntimeError(f"latexmk failed (exit {done.returncode}); see {snakemake.log[0]}")

@@ -42,6 +42,17 @@ def length_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]]
     return batches
 
 
+def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded `input_ids` and `attention_mask`: real tokens keep positions 0..len-1."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, :len(seq)] = torch.tensor(seq)
+        mask[row, :len(seq)] = 1
+    return ids, mask
+
+
 class _FinalNormProbe:
     """Captures the input (pre-norm) and output (post-norm) of the final norm module."""
 
@@ -96,26 +107,11 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
     start = time.perf_counter()
     bar = tqdm(total=n_tokens, unit="tok", unit_scale=True, disable=not progress, desc=f"extract {facts.key}")
     for batch in length_batches(lengths, max_batch_tokens):
-        width = max(lengths[i] for i in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids[row, :lengths[i]] = torch.tensor(sample.input_ids[i])
-            mask[row, :lengths[i]] = 1  # right padding: real tokens keep positions 0..len-1
-        hidden, post = forward_hidden_states(loaded, ids.to(loaded.device), mask.to(loaded.device))
-        if len(hidden) != facts.n_layers + 1:
-            raise RuntimeError(f"{facts.key}: got {len(hidden)} hidden states, expected {facts.n_layers + 1}")
-        stacked = {layer: h.float().cpu().numpy() for layer, h in enumerate(hidden)}
-        if post is not None:
-            stacked[FINAL_NORM] = post.float().cpu().numpy()
-        for row, i in enumerate(batch):
-            writer.write(int(offsets[i]), {k: v[row, :lengths[i]] for k, v in stacked.items()})
-        max_abs = max(max_abs, max(float(np.abs(v).max()) for v in stacked.values()))
+        max_abs = max(max_abs, _write_batch(loaded, writer, [sample.input_ids[i] for i in batch],
+                                            [int(offsets[i]) for i in batch], pad_id))
         bar.update(sum(lengths[i] for i in batch))
     bar.close()
     seconds = time.perf_counter() - start
-    if np.dtype(dtype) == np.float16 and max_abs > FLOAT16_MAX:
-        raise OverflowError(f"{facts.key}: activations reach {max_abs:.3g}, beyond float16; use dtype float32")
     tokens = token_table(sample, loaded.tokenizer)
     record = dict(manifest or {})
     record.update(
@@ -130,6 +126,30 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
         device=str(loaded.device), versions=library_versions(),
     )
     return writer.finish(tokens, record)
+
+
+def _write_batch(loaded: LoadedModel, writer: StoreWriter, sequences: list[list[int]], starts: list[int],
+                 pad_id: int) -> float:
+    """One padded forward pass → the real tokens' rows of every layer; returns their largest |activation|.
+
+    A function of its own so that a batch's hidden states are freed before the next forward pass
+    (peak memory: one batch, not two).
+    """
+    key, n_layers = loaded.facts.key, loaded.facts.n_layers
+    ids, mask = pad_batch(sequences, pad_id)
+    hidden, post = forward_hidden_states(loaded, ids.to(loaded.device), mask.to(loaded.device))
+    if len(hidden) != n_layers + 1:
+        raise RuntimeError(f"{key}: got {len(hidden)} hidden states, expected {n_layers + 1}")
+    states = {layer: h.float().cpu().numpy() for layer, h in enumerate(hidden)}
+    if post is not None:
+        states[FINAL_NORM] = post.float().cpu().numpy()
+    real = mask.numpy().astype(bool)  # padding is neither stored nor counted
+    max_abs = max(float(np.abs(v[real]).max()) for v in states.values())
+    if writer.dtype == np.float16 and max_abs > FLOAT16_MAX:
+        raise OverflowError(f"{key}: activations reach {max_abs:.3g}, beyond float16; use dtype float32")
+    for row, (seq, start) in enumerate(zip(sequences, starts)):
+        writer.write(start, {layer: v[row, :len(seq)] for layer, v in states.items()})
+    return max_abs
 
 
 def token_table(sample: Sample, tokenizer) -> pd.DataFrame:

@@ -177,14 +177,19 @@ def _tree_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def random_config(spec: Mapping[str, Any], vocab_size: int):
-    """A transformers config for a tiny random model; sizes come from the registry entry."""
+def random_config(spec: Mapping[str, Any], tokenizer):
+    """A transformers config for a tiny random model; sizes come from the registry entry.
+
+    Special-token ids come from the tokenizer: the architectures' defaults (e.g. GPT-2's 50256)
+    lie outside a small vocabulary.
+    """
     from transformers import BertConfig, GPT2Config, GPTNeoXConfig, LlamaConfig
 
     arch, n_layers, width, n_heads = spec["architecture"], int(spec["n_layers"]), int(spec["width"]), int(spec["n_heads"])
     max_pos = int(spec.get("max_positions", 512))
     ffn = int(spec.get("ffn_width", 4 * width))
-    common = dict(vocab_size=vocab_size, pad_token_id=0)
+    common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     if arch == "gpt2":
         return GPT2Config(n_layer=n_layers, n_embd=width, n_head=n_heads, n_positions=max_pos, n_inner=ffn, **common)
     if arch == "llama":
@@ -205,8 +210,7 @@ def _random_model(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
     from layerwise.byte_tokenizer import make_byte_tokenizer
 
     tok = make_byte_tokenizer()
-    config = random_config(spec, vocab_size=len(tok))
-    config.pad_token_id = tok.pad_token_id
+    config = random_config(spec, tok)
     torch.manual_seed(int(spec.get("seed", 0)))
     cls = AutoModel if spec["architecture"] == "bert" else AutoModelForCausalLM
     model = cls.from_config(config)
@@ -259,6 +263,9 @@ def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = 
     dev = pick_device(device)
     model.to(dev).eval()
     facts = _facts(card, model, config, kind)
+    if facts.max_positions is not None:
+        # Tokenizers often claim an unbounded context (GGUF: 1e30); the model's positions are the limit.
+        tokenizer.model_max_length = min(int(tokenizer.model_max_length), int(facts.max_positions))
     return LoadedModel(model=model, tokenizer=tokenizer, facts=facts, device=dev)
 
 

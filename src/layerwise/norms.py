@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from layerwise.paper import latex_escape
+
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
@@ -39,5 +41,5 @@ def norm_summary_sentence(table: pd.DataFrame, model: str) -> str:
     mean = table[table["stat"] == "mean"].set_index("layer")["value"]
     first, last = mean[mean.index.min()], mean[mean.index.max()]
     peak = int(mean.idxmax())
-    return (f"In {model} the mean norm goes from {first:.3g} (layer 0) to {last:.3g} (layer {int(mean.index.max())}), "
+    return (f"In {latex_escape(model)} the mean norm goes from {first:.3g} (layer 0) to {last:.3g} (layer {int(mean.index.max())}), "
             f"a factor of {last / first:.3g}, peaking at layer {peak} ({mean[peak]:.3g}).")

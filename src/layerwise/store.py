@@ -48,24 +48,28 @@ class StoreWriter:
             (self.root / MANIFEST).unlink()  # an old manifest must never vouch for new files
         self.dtype = np.dtype(dtype)
         self.n_tokens, self.width = n_tokens, width
-        self.arrays = {layer: open_memmap(self.root / f"{layer_name(layer)}.npy", mode="w+",
-                                          dtype=self.dtype, shape=(n_tokens, width))
-                       for layer in layers}
-        self.written = 0
+        self.paths = {layer: self.root / f"{layer_name(layer)}.npy" for layer in layers}
+        self.arrays = {layer: open_memmap(path, mode="w+", dtype=self.dtype, shape=(n_tokens, width))
+                       for layer, path in self.paths.items()}
+        self.filled = np.zeros(n_tokens, dtype=bool)  # rows written in every layer
 
     def write(self, start: int, per_layer: dict[int | str, np.ndarray]) -> None:
         """Write rows `start:start+len` of every layer (texts may arrive in any order)."""
+        if set(per_layer) != set(self.arrays):
+            raise ValueError(f"write must cover layers {sorted(map(str, self.arrays))}, got {sorted(map(str, per_layer))}")
         rows = next(iter(per_layer.values())).shape[0]
         if start < 0 or start + rows > self.n_tokens:
             raise ValueError(f"rows {start}:{start + rows} outside a store of {self.n_tokens} tokens")
         for layer, arr in per_layer.items():
-            self.arrays[layer][start:start + rows] = arr.astype(self.dtype, copy=False)
-        self.written += rows
+            if arr.shape != (rows, self.width):
+                raise ValueError(f"layer {layer}: expected shape {(rows, self.width)}, got {arr.shape}")
+            self.arrays[layer][start:start + rows] = arr
+        self.filled[start:start + rows] = True
 
     def finish(self, tokens: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, Any]:
         """Flush arrays, write the token table, then (last) the manifest with checksums."""
-        if self.written != self.n_tokens:
-            raise ValueError(f"store incomplete: wrote {self.written} of {self.n_tokens} tokens")
+        if not self.filled.all():
+            raise ValueError(f"store incomplete: {int((~self.filled).sum())} of {self.n_tokens} rows never written")
         if len(tokens) != self.n_tokens:
             raise ValueError(f"token table has {len(tokens)} rows for {self.n_tokens} vectors")
         for arr in self.arrays.values():
@@ -73,7 +77,7 @@ class StoreWriter:
         self.arrays.clear()
         tokens.to_parquet(self.root / TOKENS, index=False)
         files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
-                 for p in sorted(self.root.glob("*.npy")) + [self.root / TOKENS]}
+                 for p in [*self.paths.values(), self.root / TOKENS]}
         manifest = dict(manifest, n_tokens=self.n_tokens, width=self.width, dtype=self.dtype.name, files=files)
         tmp = self.root / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))

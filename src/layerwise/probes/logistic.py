@@ -163,22 +163,24 @@ def _stalled(objectives: list[float], ftol: float) -> bool:
     return (old - new) / max(abs(new), 1.0) < FTOL_WINDOW * ftol
 
 
-def _two_loop(grad: np.ndarray, memory: deque) -> np.ndarray:
-    """L-BFGS direction -H g from the (s, y, 1/s.y) pairs in `memory`, oldest first.
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Dot product without BLAS: OpenBLAS threads its ddot at this length, and its threads then fight
+    torch's still-spinning OpenMP workers for the cores (milliseconds per call instead of microseconds)."""
+    return float(np.einsum("i,i->", a, b))
 
-    Runs in float64 numpy on the host: these are ~4m dot products of small vectors, which cost
-    microseconds there but milliseconds each as multi-threaded torch/MKL calls on a busy CPU.
-    """
+
+def _two_loop(grad: np.ndarray, memory: deque) -> np.ndarray:
+    """L-BFGS direction -H g from the (s, y, 1/s.y) pairs in `memory`, oldest first, in float64 on the host."""
     q = grad.copy()
     alphas = []
     for s, y, rho in reversed(memory):
-        alpha = rho * np.dot(s, q)
+        alpha = rho * _dot(s, q)
         q -= alpha * y
         alphas.append(alpha)
     s, y, _ = memory[-1]
-    q *= np.dot(s, y) / np.dot(y, y)
+    q *= _dot(s, y) / _dot(y, y)
     for (s, y, rho), alpha in zip(memory, reversed(alphas)):
-        q += (alpha - rho * np.dot(y, q)) * s
+        q += (alpha - rho * _dot(y, q)) * s
     return -q
 
 
@@ -303,14 +305,14 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
                 direction, step = _two_loop(grad, memory), 1.0
             else:
                 direction, step = -grad, min(1.0, 1.0 / np.abs(grad).sum())
-            slope = np.dot(grad, direction)
+            slope = _dot(grad, direction)
             if slope >= 0:  # not a descent direction (numerical trouble): restart from steepest descent
                 memory.clear()
-                direction, slope = -grad, -np.dot(grad, grad)
+                direction, slope = -grad, -_dot(grad, grad)
             for _ in range(MAX_LINE_SEARCH):
                 candidate = (theta + step * direction).astype(np.float32)
                 new_objective, cross_entropy, correct, new_grad = evaluate(candidate)
-                if _acceptable(objective, slope, step, new_objective, np.dot(new_grad, direction)):
+                if _acceptable(objective, slope, step, new_objective, _dot(new_grad, direction)):
                     break
                 step *= 0.5
             else:
@@ -318,7 +320,7 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
                 log.info("line search stalled at epoch %d (max |grad| %.2e)", epoch, np.abs(grad).max())
                 return torch.as_tensor(theta), epoch - 1, converged
             s, y_diff = candidate.astype(np.float64) - theta, new_grad - grad
-            curvature = np.dot(s, y_diff)
+            curvature = _dot(s, y_diff)
             if curvature > 1e-10:
                 memory.append((s, y_diff, 1.0 / curvature))
             theta, objective, grad = candidate, new_objective, new_grad

@@ -1,0 +1,188 @@
+"""Extraction throughput against a bare forward pass, on the same batches, in one process.
+
+Anchor: `base_model(**batch)` on exactly the batches `extract_to_store` builds (same length grouping,
+same padding), once without and once with `output_hidden_states=True` (the fair anchor: extraction
+cannot be faster than computing what it stores). The full extraction includes the final-norm hook,
+float16 conversion, memmap writes, the token table and the manifest checksums.
+Goals: extraction ≥ 0.90 × the hidden-states forward (tokens/s); peak anonymous memory of the extraction
+at most one batch of float32 hidden states above that of the hidden-states forward itself, i.e. model +
+a few batches, never the store (which goes to disk through memory maps).
+
+    python benchmarks/bench_extraction.py --out results/benchmarks/extraction.json [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+import yaml
+
+from layerwise.data import load_dataset_table, sample_inputs
+from layerwise.extract import extract_to_store, length_batches, library_versions, pad_batch
+from layerwise.models import base_model, load_model, materialise, read_card
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_KEY = "smollm2-135m"
+RATIO_GOAL = 0.90
+
+
+class PeakMemory:
+    """Samples this process's anonymous resident memory in a thread (the store's mapped pages excluded)."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.peak_anon = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_anon = max(self.peak_anon, anon_rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def anon_rss() -> int:
+    """RssAnon from /proc (Linux): memory the process owns, not memory-mapped file pages."""
+    status = Path(f"/proc/{os.getpid()}/status")
+    if not status.exists():
+        return psutil.Process().memory_info().rss
+    for line in status.read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    return psutil.Process().memory_info().rss
+
+
+def load_smollm2():
+    """The workflow's copy when `make paper` made one, else materialise the registry entry here."""
+    card_dir = REPO / "resources" / "models" / MODEL_KEY
+    if not (card_dir / "layerwise_model.json").exists():
+        spec = yaml.safe_load((REPO / "config.yaml").read_text())["models"][MODEL_KEY]
+        materialise(MODEL_KEY, spec, card_dir)
+    return load_model(read_card(card_dir), device="auto")
+
+
+class Timer:
+    """Wall-clock and process CPU seconds; CPU time is the cross-check on a machine shared with others."""
+
+    def __enter__(self) -> "Timer":
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
+
+
+@torch.inference_mode()
+def bare_forward(loaded, batches, hidden_states: bool) -> None:
+    model = base_model(loaded.model)
+    for ids, mask in batches:
+        out = model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                    output_hidden_states=hidden_states, use_cache=False)
+        del out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "extraction.json")
+    parser.add_argument("--quick", action="store_true", help="16 texts × 64 tokens, one repeat")
+    parser.add_argument("--n-texts", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-batch-tokens", type=int, default=2048, help="as extraction.max_batch_tokens")
+    parser.add_argument("--repeats", type=int, default=2, help="each variant is timed this often; best time kept")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.quick:
+        args.n_texts, args.max_tokens, args.repeats = 16, 64, 1
+
+    loaded = load_smollm2()
+    anon_after_load = anon_rss()
+    table, _ = load_dataset_table("imdb", [REPO.parent / "shared" / "data", REPO / "data" / "raw"])
+    sample = sample_inputs(table, "documents", loaded.tokenizer, n=args.n_texts, max_tokens=args.max_tokens,
+                           seed=args.seed)
+    lengths = [len(s) for s in sample.input_ids]
+    n_tokens = sum(lengths)
+    pad_id = loaded.tokenizer.pad_token_id or 0
+    index_batches = length_batches(lengths, args.max_batch_tokens)
+    batches = [pad_batch([sample.input_ids[i] for i in b], pad_id) for b in index_batches]
+    bare_forward(loaded, batches[:1], hidden_states=True)  # warm-up: allocator, kernels
+
+    variants = ("bare_forward", "bare_forward_hidden_states", "extraction")
+    times = {clock: {name: [] for name in variants} for clock in ("wall", "cpu")}
+    peak_anon = dict.fromkeys(variants, 0)
+    rss_before = anon_rss()
+    with tempfile.TemporaryDirectory(prefix="bench-extraction-") as tmp:
+        for r in range(args.repeats):  # alternate the order so drift in machine load hits every variant
+            for name in variants if r % 2 == 0 else variants[::-1]:
+                with PeakMemory() as memory, Timer() as timer:
+                    if name == "extraction":
+                        manifest = extract_to_store(loaded, sample, Path(tmp) / f"r{r}", dtype="float16",
+                                                    max_batch_tokens=args.max_batch_tokens, progress=False)
+                    else:
+                        bare_forward(loaded, batches, hidden_states=name.endswith("hidden_states"))
+                times["wall"][name].append(timer.wall)
+                times["cpu"][name].append(timer.cpu)
+                peak_anon[name] = max(peak_anon[name], memory.peak_anon)
+    store_bytes = sum(f["bytes"] for f in manifest["files"].values())
+
+    tps = {name: n_tokens / min(t) for name, t in times["wall"].items()}  # best of the repeats
+    cpu_tps = {name: n_tokens / min(t) for name, t in times["cpu"].items()}
+    ratio = tps["extraction"] / tps["bare_forward_hidden_states"]
+    facts = loaded.facts
+    padded_batch_tokens = max(ids.numel() for ids, _ in batches)
+    batch_bytes = padded_batch_tokens * (facts.n_layers + 2) * facts.width * 4
+    model_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+    extra = peak_anon["extraction"] - peak_anon["bare_forward_hidden_states"]
+    result = {
+        "benchmark": "extraction",
+        "model": facts.to_dict(),
+        "workload": {"dataset": "imdb", "n_texts": args.n_texts, "max_tokens": args.max_tokens, "seed": args.seed,
+                     "n_tokens": n_tokens, "n_batches": len(batches), "max_batch_tokens": args.max_batch_tokens,
+                     "padded_tokens": int(sum(ids.numel() for ids, _ in batches)), "store_dtype": "float16",
+                     "repeats": args.repeats, "quick": args.quick},
+        "seconds": times,
+        "tokens_per_second": tps,
+        "ratio_extraction_vs_bare_hidden_states": ratio,
+        "ratio_extraction_vs_bare_forward": tps["extraction"] / tps["bare_forward"],
+        "cpu_tokens_per_second": cpu_tps,
+        "cpu_ratio_extraction_vs_bare_hidden_states": cpu_tps["extraction"] / cpu_tps["bare_forward_hidden_states"],
+        "memory": {"model_bytes": model_bytes, "anon_rss_after_model_load_bytes": anon_after_load,
+                   "anon_rss_before_timing_bytes": rss_before, "peak_anon_rss_bytes": peak_anon,
+                   "extraction_minus_forward_peak_bytes": extra,
+                   "one_batch_hidden_states_bytes": batch_bytes, "store_bytes": store_bytes},
+        "goals": {
+            "ratio": {"goal": f">= {RATIO_GOAL}", "value": ratio, "met": ratio >= RATIO_GOAL},
+            "peak_memory": {"goal": "peak anonymous RSS of extraction <= that of the hidden-states forward "
+                                    "+ one batch of float32 hidden states (model + a few batches, not the store)",
+                            "value": extra, "budget": batch_bytes, "met": extra <= batch_bytes},
+        },
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "device": str(loaded.device), "platform": platform.platform(), "processor": platform.processor(),
+                    "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+                    "versions": {**library_versions(), "psutil": psutil.__version__}},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    json.dump({k: result[k] for k in ("tokens_per_second", "cpu_ratio_extraction_vs_bare_hidden_states", "goals")},
+              sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()

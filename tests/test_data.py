@@ -1,0 +1,263 @@
+"""Dataset lookup, readers and seeded sampling, on small files in the shared formats and on the real data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from tokenizers.processors import TemplateProcessing
+
+from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.data import (DatasetNotFound, load_dataset_table, read_ag_news_csv, read_enwik8, read_imdb_jsonl,
+                            sample_inputs, special_affixes)
+
+
+def gpt2_bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte → printable character map (the ByteLevel alphabet), written out as published."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def ids_to_bytes(tokenizer, ids: list[int]) -> bytes:
+    """Byte-tokenizer ids → the raw bytes they stand for (independent of the tokenizer's decoder)."""
+    char_to_byte = {c: b for b, c in gpt2_bytes_to_unicode().items()}
+    return bytes(char_to_byte[t] for t in tokenizer.convert_ids_to_tokens(ids))
+
+
+@pytest.fixture(scope="module")
+def byte_tok():
+    return make_byte_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def wrapping_tok():
+    """A byte tokenizer that adds `<bos> … <eos>` like BERT adds [CLS] … [SEP]."""
+    tok = make_byte_tokenizer()
+    tok.backend_tokenizer.post_processor = TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", tok.bos_token_id), ("<eos>", tok.eos_token_id)])
+    return tok
+
+
+def table(texts: list) -> pd.DataFrame:
+    return pd.DataFrame({"text_id": np.arange(len(texts)), "text": texts, "label": 0})
+
+
+def word_texts(n: int) -> list[str]:
+    """Distinct texts of varied byte lengths 3 … 3+n-1."""
+    return [f"t{i:02d}" + "x" * i for i in range(n)]
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def test_same_seed_same_sample_and_another_seed_another(byte_tok):
+    docs = table(word_texts(60))
+    a = sample_inputs(docs, "documents", byte_tok, n=10, max_tokens=16, seed=3)
+    b = sample_inputs(docs, "documents", byte_tok, n=10, max_tokens=16, seed=3)
+    c = sample_inputs(docs, "documents", byte_tok, n=10, max_tokens=16, seed=4)
+    assert a.text_ids == b.text_ids and a.input_ids == b.input_ids
+    assert len(set(a.text_ids)) == 10
+    assert set(a.text_ids) != set(c.text_ids)
+
+
+def test_truncation_to_l_tokens_and_shorter_texts_recorded(byte_tok):
+    texts = word_texts(30)
+    sample = sample_inputs(table(texts), "documents", byte_tok, n=30, max_tokens=12, seed=0)
+    for ids, text_id in zip(sample.input_ids, sample.text_ids):
+        raw = texts[text_id].encode()
+        assert ids_to_bytes(byte_tok, ids) == raw[:12]  # one byte per token, cut after L
+    expected_short = sum(len(t.encode()) < 12 for t in texts)
+    assert sample.report["shorter_than_max_tokens"] == expected_short == 9
+    assert sample.report["n_tokens"] == sum(min(len(t.encode()), 12) for t in texts)
+
+
+def test_truncation_counts_special_tokens(wrapping_tok):
+    texts = word_texts(20)
+    sample = sample_inputs(table(texts), "documents", wrapping_tok, n=20, max_tokens=10, seed=0)
+    for ids, text_id in zip(sample.input_ids, sample.text_ids):
+        n_bytes = len(texts[text_id].encode())
+        assert len(ids) == min(n_bytes + 2, 10)
+        assert ids[0] == wrapping_tok.bos_token_id and ids[-1] == wrapping_tok.eos_token_id
+        assert ids_to_bytes(wrapping_tok, ids[1:-1]) == texts[text_id].encode()[:8]
+
+
+def test_empty_whitespace_and_too_short_texts_are_dropped_and_counted(byte_tok, caplog):
+    texts = ["", "  \n\t ", None, "a", "ok text", "another one", "third text"]
+    # Asking for one more than the usable texts forces a visit of every row, so every drop is counted.
+    with pytest.raises(ValueError, match=r"only 3 usable texts \(asked for 4\); 3 empty and 1 shorter than 2"):
+        sample_inputs(table(texts), "documents", byte_tok, n=4, max_tokens=8, seed=1, min_tokens=2)
+    sample = sample_inputs(table(texts), "documents", byte_tok, n=3, max_tokens=8, seed=1, min_tokens=2)
+    assert sorted(sample.text_ids) == [4, 5, 6]
+    dropped = sample.report["dropped_empty"], sample.report["dropped_too_short"]
+    assert f"dropped {dropped[0]} empty and {dropped[1]} too-short" in caplog.text or dropped == (0, 0)
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_non_positive_n_is_rejected(byte_tok, n):
+    with pytest.raises(ValueError, match="n_texts must be positive"):
+        sample_inputs(table(word_texts(5)), "documents", byte_tok, n=n, max_tokens=8, seed=0)
+
+
+def test_l_beyond_the_model_context_is_rejected(tiny_model):
+    tok = tiny_model("gpt2").tokenizer  # the random GPT-2 has 512 positions
+    docs = table(word_texts(5))
+    assert len(sample_inputs(docs, "documents", tok, n=2, max_tokens=512, seed=0).input_ids) == 2
+    with pytest.raises(ValueError, match="exceeds the model's context of 512"):
+        sample_inputs(docs, "documents", tok, n=2, max_tokens=513, seed=0)
+
+
+# --------------------------------------------------------------------------- streams
+
+
+def test_stream_chunks_are_contiguous_non_overlapping_and_exactly_l(byte_tok, wrapping_tok):
+    text = "".join(f"<p id={i}>naïve café {i * 7919 % 1000}</p>\n" for i in range(40))
+    for tok, (prefix, suffix) in [(byte_tok, ([], [])),
+                                  (wrapping_tok, ([wrapping_tok.bos_token_id], [wrapping_tok.eos_token_id]))]:
+        assert special_affixes(tok) == (prefix, suffix)
+        body = 16 - len(prefix) - len(suffix)
+        n_all = len(text.encode()) // body
+        sample = sample_inputs(table([text]), "stream", tok, n=n_all, max_tokens=16, seed=0)
+        assert sample.text_ids == list(range(n_all))  # every chunk, in stream order
+        assert all(len(ids) == 16 for ids in sample.input_ids)
+        assert all(ids[:len(prefix)] == prefix and ids[len(ids) - len(suffix):] == suffix for ids in sample.input_ids)
+        bodies = [ids[len(prefix):len(ids) - len(suffix)] for ids in sample.input_ids]
+        # Re-tokenising the stream gives back the chunks glued together: nothing skipped, nothing repeated.
+        glued = [t for b in bodies for t in b]
+        assert glued == tok(text, add_special_tokens=False)["input_ids"][:n_all * body]
+        assert ids_to_bytes(tok, glued) == text.encode()[:n_all * body]
+
+
+def test_stream_sampling_is_seeded(byte_tok):
+    docs = table(["abcdefghij" * 50])
+    a = sample_inputs(docs, "stream", byte_tok, n=5, max_tokens=10, seed=0)
+    b = sample_inputs(docs, "stream", byte_tok, n=5, max_tokens=10, seed=0)
+    c = sample_inputs(docs, "stream", byte_tok, n=5, max_tokens=10, seed=1)
+    assert a.text_ids == b.text_ids != c.text_ids
+    assert a.text_ids == sorted(set(a.text_ids))
+
+
+def test_stream_too_short_for_n_chunks(byte_tok):
+    with pytest.raises(ValueError, match="3 chunks of 10; asked for 4"):
+        sample_inputs(table(["x" * 35]), "stream", byte_tok, n=4, max_tokens=10, seed=0)
+
+
+def test_real_enwik8_chunks_are_aligned_with_the_raw_bytes(byte_tok, shared_data):
+    df, provenance = load_dataset_table("enwik8", [shared_data], allow_hub=False)
+    raw = (shared_data / "enwik8_small.xml").read_bytes()
+    assert provenance["undecodable"] == 0 and len(raw) == 1_071_051  # the size the README states
+    sample = sample_inputs(df, "stream", byte_tok, n=8, max_tokens=32, seed=0)
+    assert sample.report["n_chunks_available"] == len(raw) // 32
+    for ids, chunk in zip(sample.input_ids, sample.text_ids):
+        assert len(ids) == 32
+        assert ids_to_bytes(byte_tok, ids) == raw[chunk * 32:(chunk + 1) * 32]
+
+
+# --------------------------------------------------------------------------- files and lookup
+
+
+def imdb_line(i: int, text: str, label: int) -> bytes:
+    return json.dumps({"id": f"test_{i}", "text": text, "label": label, "rating": 8 if label else 2}).encode()
+
+
+def test_invalid_utf8_lines_are_counted_not_fatal(tmp_path):
+    lines = [imdb_line(0, "good film", 1), b'{"id": "x", "text": "caf\xe9 latin-1", "label": 0, "rating": 1}',
+             imdb_line(2, "bad film", 0), b""]
+    path = tmp_path / "imdb_test.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n".join(lines)))
+    df, bad = read_imdb_jsonl(path)
+    assert bad == 1
+    assert df["text"].tolist() == ["good film", "bad film"] and df["label"].tolist() == [1, 0]
+
+    table_, provenance = load_dataset_table("imdb", [tmp_path], allow_hub=False)
+    assert provenance["undecodable"] == 1 and provenance["n_rows"] == 2
+    assert table_["text_id"].tolist() == [0, 1]
+
+
+def test_ag_news_reader_joins_title_and_description_and_skips_bad_bytes(tmp_path):
+    path = tmp_path / "ag_news_test.csv"
+    path.write_bytes(b'"3","Title one","A first\\line of text"\n'
+                     b'"1","Caf\xe9","not utf-8"\n'
+                     b'"4","Title two","He said ""hi"""\n')  # quotes doubled, as in the release
+    df, bad = read_ag_news_csv(path)
+    assert bad == 1
+    assert df["text"].tolist() == ["Title one A first line of text", 'Title two He said "hi"']
+    assert df["label"].tolist() == [2, 3]  # classes 1-4 become 0-3
+
+
+def test_enwik8_reader_replaces_and_counts_bad_bytes(tmp_path):
+    path = tmp_path / "enwik8"
+    path.write_bytes(b"<page>ok\xff\xfe</page>")
+    df, bad = read_enwik8(path)
+    assert bad == 2 and df["text"].tolist() == ["<page>ok\ufffd\ufffd</page>"]
+
+
+def test_missing_dataset_names_every_place_looked_without_hub(tmp_path):
+    folders = [tmp_path / "a", tmp_path / "b"]
+    with pytest.raises(DatasetNotFound) as err:
+        load_dataset_table("imdb", folders, allow_hub=False)
+    message = str(err.value)
+    for folder in folders:
+        for name in ("imdb_test.jsonl.gz", "imdb_test.jsonl"):
+            assert str(folder.resolve() / name) in message
+    assert "hub disabled" in message
+
+
+def test_missing_dataset_with_unreachable_hub(tmp_path, monkeypatch):
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no cached copy to fall back on
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DatasetNotFound) as err:
+        load_dataset_table("ag_news", [tmp_path / "nowhere"], allow_hub=True)
+    message = str(err.value)
+    assert str((tmp_path / "nowhere").resolve() / "ag_news_test.csv") in message
+    assert "fancyzhx/ag_news" in message
+
+
+def test_unknown_dataset_name(tmp_path):
+    with pytest.raises(KeyError, match="unknown dataset 'wikitext'.*ag_news.*enwik8.*imdb"):
+        load_dataset_table("wikitext", [tmp_path], allow_hub=False)
+
+
+def test_search_path_order_first_folder_wins(tmp_path):
+    for folder, text in [("first", "from first"), ("second", "from second")]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "imdb_test.jsonl").write_bytes(imdb_line(0, text, 1))
+    df, provenance = load_dataset_table("imdb", [tmp_path / "missing", tmp_path / "first", tmp_path / "second"],
+                                        allow_hub=False)
+    assert df["text"].tolist() == ["from first"]
+    assert provenance["path"] == str((tmp_path / "first" / "imdb_test.jsonl").resolve())
+
+
+# --------------------------------------------------------------------------- the real shared files
+
+
+def test_real_imdb_matches_the_readme(shared_data):
+    df, provenance = load_dataset_table("imdb", [shared_data], allow_hub=False)
+    assert provenance["origin"] == "local" and provenance["undecodable"] == 0
+    assert len(df) == 25_000
+    assert df["label"].value_counts().to_dict() == {0: 12_500, 1: 12_500}
+    assert df["text_id"].tolist() == list(range(25_000))
+
+
+def test_real_ag_news_matches_the_readme(shared_data):
+    df, provenance = load_dataset_table("ag_news", [shared_data], allow_hub=False)
+    assert provenance["undecodable"] == 0
+    assert len(df) == 7_600
+    assert df["label"].value_counts().to_dict() == {0: 1_900, 1: 1_900, 2: 1_900, 3: 1_900}
+    assert df["text"].str.len().min() > 0 and not df["text"].str.contains("\\", regex=False).any()

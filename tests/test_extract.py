@@ -1,0 +1,199 @@
+"""Extraction against the models themselves: layer 0 = embeddings, pre-/post-final-norm states, padding,
+batching, token table, float16 overflow; on random models of every family and on the real ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import random_spec
+from layerwise.data import Sample
+from layerwise.extract import extract_to_store, length_batches
+from layerwise.models import base_model, final_norm, load_model, materialise
+from layerwise.store import FINAL_NORM, MANIFEST, ActivationStore
+
+TEXTS = ["The cat sat.", "A much longer sentence, with commas; and more words in it.", "Hi", "Layer by layer",
+         "Residual streams grow in norm through the depth of the network."]
+DECODERS = ("gpt2", "llama", "gpt_neox")
+
+
+def sample_of(tokenizer, texts=TEXTS) -> Sample:
+    ids = [tokenizer(t)["input_ids"] for t in texts]
+    return Sample(ids, list(range(len(ids))), {})
+
+
+def extract(loaded, sample, root, **kw) -> ActivationStore:
+    kw.setdefault("dtype", "float32")
+    extract_to_store(loaded, sample, root, progress=False, **kw)
+    return ActivationStore.open(root, verify="sha256")
+
+
+def rows_of(store: ActivationStore, layer, text_index: int) -> np.ndarray:
+    return np.asarray(store.layer(layer))[store.tokens["text_index"].to_numpy() == text_index]
+
+
+@torch.inference_mode()
+def run_alone(loaded, ids: list[int]):
+    """The model on one unpadded text: `last_hidden_state` and the output of its last block (a hook)."""
+    base = base_model(loaded.model)
+    blocks = getattr(base, "h", None) or getattr(base, "layers", None) or base.encoder.layer
+    seen = {}
+    handle = blocks[-1].register_forward_hook(
+        lambda _m, _a, out: seen.update(block=out[0] if isinstance(out, tuple) else out))
+    try:
+        out = base(input_ids=torch.tensor([ids]))
+    finally:
+        handle.remove()
+    return out.last_hidden_state[0].numpy(), seen["block"][0].numpy()
+
+
+@torch.inference_mode()
+def input_embeddings(loaded, ids: list[int]) -> np.ndarray:
+    """What layer 0 must be, from the embedding tables themselves."""
+    base = base_model(loaded.model)
+    t = torch.tensor([ids])
+    if loaded.facts.model_type == "gpt2":  # GPT-2 adds learned positions before the first block
+        return (base.wte(t) + base.wpe(torch.arange(len(ids))[None]))[0].numpy()
+    if loaded.facts.model_type == "bert":  # word + position + type, then LayerNorm
+        return base.embeddings(input_ids=t)[0].numpy()
+    return loaded.model.get_input_embeddings()(t)[0].numpy()
+
+
+# --------------------------------------------------------------------------- random models, every family
+
+
+@pytest.fixture(scope="module", params=DECODERS + ("bert",))
+def family(request, tiny_model, tmp_path_factory):
+    loaded = tiny_model(request.param)
+    sample = sample_of(loaded.tokenizer)
+    store = extract(loaded, sample, tmp_path_factory.mktemp(f"store-{request.param}"), max_batch_tokens=10_000)
+    return loaded, sample, store
+
+
+def test_one_array_per_layer_plus_final_norm_for_decoders(family):
+    loaded, sample, store = family
+    names = set(store.manifest["files"]) - {"tokens.parquet"}
+    expected = {f"layer_{i:03d}.npy" for i in range(loaded.facts.n_layers + 1)}
+    if loaded.facts.kind == "decoder":
+        expected.add(f"{FINAL_NORM}.npy")
+    assert names == expected
+    assert store.manifest["has_final_norm"] == (loaded.facts.kind == "decoder")
+    assert store.manifest["model"]["n_layers"] == 2 and store.manifest["n_tokens"] == sum(map(len, sample.input_ids))
+
+
+def test_layer0_is_the_input_embeddings(family):
+    loaded, sample, store = family
+    for k, ids in enumerate(sample.input_ids):
+        np.testing.assert_allclose(rows_of(store, 0, k), input_embeddings(loaded, ids), rtol=1e-5, atol=1e-6)
+
+
+def test_final_states_match_the_model(family):
+    loaded, sample, store = family
+    norm = final_norm(loaded.model)
+    for k, ids in enumerate(sample.input_ids):
+        last_hidden_state, last_block = run_alone(loaded, ids)
+        stored_last = rows_of(store, 2, k)
+        np.testing.assert_allclose(stored_last, last_block, rtol=1e-5, atol=1e-5)
+        if norm is None:  # post-LN encoder: the last block output is already the final state
+            np.testing.assert_allclose(stored_last, last_hidden_state, rtol=1e-5, atol=1e-5)
+            continue
+        stored_post = rows_of(store, FINAL_NORM, k)
+        np.testing.assert_allclose(stored_post, last_hidden_state, rtol=1e-5, atol=1e-5)
+        with torch.inference_mode():
+            renormed = norm(torch.from_numpy(stored_last)).numpy()
+        np.testing.assert_allclose(renormed, last_hidden_state, rtol=1e-5, atol=1e-5)
+        assert not np.allclose(stored_last, stored_post, atol=1e-3)  # pre-norm really is before the norm
+
+
+def test_token_table_matches_the_input_ids(family):
+    loaded, sample, store = family
+    tokens = store.tokens
+    assert tokens["token_id"].tolist() == [t for ids in sample.input_ids for t in ids]
+    assert tokens["position"].tolist() == [p for ids in sample.input_ids for p in range(len(ids))]
+    assert tokens["text_index"].tolist() == [k for k, ids in enumerate(sample.input_ids) for _ in ids]
+    assert tokens["text_id"].tolist() == [sample.text_ids[k] for k, ids in enumerate(sample.input_ids) for _ in ids]
+    assert tokens["token"].tolist() == loaded.tokenizer.convert_ids_to_tokens(tokens["token_id"].tolist())
+
+
+def test_padding_is_excluded(family, tmp_path):
+    """One padded batch of texts of different lengths gives the same vectors as one text at a time."""
+    loaded, sample, batched = family
+    single = extract(loaded, sample, tmp_path / "single", max_batch_tokens=1)
+    assert len(length_batches([len(s) for s in sample.input_ids], 10_000)) == 1
+    for layer, array in batched.iter_layers(include_final_norm=True):
+        np.testing.assert_allclose(array, single.layer(layer), rtol=1e-5, atol=1e-5)
+
+
+def test_float16_store_is_the_rounded_float32_store(family, tmp_path):
+    loaded, sample, store32 = family
+    store16 = extract(loaded, sample, tmp_path / "f16", dtype="float16", max_batch_tokens=10_000)
+    assert store16.manifest["dtype"] == "float16"
+    for layer, array in store32.iter_layers(include_final_norm=True):
+        np.testing.assert_array_equal(store16.layer(layer), np.asarray(array).astype(np.float16))
+
+
+# --------------------------------------------------------------------------- batching, overflow
+
+
+@pytest.mark.parametrize("budget", [1, 7, 40, 1000])
+def test_length_batches_respect_the_token_budget(budget):
+    lengths = np.random.default_rng(budget).integers(1, 30, size=57).tolist()
+    batches = length_batches(lengths, budget)
+    assert sorted(i for b in batches for i in b) == list(range(57))  # every text exactly once
+    for batch in batches:
+        padded = max(lengths[i] for i in batch) * len(batch)
+        assert padded <= budget or len(batch) == 1  # a text longer than the budget goes alone
+    # Similar lengths together: batch maxima never decrease.
+    maxima = [max(lengths[i] for i in b) for b in batches]
+    assert maxima == sorted(maxima)
+    # Greedy: a batch is closed only when the next text would have broken the budget.
+    for batch, following in zip(batches, batches[1:]):
+        assert max(maxima[batches.index(batch)], lengths[following[0]]) * (len(batch) + 1) > budget
+
+
+def test_float16_overflow_raises_and_leaves_no_manifest(tmp_path):
+    card = materialise("hot", random_spec("llama"), tmp_path / "model")
+    loaded = load_model(card, device="cpu")
+    with torch.no_grad():
+        loaded.model.get_input_embeddings().weight.fill_(1e5)  # layer 0 alone exceeds float16 (max 65504)
+    sample = sample_of(loaded.tokenizer, TEXTS[:2])
+    with pytest.raises(OverflowError, match="beyond float16; use dtype float32"):
+        extract_to_store(loaded, sample, tmp_path / "f16", dtype="float16", progress=False)
+    assert not (tmp_path / "f16" / MANIFEST).exists()
+    store = extract(loaded, sample, tmp_path / "f32")  # float32 holds the same activations
+    assert np.isfinite(store.layer(0)).all() and np.abs(store.layer(0)).max() > 65504
+
+
+# --------------------------------------------------------------------------- the real models
+
+
+@pytest.mark.slow
+def test_smollm2_final_norm_and_embeddings(smollm2, tmp_path):
+    texts = ["The movie was far longer than it needed to be.", "Great acting!", TEXTS[4]]
+    sample = sample_of(smollm2.tokenizer, texts)
+    store = extract(smollm2, sample, tmp_path / "smol", max_batch_tokens=10_000)
+    assert store.manifest["model"]["n_layers"] == 30 and len(store.layers) == 31
+    assert store.layer(30).shape == (sum(map(len, sample.input_ids)), 576)
+    norm = final_norm(smollm2.model)
+    for k, ids in enumerate(sample.input_ids):
+        last_hidden_state, last_block = run_alone(smollm2, ids)
+        pre, post = rows_of(store, 30, k), rows_of(store, FINAL_NORM, k)
+        np.testing.assert_allclose(post, last_hidden_state, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(pre, last_block, rtol=1e-4, atol=1e-3)
+        with torch.inference_mode():
+            np.testing.assert_allclose(norm(torch.from_numpy(pre)).numpy(), last_hidden_state, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(rows_of(store, 0, k), input_embeddings(smollm2, ids), rtol=1e-6, atol=1e-6)
+    assert store.manifest["model"]["revision"].startswith("sha256:")
+
+
+@pytest.mark.slow
+def test_minilm_last_layer_is_last_hidden_state(minilm, tmp_path):
+    sample = sample_of(minilm.tokenizer, TEXTS[:3])
+    store = extract(minilm, sample, tmp_path / "mini", max_batch_tokens=10_000)
+    assert len(store.layers) == 7 and not store.manifest["has_final_norm"]
+    assert store.manifest["position0_is_special"] is True  # every text starts with [CLS]
+    for k, ids in enumerate(sample.input_ids):
+        last_hidden_state, _ = run_alone(minilm, ids)
+        np.testing.assert_allclose(rows_of(store, 6, k), last_hidden_state, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(rows_of(store, 0, k), input_embeddings(minilm, ids), rtol=1e-5, atol=1e-5)
