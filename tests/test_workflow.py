@@ -116,3 +116,47 @@ def test_bad_config_fails_before_any_job(tmp_path, change, message):
     assert done.returncode != 0
     assert "Building DAG of jobs" not in output, output[-3000:]
     assert re.search(message, output), output[-3000:]
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The `Job stats` table of a dry run as {rule: count} (empty when nothing is to be done)."""
+    counts, inside = {}, False
+    for line in output.splitlines():
+        if line.startswith("Job stats"):
+            inside = True
+            continue
+        if inside:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] == "total":
+                    break
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.slow
+def test_changing_a_study_parameter_reruns_only_that_study(tiny_run, shared_data):
+    workdir, _ = tiny_run
+    (workdir / "changed").mkdir(exist_ok=True)
+    changed = tiny_config(workdir / "changed", shared_data, **{"geometry.twonn_fraction": 0.8})
+    done = snakemake(workdir, changed, "-n", "--cores", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = job_counts(done.stdout + done.stderr)
+    assert counts.get("geometry") == 2 and counts.get("geometry_figures") == 1
+    assert counts.get("checkpoint_geometry", 0) > 0  # the training study shares the TwoNN settings
+    for rule in ("extract", "train", "probe", "probe_condition", "lens_dataset", "norm_table", "model", "dataset"):
+        assert rule not in counts, counts
+    assert counts.get("paper") == 1
+
+
+@pytest.mark.slow
+def test_touching_the_data_reextracts_only_what_reads_it(tiny_run):
+    workdir, configfile = tiny_run
+    table = workdir / "resources/datasets/ag_news.parquet"
+    os.utime(table, None)
+    done = snakemake(workdir, configfile, "-n", "--cores", "1")
+    counts = job_counts(done.stdout + done.stderr)
+    assert counts.get("extract") == 2  # AG News stores of the two models (probe transfer only)
+    assert counts.get("probe_transfer") == 2
+    for rule in ("geometry", "train", "lens_dataset", "norm_table", "probe_condition"):
+        assert rule not in counts, counts
