@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
 import yaml
 
 from layerwise.models import LoadedModel, load_model, materialise, read_card
@@ -70,3 +71,13 @@ def smollm2(tmp_path_factory) -> LoadedModel:
 @pytest.fixture(scope="session")
 def minilm(tmp_path_factory) -> LoadedModel:
     return _real_model("minilm-l6", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Tiny models run fastest and most reproducibly on one thread; idle OpenMP workers on a shared CPU
+    make each tiny op many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -65,13 +65,7 @@ def _build(name: str):
 ARCHS = ("gpt2", "llama-tied", "llama-untied", "gpt_neox", "gpt_neox-sequential")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared CPU idle OpenMP workers make each op ~30x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

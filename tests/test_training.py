@@ -58,13 +58,7 @@ TINY = TrainingConfig(arch="gpt2", n_layers=2, width=32, n_heads=2, seq_len=32, 
 LOADERS = {"decoder": AutoModelForCausalLM, "encoder": AutoModelForMaskedLM}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest (and most reproducibly) on one thread on a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
