@@ -19,7 +19,6 @@ import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,43 +29,11 @@ import yaml
 from layerwise.data import load_dataset_table, sample_inputs
 from layerwise.extract import extract_to_store, length_batches, library_versions, pad_batch
 from layerwise.models import base_model, load_model, materialise, read_card
+from rss_sampler import PeakMemory, anon_rss  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_KEY = "smollm2-135m"
 RATIO_GOAL = 0.90
-
-
-class PeakMemory:
-    """Samples this process's anonymous resident memory in a thread (the store's mapped pages excluded)."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval, self.peak_anon = interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_anon = max(self.peak_anon, anon_rss())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def anon_rss() -> int:
-    """RssAnon from /proc (Linux): memory the process owns, not memory-mapped file pages."""
-    status = Path(f"/proc/{os.getpid()}/status")
-    if not status.exists():
-        return psutil.Process().memory_info().rss
-    for line in status.read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-    return psutil.Process().memory_info().rss
 
 
 def load_smollm2():

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 from layerwise.extract import library_versions
 from layerwise.lens import logit_lens, residual_streams, token_rank
 from layerwise.lens_adapters import decode, lens_parts
+from rss_sampler import PeakMemory  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_GGUF = REPO / "resources" / "models" / "smollm2-135m" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -57,40 +57,20 @@ def pin_malloc_mmap_threshold(nbytes: int = 1 << 20) -> None:
         pass
 
 
-def anon_rss() -> int:
-    """RssAnon from /proc (Linux): memory the process owns, not memory-mapped file pages."""
-    status = Path(f"/proc/{os.getpid()}/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return psutil.Process().memory_info().rss
-
-
-class Measure:
-    """Wall and CPU seconds of a block, and its peak anonymous RSS above the level at entry (sampled)."""
+class Measure(PeakMemory):
+    """Wall and CPU seconds of a block plus its peak anonymous RSS above the level at entry (sampled)."""
 
     def __init__(self, interval: float = 0.005):
-        self.interval, self.peak = interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, anon_rss())
-            time.sleep(self.interval)
+        super().__init__(interval)
 
     def __enter__(self) -> "Measure":
-        self.baseline = self.peak = anon_rss()
-        self._thread.start()
+        super().__enter__()
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc) -> None:
         self.wall, self.cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
-        self._stop.set()
-        self._thread.join()
-        self.peak_extra = self.peak - self.baseline
+        super().__exit__(*exc)
 
 
 def load_model(gguf: Path) -> tuple[torch.nn.Module, str]:
