@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from layerwise.code_deps import library_digest
 from layerwise.models import validate_spec
 
 for _key, _spec in config["models"].items():
@@ -21,6 +22,12 @@ wildcard_constraints:
     n=r"\d+",
     length=r"\d+",
     seed=r"\d+",
+
+
+def library(script):
+    """Digest of the library code `scripts/<script>` imports: a rule parameter, so that editing a
+    library module re-runs exactly the rules that use it (Snakemake itself only watches the script)."""
+    return library_digest(Path(workflow.basedir) / "scripts" / script, SRC)
 
 
 def check_models(section, keys):

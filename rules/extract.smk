@@ -9,6 +9,7 @@ rule extract:
     output:
         store=directory("results/activations/{model}/{dataset}/n{n}_l{length}_s{seed}"),
     params:
+        library=library("extract.py"),
         dtype=config["extraction"]["dtype"],
         max_batch_tokens=config["extraction"]["max_batch_tokens"],
         min_tokens=config["extraction"]["min_tokens"],

@@ -11,6 +11,7 @@ rule geometry:
         layers="results/geometry/{model}/{dataset}/{sampling}.csv",
         final_norm="results/geometry/{model}/{dataset}/{sampling}.final_norm.csv",
     params:
+        library=library("geometry.py"),
         backend=config["backend"],
         seed=config["seed"],
         batch_size=GEOMETRY["batch_size"],
@@ -39,6 +40,7 @@ rule geometry_figures:
         summary="results/geometry/summary.csv",
         macros="results/macros/geometry.tex",
     params:
+        library=library("geometry_figures.py"),
         names=[display_name(m) for m in GEOMETRY["models"]],
         fraction=GEOMETRY["twonn_fraction"],
         batch_size=GEOMETRY["batch_size"],

@@ -13,6 +13,7 @@ rule lens_example:
     output:
         table="results/lens/{model}/examples/{text}.parquet",
     params:
+        library=library("lens_example.py"),
         text=lambda wc: LENS_TEXTS[wc.text],
         decoder=LENS["decoder"],
         subblocks=LENS["subblocks"],
@@ -34,6 +35,7 @@ rule lens_heatmap:
     output:
         figure="results/figures/lens/{model}/{text}/{value}.pdf",
     params:
+        library=library("lens_heatmap.py"),
         layer_step=LENS["layer_step"],
         max_positions=LENS["heatmap_max_positions"],
     log:
@@ -53,6 +55,7 @@ rule lens_dataset:
         table="results/lens/{model}/{dataset}/{sampling}.{decoder}.parquet",
         summary="results/lens/{model}/{dataset}/{sampling}.{decoder}.summary.csv",
     params:
+        library=library("lens_dataset.py"),
         n_texts=LENS["n_texts"],
         max_tokens=LENS["max_tokens"],
         min_tokens=config["extraction"]["min_tokens"],
@@ -78,6 +81,7 @@ rule lens_figures:
         curves=report("results/figures/lens_dataset.pdf", caption="../report/lens_dataset.rst", category="Logit lens"),
         macros="results/macros/lens.tex",
     params:
+        library=library("lens_figures.py"),
         names=[display_name(m) for m in LENS["models"] for d in LENS["decoders"]],
         example=LENS["paper_example"],
         heatmaps={m: f"lens/{m}/{LENS['paper_example']}/{{value}}.pdf" for m in LENS["models"]},

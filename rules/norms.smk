@@ -10,6 +10,7 @@ rule norm_table:
     output:
         table="results/norms/{model}/{dataset}/{sampling}.csv",
     params:
+        library=library("norm_table.py"),
         include_position0=NORMS["include_position0"],
     log:
         "logs/norms/{model}/{dataset}/{sampling}.log",
@@ -26,6 +27,7 @@ rule norm_figure:
         figure=report("results/figures/norms.pdf", caption="../report/norms.rst", category="Norms"),
         macros="results/macros/norms.tex",
     params:
+        library=library("norm_figure.py"),
         models=NORMS["models"],
         names=[display_name(m) for m in NORMS["models"]],
     log:

@@ -14,6 +14,7 @@ rule provenance:
         macros="results/macros/provenance.tex",
         tables="results/paper/provenance_tables.tex",
     params:
+        library=library("provenance.py"),
         config=config,
         benchmark_root="results/benchmarks/rules",
     log:
@@ -38,6 +39,8 @@ rule paper:
     output:
         pdf=PAPER_PDF,
         macros="results/paper/macros.tex",
+    params:
+        library=library("paper.py"),
     log:
         "logs/paper/latexmk.log",
     conda:
@@ -52,6 +55,8 @@ rule verify:
         expected="paper/expected_values.yaml",
     output:
         report="results/verify.txt",
+    params:
+        library=library("verify.py"),
     log:
         "logs/paper/verify.log",
     conda:

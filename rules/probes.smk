@@ -34,6 +34,7 @@ rule probe:
         masks="results/probes/{model}/{dataset}/{sampling}/raw/masks.csv",
         random_through_trained="results/probes/{model}/{dataset}/{sampling}/raw/random_through_trained.csv",
     params:
+        library=library("probe.py"),
         **PROBE_COMMON,
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
@@ -54,6 +55,7 @@ rule probe_condition:
         scores="results/probes/{model}/{dataset}/{sampling}/{condition}/scores.csv",
         history="results/probes/{model}/{dataset}/{sampling}/{condition}/history.csv",
     params:
+        library=library("probe_condition.py"),
         **PROBE_COMMON,
     log:
         "logs/probes/{model}/{dataset}/{sampling}/{condition}.log",
@@ -72,6 +74,7 @@ rule probe_transfer:
     output:
         scores="results/probes/{model}/transfer.csv",
     params:
+        library=library("probe_transfer.py"),
         **PROBE_COMMON,
         names=(PROBES["dataset"], PROBES["transfer_dataset"]),
     log:
@@ -89,6 +92,7 @@ rule probe_stability:
         runs="results/probes/{model}/stability_runs.csv",
         overlap="results/probes/{model}/stability_overlap.csv",
     params:
+        library=library("probe_stability.py"),
         **PROBE_COMMON,
         seeds=PROBES["stability_seeds"],
         mask_k=PROBES["mask_k"],
@@ -109,6 +113,7 @@ rule probe_reductions:
         figure=report("results/figures/probes/{model}_reductions.png", caption="../report/probe_reductions.rst",
                       category="Probes"),
     params:
+        library=library("probe_reductions.py"),
         seed=config["seed"],
         methods=PROBES["reductions"]["methods"],
         n_per_layer=PROBES["reductions"]["n_per_layer"],
@@ -139,6 +144,7 @@ rule probe_figures:
         table="results/probes/summary.csv",
         macros="results/macros/probes.tex",
     params:
+        library=library("probe_figures.py"),
         models=PROBES["models"],
         names=[display_name(m) for m in PROBES["models"]],
         main_dirs=[probe_dir(m) for m in PROBES["models"]],

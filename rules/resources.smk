@@ -11,6 +11,7 @@ rule dataset:
         table="resources/datasets/{dataset}.parquet",
         provenance="resources/datasets/{dataset}.json",
     params:
+        library=library("dataset.py"),
         search_path=config["data"]["search_path"],
         allow_hub=config["data"]["allow_hub"],
     log:
@@ -25,6 +26,7 @@ rule model:
     output:
         card="resources/models/{model}/layerwise_model.json",
     params:
+        library=library("model.py"),
         spec=lambda wc: config["models"][wc.model],
     log:
         "logs/model/{model}.log",

@@ -20,6 +20,7 @@ rule train:
         log="results/training/{kind}/log.csv",
         checkpoints=[directory(checkpoint_path("{kind}", s)) for s in TRAIN_STEPS],
     params:
+        library=library("train.py"),
         cfg={k: v for k, v in TRAINING.items() if k not in ("dataset", "threads", "heldout_chunks")},
         steps=TRAIN_STEPS,
         threads=TRAINING["threads"],
@@ -42,6 +43,7 @@ rule checkpoint_geometry:
     output:
         table="results/training/{kind}/geometry/step{step}.csv",
     params:
+        library=library("checkpoint_geometry.py"),
         n_chunks=TRAINING["heldout_chunks"],
         chunk_len=TRAINING["seq_len"],
         val_fraction=TRAINING["val_fraction"],
@@ -75,6 +77,7 @@ rule training_figures:
         ),
         macros="results/macros/training.tex",
     params:
+        library=library("training_figures.py"),
         steps=TRAIN_STEPS,
     log:
         "logs/training/figures.log",
@@ -107,6 +110,7 @@ rule hub_checkpoint_figures:
         anisotropy="results/figures/hub_checkpoints/{key}_anisotropy.pdf",
         intrinsic_dimension="results/figures/hub_checkpoints/{key}_id.pdf",
     params:
+        library=library("hub_checkpoint_figures.py"),
         steps=lambda wc: [int(m.rsplit("@step", 1)[1]) for m in HUB_CHECKPOINTS[wc.key]],
     log:
         "logs/training/hub_{key}.log",

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from layerwise.narrative import geometry_macros
+from layerwise.narrative.geometry import geometry_macros
 from layerwise.paper import write_macros
 from layerwise.plots.geometry import plot_anisotropy_profiles, plot_intrinsic_dimension_profiles, summarise_profiles
 from layerwise.runlog import log_to_file

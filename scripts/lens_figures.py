@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from layerwise.narrative import lens_macros
+from layerwise.narrative.lens import lens_macros
 from layerwise.paper import write_macros
 from layerwise.plots.lens import plot_lens_curves
 from layerwise.runlog import log_to_file

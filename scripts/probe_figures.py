@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from layerwise.narrative import probe_macros, reduction_figures
+from layerwise.narrative.probes import probe_macros, reduction_figures
 from layerwise.paper import write_macros
 from layerwise.plots.probes import (plot_accuracy_grid, plot_condition_accuracy, plot_confusion,
                                     plot_cumulative_contributions, plot_top_attributions, plot_training_curves)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from layerwise.narrative import training_macros
+from layerwise.narrative.training import training_macros
 from layerwise.paper import write_macros
 from layerwise.plots.checkpoints import layer_mean_by_step, profiles_by_checkpoint
 from layerwise.plots.training import plot_learning_curves

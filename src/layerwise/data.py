@@ -19,6 +19,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from layerwise.punctuation import strip_punctuation
+
 log = logging.getLogger(__name__)
 
 
@@ -84,13 +86,7 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-def _strip_punctuation(text: str) -> str:
-    from layerwise.probes.controls import strip_punctuation
-
-    return strip_punctuation(text)
-
-
-VARIANTS: dict[str, Callable[[str], str]] = {"nopunct": _strip_punctuation}
+VARIANTS: dict[str, Callable[[str], str]] = {"nopunct": strip_punctuation}
 
 
 def get_spec(name: str) -> DatasetSpec:

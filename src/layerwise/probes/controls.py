@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import re
-import string
-import unicodedata
-
 import numpy as np
 
 from layerwise.probes.logistic import check_features, check_labels
-
-_ASCII_PUNCTUATION = frozenset(string.punctuation)
-_SPACES = re.compile(r"[^\S\n]+")
 
 
 def normalize_rows(X: np.ndarray) -> np.ndarray:
@@ -52,16 +45,3 @@ def shuffled_labels(y: np.ndarray, seed: int = 0) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D, got shape {y.shape}")
     return np.random.default_rng(seed).permutation(y)
-
-
-def is_punctuation(char: str) -> bool:
-    """Unicode punctuation (categories P*) plus ASCII symbols like $ < > | that Python counts as punctuation."""
-    return char in _ASCII_PUNCTUATION or unicodedata.category(char).startswith("P")
-
-
-def strip_punctuation(text: str) -> str:
-    """The text without punctuation; runs of spaces left behind collapse to one, line breaks stay."""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be str, got {type(text).__name__}")
-    kept = "".join(char for char in text if not is_punctuation(char))
-    return "\n".join(_SPACES.sub(" ", line).strip() for line in kept.split("\n"))

@@ -1,0 +1,50 @@
+"""Study 3 per layer: where anisotropy and intrinsic dimension peak, in words and numbers."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from layerwise.paper import LaTeX, latex_escape
+
+
+def _depth(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def geometry_macros(table: pd.DataFrame, summary: pd.DataFrame, *, fraction: float, batch_size: int
+                    ) -> dict[str, float | int | str]:
+    """Numbers of study 3: where anisotropy and ID peak per model, and how decoders and encoders differ."""
+    sentences = []
+    for model, rows in summary.groupby("model", sort=False):
+        an = rows[rows["metric"] == "anisotropy"].iloc[0]
+        idim = rows[rows["metric"] == "twonn_id"].iloc[0]
+        sentences.append(
+            f"In {latex_escape(model)} ({an['kind']}, {an['n_layers']} layers) anisotropy peaks at layer "
+            f"{an['peak_layer']} (relative depth {_depth(an['peak_relative_depth'])}) at {an['peak_value']:.3g}, "
+            f"down to {an['min_value']:.3g} at layer {an['min_layer']}; the TwoNN intrinsic dimension peaks at "
+            f"layer {idim['peak_layer']} (relative depth {_depth(idim['peak_relative_depth'])}) with "
+            f"{idim['peak_value']:.3g} and is lowest at layer {idim['min_layer']} ({idim['min_value']:.3g}).")
+    an = summary[summary["metric"] == "anisotropy"]
+    by_kind = an.groupby("kind")["peak_value"].max()
+    contrast = ""
+    if {"decoder", "encoder"} <= set(by_kind.index):
+        ratio = by_kind["decoder"] / by_kind["encoder"]
+        contrast = (f"The highest anisotropy reached by a decoder is {ratio:.3g} times that of the most "
+                    f"anisotropic encoder layer.")
+    standardised = table[table["metric"] == "anisotropy_standardised"]
+    for model, rows in standardised.groupby("model", sort=False):
+        peak = rows.loc[rows["mean"].idxmax()]
+        sentences.append(f"On z-scored dimensions (which removes the outlier dimensions' scale) the anisotropy "
+                         f"of {latex_escape(model)} peaks at {peak['mean']:.3g} (layer {peak['layer']}).")
+    n_vectors = int(table[table["metric"] == "anisotropy"]["n_vectors"].max())
+    n_batches = int(table[table["metric"] == "anisotropy"]["n_batches"].max())
+    duplicates = int(table[table["metric"] == "n_duplicates"]["mean"].sum())
+    return {
+        "GeometrySummary": LaTeX(" ".join(sentences)),
+        "GeometryContrast": LaTeX(contrast),
+        "GeometryFraction": fraction,
+        "GeometryBatchSize": batch_size,
+        "GeometryVectors": n_vectors,
+        "GeometryBatches": n_batches,
+        "GeometryDuplicates": duplicates,
+    }
