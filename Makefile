@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
-SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
+# --rerun-incomplete: after a hard kill (OOM, power), the next `make paper` redoes the jobs Snakemake marked
+# incomplete instead of stopping at them; outputs are written so that a redo equals an uninterrupted run.
+SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 export PYTHONHASHSEED := 0
 
-.PHONY: paper test bench verify report dryrun-paper-config latex clean
+.PHONY: paper test bench verify report dryrun-paper-config latex unlock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +51,10 @@ report: $(VENV)/.installed-run
 
 dryrun-paper-config: $(VENV)/.installed-run
 	$(SNAKEMAKE) -n --configfile configs/paper.yaml
+
+# After a hard kill (SIGKILL, OOM, power loss) Snakemake keeps its lock: lift it, then `make paper` again.
+unlock: $(VENV)/.installed-run
+	$(BIN)/snakemake --configfile config.yaml --unlock
 
 clean:
 	rm -rf results logs .snakemake

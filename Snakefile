@@ -14,6 +14,9 @@ min_version("9.0")
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=SRC)  # set (not read): conda envs find the library without installing it
+# Figures (matplotlib) and the PDF carry this fixed date instead of "now": the same results give
+# byte-identical files, so a re-run shows what changed. Set SOURCE_DATE_EPOCH yourself to override.
+os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
 
 
 configfile: "config.yaml"

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from layerwise.code_deps import library_digest
-from layerwise.models import validate_spec
+from layerwise.models import check_context, validate_spec
 
 for _key, _spec in config["models"].items():
     validate_spec(_key, _spec)
@@ -31,9 +31,17 @@ def library(script):
 
 
 def check_models(section, keys):
+    """Registry keys of a study section, refused (naming the key) before any job if unknown or if the
+    section's sequence lengths exceed a model's declared context."""
     unknown = [k for k in keys if k not in config["models"]]
     if unknown:
         raise ValueError(f"config '{section}': unknown model key(s) {unknown}; registry has {sorted(config['models'])}")
+    lengths = {f"{section}.{s}": config[section][s] for s in ("max_tokens", "example_max_tokens") if s in config[section]}
+    if config[section].get("grid", {}).get("max_tokens"):
+        lengths[f"{section}.grid.max_tokens"] = max(config[section]["grid"]["max_tokens"])
+    for setting, n_tokens in lengths.items():
+        for key in keys:
+            check_context(key, config["models"][key], setting, n_tokens)
     USED_MODELS.update(keys)
     return keys
 

@@ -4,6 +4,11 @@ GEOMETRY = config["geometry"]
 check_models("geometry", GEOMETRY["models"])
 
 
+# Figures are drawn on the submit host: cheap, and they need no GPU.
+localrules:
+    geometry_figures,
+
+
 rule geometry:
     input:
         store="results/activations/{model}/{dataset}/{sampling}",

@@ -7,6 +7,12 @@ check_models("lens", LENS["models"])
 LENS_TEXTS = {**load_texts(Path(workflow.basedir) / LENS["examples_dir"]), **LENS["texts"]}
 
 
+# Figures are drawn on the submit host: cheap, and they need no GPU.
+localrules:
+    lens_heatmap,
+    lens_figures,
+
+
 rule lens_example:
     input:
         card=lambda wc: model_card(wc.model),

@@ -4,6 +4,11 @@ NORMS = config["norms"]
 check_models("norms", NORMS["models"])
 
 
+# Figures are drawn on the submit host: cheap, and they need no GPU.
+localrules:
+    norm_figure,
+
+
 rule norm_table:
     input:
         store="results/activations/{model}/{dataset}/{sampling}",

@@ -4,6 +4,7 @@
 localrules:
     provenance,
     paper,
+    verify,
 
 
 rule provenance:

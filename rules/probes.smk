@@ -14,10 +14,15 @@ wildcard_constraints:
 PROBE_COMMON = dict(
     seed=config["seed"],
     test_fraction=PROBES["test_fraction"],
-    probe=PROBES["probe"],
+    probe=dict(PROBES["probe"], device=config["device"]),  # the torch probe follows the run's device
     tree=PROBES["tree"],
     include_position0=PROBES["include_position0"],
 )
+
+
+# Figures are drawn on the submit host: cheap, and they need no GPU.
+localrules:
+    probe_figures,
 
 
 rule probe:

@@ -13,6 +13,12 @@ wildcard_constraints:
     step=r"\d+",
 
 
+# Figures are drawn on the submit host: cheap, and they need no GPU.
+localrules:
+    training_figures,
+    hub_checkpoint_figures,
+
+
 rule train:
     input:
         table=f"resources/datasets/{TRAINING['dataset']}.parquet",

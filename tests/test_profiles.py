@@ -1,12 +1,41 @@
 """Cluster execution: the SLURM profile renders GPU requests for the paper-scale config (dry run)."""
 
+import json
 import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO
+
+
+GPU_RULES = ("extract", "geometry", "probe", "probe_condition", "probe_transfer", "probe_stability", "lens_example",
+             "lens_dataset", "train")
+LOCAL_RULES = {"dataset", "model", "norm_figure", "geometry_figures", "probe_figures", "lens_heatmap", "lens_figures",
+               "training_figures", "hub_checkpoint_figures", "provenance", "paper"}
+
+
+# A dry run prints local and cluster jobs alike, so ask the parsed workflow (pinned Snakemake version).
+LIST_LOCAL_RULES = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(snakefile=Path("Snakefile"), resource_settings=ResourceSettings(),
+                            config_settings=ConfigSettings(configfiles=[Path(sys.argv[1])]),
+                            storage_settings=StorageSettings(), workdir=Path.cwd())._workflow
+    print(json.dumps(sorted(workflow._localrules)))
+"""
+
+
+def local_rules(configfile) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", LIST_LOCAL_RULES, str(configfile)], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 @pytest.mark.slow
@@ -18,8 +47,17 @@ def test_slurm_profile_requests_gpus_for_gpu_rules():
     jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, flags=re.M)
     resources = {}
     for rule, res in jobs:
-        resources.setdefault(rule, res)
+        resources.setdefault(rule, dict(item.split("=", 1) for item in res.split(", ")))
+    local = local_rules(REPO / "configs/paper.yaml")
     assert "openai-community" in out or "gpt2-xl" in out  # the published models are in the DAG
-    for rule in ("extract", "train"):
-        assert "gpu=1" in resources[rule] and "slurm_partition=gpu" in resources[rule], resources[rule]
-    assert "gpu=1" not in resources.get("checkpoint_geometry", "")
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    for rule in GPU_RULES:
+        wanted = {k: str(v) for k, v in profile["set-resources"][rule].items()}
+        assert wanted["gpu"] == "1" and wanted["slurm_partition"] == "gpu", (rule, wanted)
+        assert set(wanted) >= {"gpu", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition"}, (rule, wanted)
+        assert {k: resources[rule].get(k) for k in wanted} == wanted, (rule, resources[rule])
+        assert rule not in local
+    # Downloads, figures and the paper run on the submit host, not as SLURM jobs.
+    assert LOCAL_RULES <= local, LOCAL_RULES - local
+    for rule in set(resources) - set(GPU_RULES):
+        assert resources[rule].get("gpu", "0") == "0", (rule, resources[rule])

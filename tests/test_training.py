@@ -29,6 +29,7 @@ from layerwise.checkpoints import (
     log_spaced_steps,
     pythia_checkpoint_steps,
     pythia_revision,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from layerwise.plots.training import plot_learning_curves
@@ -266,6 +267,19 @@ def test_interrupted_save_leaves_no_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(Exploding(), make_byte_tokenizer(), tmp_path, 3)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
+    """A SIGKILL between mkdtemp and rename leaves `.stepN.xyz.tmp`; the next run clears only those."""
+    save_checkpoint(build_model("decoder", TrainingConfig(n_layers=1, width=16, n_heads=2, seq_len=16),
+                                make_byte_tokenizer()), make_byte_tokenizer(), tmp_path, 0)
+    stale = tmp_path / ".step5.abc123.tmp"
+    stale.mkdir()
+    (stale / "config.json").write_text("{}")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step0"]
+    assert list_checkpoints(tmp_path) == [0]
+    assert remove_stale_temporaries(tmp_path / "missing") == []
 
 
 # --- training ---------------------------------------------------------------------------------

@@ -3,45 +3,41 @@ and refuses bad configs (naming the key) before any job runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
-import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+import pandas as pd
 import pytest
-import yaml
 
 from conftest import REPO
+from workflow_runs import SNAKEMAKE, copy_workflow, job_counts, snakemake, tiny_config
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TINY = REPO / "tests" / "config" / "tiny.yaml"
 FIGURE, MACROS, PDF = "results/figures/norms.pdf", "results/macros/norms.tex", "results/paper/layerwise.pdf"
 HAS_LATEX = shutil.which("latexmk") is not None
 
 
-def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile with `workdir` as working directory (never the repository)."""
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), *args]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")  # the tiny run needs no network
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished tiny run: its working directory, config, and the private workflow copy it ran."""
 
+    workdir: Path
+    configfile: Path
+    snakefile: Path
 
-def tiny_config(tmp_path: Path, data: Path, **changes) -> Path:
-    """tests/config/tiny.yaml with the absolute data path, plus `changes` (`section.key=value`)."""
-    config = yaml.safe_load(TINY.read_text())
-    config["data"]["search_path"] = [str(data)]
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split(".")
-        node = config
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    def run(self, *args: str, configfile: Path | None = None) -> subprocess.CompletedProcess:
+        return snakemake(self.workdir, configfile or self.configfile, *args, snakefile=self.snakefile)
+
+    def dry_run_counts(self, configfile: Path | None = None) -> dict[str, int]:
+        done = self.run("-n", "--cores", "1", configfile=configfile)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return job_counts(done.stdout + done.stderr)
 
 
 def test_lint_is_clean():
@@ -55,18 +51,19 @@ def test_lint_is_clean():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, shared_data):
-    """One end-to-end run of the tiny config in a fresh temp dir (to the PDF when LaTeX is installed)."""
+    """One end-to-end run of the tiny config in a fresh temp dir (to the PDF when LaTeX is installed),
+    with a private copy of the workflow that tests may edit."""
     workdir = tmp_path_factory.mktemp("tiny-run")
-    configfile = tiny_config(workdir, shared_data)
+    run = TinyRun(workdir, tiny_config(workdir, shared_data), copy_workflow(tmp_path_factory.mktemp("workflow")))
     targets = [] if HAS_LATEX else [FIGURE, MACROS]  # default target = the PDF
-    done = snakemake(workdir, configfile, "--cores", "2", *targets)
+    done = run.run("--cores", "2", *targets)
     assert done.returncode == 0, done.stderr[-5000:]
-    return workdir, configfile
+    return run
 
 
 @pytest.mark.slow
 def test_tiny_run_draws_the_norm_figure_and_writes_macros(tiny_run):
-    workdir, _ = tiny_run
+    workdir = tiny_run.workdir
     assert (workdir / FIGURE).read_bytes().startswith(b"%PDF")
     macros = (workdir / MACROS).read_text()
     # One growth macro per model (digits spelled out: LaTeX names are letters only) and the sentence.
@@ -84,7 +81,7 @@ def test_tiny_run_builds_the_pdf(tiny_run):
     if not HAS_LATEX:
         pytest.skip("latexmk not installed: the PDF step is not run (install: apt-get install latexmk "
                     "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra)")
-    workdir, _ = tiny_run
+    workdir = tiny_run.workdir
     assert (workdir / PDF).read_bytes().startswith(b"%PDF")
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", str(workdir / PDF), "-"], capture_output=True, text=True).stdout
@@ -93,9 +90,8 @@ def test_tiny_run_builds_the_pdf(tiny_run):
 
 @pytest.mark.slow
 def test_second_run_does_nothing(tiny_run):
-    workdir, configfile = tiny_run
     targets = [] if HAS_LATEX else [FIGURE, MACROS]
-    done = snakemake(workdir, configfile, "--cores", "2", *targets)
+    done = tiny_run.run("--cores", "2", *targets)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Nothing to be done" in done.stdout + done.stderr
 
@@ -107,7 +103,14 @@ def test_second_run_does_nothing(tiny_run):
     ({"norms.n_texts": 0}, r"0 is less than the minimum of 1[\s\S]*On instance\['norms'\]\['n_texts'\]"),
     ({"norms.dataset": "wikitext"}, r"'wikitext' is not one of[\s\S]*On instance\['norms'\]\['dataset'\]"),
     ({"norms.max_tokens": "twelve"}, r"'twelve' is not of type 'integer'[\s\S]*On instance\['norms'\]\['max_tokens'\]"),
-], ids=["unknown-model", "bad-revision", "zero-texts", "unknown-dataset", "wrong-type"])
+    ({"probes.n_texts": -3}, r"-3 is less than the minimum of 1[\s\S]*On instance\['probes'\]\['n_texts'\]"),
+    ({"geometry.max_tokens": 600},
+     r"config 'geometry.max_tokens' = 600 exceeds the context of model 'tiny-gpt2' \(512 positions\)"),
+    ({"probes.grid": {"n_texts": [6], "max_tokens": [8, 4096]}},
+     r"config 'probes.grid.max_tokens' = 4096 exceeds the context of model 'tiny-gpt2'"),
+    ({"geometry.twonn_fracton": 0.8}, r"Additional properties are not allowed \('twonn_fracton' was unexpected\)"),
+], ids=["unknown-model", "bad-revision", "zero-texts", "unknown-dataset", "wrong-type", "negative-texts",
+        "length-beyond-context", "grid-length-beyond-context", "misspelt-key"])
 def test_bad_config_fails_before_any_job(tmp_path, change, message):
     # A data path that does not exist: the config must be refused before anything looks for data.
     configfile = tiny_config(tmp_path, tmp_path / "no-data", **change)
@@ -118,30 +121,10 @@ def test_bad_config_fails_before_any_job(tmp_path, change, message):
     assert re.search(message, output), output[-3000:]
 
 
-def job_counts(output: str) -> dict[str, int]:
-    """The `Job stats` table of a dry run as {rule: count} (empty when nothing is to be done)."""
-    counts, inside = {}, False
-    for line in output.splitlines():
-        if line.startswith("Job stats"):
-            inside = True
-            continue
-        if inside:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                if parts[0] == "total":
-                    break
-                counts[parts[0]] = int(parts[1])
-    return counts
-
-
 @pytest.mark.slow
-def test_changing_a_study_parameter_reruns_only_that_study(tiny_run, shared_data):
-    workdir, _ = tiny_run
-    (workdir / "changed").mkdir(exist_ok=True)
-    changed = tiny_config(workdir / "changed", shared_data, **{"geometry.twonn_fraction": 0.8})
-    done = snakemake(workdir, changed, "-n", "--cores", "1")
-    assert done.returncode == 0, done.stderr[-3000:]
-    counts = job_counts(done.stdout + done.stderr)
+def test_changing_a_study_parameter_reruns_only_that_study(tiny_run, shared_data, tmp_path):
+    changed = tiny_config(tmp_path, shared_data, **{"geometry.twonn_fraction": 0.8})
+    counts = tiny_run.dry_run_counts(configfile=changed)
     assert counts.get("geometry") == 2 and counts.get("geometry_figures") == 1
     assert counts.get("checkpoint_geometry", 0) > 0  # the training study shares the TwoNN settings
     for rule in ("extract", "train", "probe", "probe_condition", "lens_dataset", "norm_table", "model", "dataset"):
@@ -151,12 +134,99 @@ def test_changing_a_study_parameter_reruns_only_that_study(tiny_run, shared_data
 
 @pytest.mark.slow
 def test_touching_the_data_reextracts_only_what_reads_it(tiny_run):
-    workdir, configfile = tiny_run
-    table = workdir / "resources/datasets/ag_news.parquet"
-    os.utime(table, None)
-    done = snakemake(workdir, configfile, "-n", "--cores", "1")
-    counts = job_counts(done.stdout + done.stderr)
+    with touched(tiny_run.workdir / "resources/datasets/ag_news.parquet"):
+        counts = tiny_run.dry_run_counts()
     assert counts.get("extract") == 2  # AG News stores of the two models (probe transfer only)
     assert counts.get("probe_transfer") == 2
     for rule in ("geometry", "train", "lens_dataset", "norm_table", "probe_condition"):
         assert rule not in counts, counts
+
+
+@contextmanager
+def touched(path: Path) -> Iterator[Path]:
+    """`path` with a new mtime for the duration (then its old one back: later tests see the run as built)."""
+    before = path.stat()
+    os.utime(path, None)
+    try:
+        yield path
+    finally:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@contextmanager
+def edited(path: Path, extra: str) -> Iterator[Path]:
+    """`path` with `extra` appended for the duration, then its old content and mtime back."""
+    before, text = path.stat(), path.read_text()
+    path.write_text(text + extra)
+    try:
+        yield path
+    finally:
+        path.write_text(text)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@pytest.mark.slow
+def test_touching_a_figure_script_redraws_only_that_figure(tiny_run):
+    with touched(tiny_run.snakefile.parent / "scripts" / "geometry_figures.py"):
+        counts = tiny_run.dry_run_counts()
+    # provenance tabulates every generated input's rule wall time, so it follows any redrawn figure.
+    assert counts == {"geometry_figures": 1, "provenance": 1, "paper": 1}, counts
+
+
+@pytest.mark.slow
+def test_editing_a_plot_module_redraws_only_its_figures(tiny_run):
+    with edited(tiny_run.snakefile.parent / "src" / "layerwise" / "plots" / "lens.py", "\n# a new colour map\n"):
+        counts = tiny_run.dry_run_counts()
+    assert set(counts) == {"lens_heatmap", "lens_figures", "provenance", "paper"}, counts
+
+
+@pytest.mark.slow
+def test_editing_the_geometry_kernel_reruns_geometry_but_never_extraction(tiny_run):
+    with edited(tiny_run.snakefile.parent / "src" / "layerwise" / "geometry.py", "\n# a faster kernel\n"):
+        counts = tiny_run.dry_run_counts()
+    assert counts.get("geometry") == 2 and counts.get("checkpoint_geometry", 0) > 0, counts
+    assert set(counts) == {"geometry", "checkpoint_geometry", "geometry_figures", "training_figures", "provenance",
+                           "paper"}, counts
+
+
+@pytest.mark.slow
+def test_a_rewrite_with_the_same_content_reruns_nothing(tiny_run):
+    """Library tracking is by content: a checkout that rewrites a module unchanged costs no job."""
+    module = tiny_run.snakefile.parent / "src" / "layerwise" / "store.py"
+    with edited(module, ""):
+        os.utime(module, None)
+        assert tiny_run.dry_run_counts() == {}
+
+
+# Outputs that record the machine and the clock rather than results (the paper's appendix reports them).
+NOT_RESULTS = ("results/benchmarks/", "results/macros/provenance.tex", "results/paper/")
+TIMING = {"extraction_seconds", "tokens_per_second", "elapsed_s"}
+
+
+def comparable(path: Path) -> bytes | str:
+    """A result file's content without its timing fields (a store manifest's speed, a training log's clock)."""
+    if path.name == "manifest.json":
+        return json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k not in TIMING}, sort_keys=True)
+    if path.suffix == ".csv":
+        table = pd.read_csv(path)
+        return table.drop(columns=[c for c in table.columns if c in TIMING]).to_csv(index=False)
+    return path.read_bytes()
+
+
+def result_files(workdir: Path) -> set[str]:
+    return {p.relative_to(workdir).as_posix() for p in (workdir / "results").rglob("*") if p.is_file()
+            and not p.relative_to(workdir).as_posix().startswith(NOT_RESULTS)}
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_config_give_identical_results(tiny_run, shared_data, tmp_path):
+    """Same config, fresh directory, CPU: every array, table, macro and figure is the same, byte for byte."""
+    second = tmp_path / "second"
+    second.mkdir()
+    done = snakemake(second, tiny_config(second, shared_data), "--cores", "2", "--omit-from", "paper")
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = result_files(tiny_run.workdir)
+    assert result_files(second) == files
+    assert len([f for f in files if f.endswith(".npy")]) > 50 and len([f for f in files if f.endswith(".pdf")]) > 10
+    differing = [f for f in sorted(files) if comparable(tiny_run.workdir / f) != comparable(second / f)]
+    assert differing == []

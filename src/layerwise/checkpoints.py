@@ -112,6 +112,16 @@ def list_checkpoints(out_dir: str | Path) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
+def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
+    """Delete the hidden temp folders a killed run left behind (`save_checkpoint` never got to rename
+    them); called before training starts so that a re-run leaves nothing but complete checkpoints."""
+    out = Path(out_dir)
+    stale = sorted(out.glob(".step*.tmp")) if out.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def save_checkpoint(model: Any, tokenizer: Any, out_dir: str | Path, step: int,
                     metadata: dict[str, Any] | None = None) -> Path:
     """Save a full Hugging Face model folder (config.json, model.safetensors, tokenizer files).

@@ -38,6 +38,9 @@ class ModelSpecError(ValueError):
     """A registry entry is malformed; the message names the model key and the field."""
 
 
+RANDOM_MAX_POSITIONS = 512  # position table of a random model without `max_positions`
+
+
 @dataclass(frozen=True)
 class ModelFacts:
     """What the paper needs to know about a model, recorded next to every result."""
@@ -89,6 +92,22 @@ def validate_spec(key: str, spec: Mapping[str, Any]) -> None:
                                  f"{RANDOM_ARCHITECTURES}, got {spec['architecture']!r}")
         if int(spec["width"]) % int(spec["n_heads"]):
             raise ModelSpecError(f"model '{key}': width {spec['width']} not divisible by n_heads {spec['n_heads']}")
+
+
+def declared_context(spec: Mapping[str, Any]) -> int | None:
+    """Context length known from the registry entry alone, before anything is downloaded: the entry's
+    `max_positions`, or the position table a random model is built with."""
+    if "max_positions" in spec:
+        return int(spec["max_positions"])
+    return RANDOM_MAX_POSITIONS if spec.get("source") == "random" else None
+
+
+def check_context(key: str, spec: Mapping[str, Any], setting: str, n_tokens: int) -> None:
+    """Refuse a sequence length the model cannot take, naming the config key that asks for it."""
+    limit = declared_context(spec)
+    if limit is not None and n_tokens > limit:
+        raise ModelSpecError(f"config '{setting}' = {n_tokens} exceeds the context of model '{key}' "
+                             f"({limit} positions)")
 
 
 # --------------------------------------------------------------------------- materialise
@@ -186,7 +205,7 @@ def random_config(spec: Mapping[str, Any], tokenizer):
     from transformers import BertConfig, GPT2Config, GPTNeoXConfig, LlamaConfig
 
     arch, n_layers, width, n_heads = spec["architecture"], int(spec["n_layers"]), int(spec["width"]), int(spec["n_heads"])
-    max_pos = int(spec.get("max_positions", 512))
+    max_pos = int(spec.get("max_positions", RANDOM_MAX_POSITIONS))
     ffn = int(spec.get("ffn_width", 4 * width))
     common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)

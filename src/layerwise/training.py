@@ -41,7 +41,7 @@ from transformers import (
 )
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.checkpoints import log_spaced_steps, save_checkpoint
+from layerwise.checkpoints import log_spaced_steps, remove_stale_temporaries, save_checkpoint
 from layerwise.training_data import (
     IGNORE_INDEX,
     causal_targets,
@@ -210,6 +210,8 @@ def train(kind: Kind, text: str | bytes, cfg: TrainingConfig, out_dir: str | Pat
     steps = cfg.checkpoint_steps() if checkpoint_steps is None else sorted(set(checkpoint_steps))
     if any(not 0 <= s <= cfg.max_steps for s in steps):
         raise ValueError(f"checkpoint steps must lie in [0, max_steps={cfg.max_steps}], got {steps}")
+    for stale in remove_stale_temporaries(out_dir):
+        logger.info("removed %s, left by an interrupted run", stale)
     tokenizer = make_byte_tokenizer()
     train_ids, val_ids = _check_split(encode_text(text, tokenizer), cfg)
     val_batches = _validation_batches(kind, val_ids, cfg, tokenizer)

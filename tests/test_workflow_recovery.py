@@ -1,0 +1,94 @@
+"""Failure safety: a run killed hard (SIGKILL of the whole process group, as an OOM killer or a lost node
+would) during extraction or training is detected, and the re-run with `--rerun-incomplete` (what
+`make paper` passes) gives results identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from layerwise.store import MANIFEST, ActivationStore, CorruptStore
+from workflow_runs import run_and_kill, snakemake, tiny_config
+
+pytestmark = pytest.mark.slow
+# Large enough that extraction of a tiny model takes seconds: the kill lands mid-store.
+STORE = "results/activations/tiny-gpt2/imdb/n1500_l64_s0"
+TRAINING = {"training.max_steps": 300, "training.n_checkpoints": 4, "training.eval_every": 100}
+TRAIN_LOG = "results/training/decoder/log.csv"
+CHECKPOINTS = "resources/checkpoints/decoder"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build(workdir: Path, configfile: Path, target: str, *extra: str) -> None:
+    done = snakemake(workdir, configfile, "--cores", "1", *extra, target)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def killed_then_resumed(tmp_path: Path, shared_data: Path, target: str, ready_when, **changes) -> tuple[Path, Path]:
+    """(uninterrupted workdir, killed-and-resumed workdir) for `target`."""
+    reference, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
+    reference.mkdir()
+    interrupted.mkdir()
+    build(reference, tiny_config(reference, shared_data, **changes), target)
+
+    configfile = tiny_config(interrupted, shared_data, **changes)
+    assert run_and_kill(interrupted, configfile, "--cores", "1", target, ready=lambda: ready_when(interrupted)), \
+        f"the run finished before it could be killed; see {interrupted / 'killed-run.log'}"
+    # Snakemake's safety nets are intact: a plain re-run refuses the half-written output it marked
+    # incomplete, and the killed run's lock stops even a `--rerun-incomplete` run until `--unlock`
+    # (`make unlock`) lifts it.
+    refused = snakemake(interrupted, configfile, "--cores", "1", target)
+    assert refused.returncode != 0
+    assert "IncompleteFilesException" in refused.stdout + refused.stderr, refused.stderr[-3000:]
+    locked = snakemake(interrupted, configfile, "--cores", "1", "--rerun-incomplete", target)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr, locked.stderr[-3000:]
+    assert snakemake(interrupted, configfile, "--unlock").returncode == 0
+    build(interrupted, configfile, target, "--rerun-incomplete")
+    return reference, interrupted
+
+
+def test_killed_extraction_is_detected_and_resumes_to_the_same_store(tmp_path, shared_data):
+    def mid_store(workdir: Path) -> bool:
+        store = workdir / STORE
+        return (store / "layer_000.npy").exists() and not (store / MANIFEST).exists()
+
+    partial: dict[str, Exception] = {}
+
+    def mid_store_checked(workdir: Path) -> bool:
+        if not mid_store(workdir):
+            return False
+        try:  # the library refuses the half-written store (no manifest yet)
+            ActivationStore.open(workdir / STORE)
+        except CorruptStore as error:
+            partial["error"] = error
+        return True
+
+    reference, resumed = killed_then_resumed(tmp_path, shared_data, STORE, mid_store_checked)
+    assert "incomplete" in str(partial.get("error", "")), partial
+    want = json.loads((reference / STORE / MANIFEST).read_text())
+    got = json.loads((resumed / STORE / MANIFEST).read_text())
+    assert got["files"] == want["files"]  # every layer array and the token table, byte for byte (sha256)
+    assert got["n_tokens"] == want["n_tokens"] > 50_000
+    ActivationStore.open(resumed / STORE, verify="sha256")
+
+
+def test_killed_training_resumes_to_the_same_checkpoints(tmp_path, shared_data):
+    def after_first_checkpoint(workdir: Path) -> bool:
+        return (workdir / CHECKPOINTS / "step0").is_dir() and not (workdir / TRAIN_LOG).exists()
+
+    reference, resumed = killed_then_resumed(tmp_path, shared_data, TRAIN_LOG, after_first_checkpoint, **TRAINING)
+    steps = sorted(p.name for p in (reference / CHECKPOINTS).iterdir())
+    assert len(steps) == 4 and sorted(p.name for p in (resumed / CHECKPOINTS).iterdir()) == steps  # no temp folders
+    for step in steps:
+        assert sha256(resumed / CHECKPOINTS / step / "model.safetensors") == \
+            sha256(reference / CHECKPOINTS / step / "model.safetensors"), step
+    timing = ["elapsed_s"]
+    pd.testing.assert_frame_equal(pd.read_csv(resumed / TRAIN_LOG).drop(columns=timing),
+                                  pd.read_csv(reference / TRAIN_LOG).drop(columns=timing))
