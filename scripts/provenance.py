@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from layerwise.paper import write_macros
+from layerwise.paper import latex_table, write_macros
 from layerwise.provenance import config_hash, hardware, model_revisions, package_versions, rule_wall_times
 from layerwise.runlog import log_to_file
 
@@ -19,18 +19,11 @@ write_macros({
     "TotalRuleHours": times["seconds"].sum() / 3600 if len(times) else 0.0,
 }, snakemake.output.macros, header="rule provenance")
 
-
-def table(df, caption, label):
-    body = df.to_latex(index=False, escape=True, float_format="%.1f")
-    return (f"\\begin{{table}}[h]\\centering\\small\n\\caption{{{caption}}}\\label{{{label}}}\n"
-            f"{body}\\end{{table}}\n")
-
 versions = [{"package": k, "version": v} for k, v in package_versions().items()]
-parts = [
-    table(model_revisions(cards), "Models and the exact revisions used.", "tab:revisions"),
-    table(pd.DataFrame(versions), "Library versions of this run.", "tab:versions"),
-    table(times, "Wall time (s) and peak memory (MB) per rule, from Snakemake \\texttt{benchmark:} files.",
-          "tab:walltime"),
-]
-Path(snakemake.output.tables).write_text("\n".join(parts).replace("\\toprule", "\\hline").replace(
-    "\\midrule", "\\hline").replace("\\bottomrule", "\\hline"))
+Path(snakemake.output.tables).write_text("\n".join([
+    latex_table(model_revisions(cards), "Models and the exact revisions used.", "tab:revisions",
+                wrap={"id": "0.5\\linewidth"}),
+    latex_table(pd.DataFrame(versions), "Library versions of this run.", "tab:versions"),
+    latex_table(times, "Wall time (s) and peak memory (MB) per rule, from Snakemake \\texttt{benchmark:} files.",
+                "tab:walltime"),
+]))

@@ -2,9 +2,10 @@
 
 import re
 
+import pandas as pd
 import pytest
 
-from layerwise.paper import format_number, latex_escape, macro_name, render_macros
+from layerwise.paper import format_number, latex_escape, latex_table, macro_name, render_macros
 from layerwise.provenance import config_hash, model_revisions, rule_wall_times
 
 
@@ -58,3 +59,13 @@ def test_model_revisions_prefer_resolved_commit_and_shorten_hashes():
     table = model_revisions(cards).set_index("model")
     assert table.loc["gpt2", "revision"] == "607a30d783df"
     assert table.loc["p", "revision"] == "step1000"
+
+
+def test_latex_table_escapes_and_lets_long_ids_break_inside_their_column():
+    df = pd.DataFrame({"model": ["a_b"], "id": ["pypi:pkg==1/inner_dir/file.gguf"], "seconds": [1.25]})
+    tex = latex_table(df, "Models.", "tab:m", wrap={"id": "0.5\\linewidth"})
+    assert "\\begin{tabular}{lp{0.5\\linewidth}l}" in tex
+    assert "a\\_b & pypi:pkg==1/\\allowbreak{}inner\\_dir/\\allowbreak{}file.gguf & 1.2" in tex
+    assert "\\label{tab:m}" in tex and "toprule" not in tex
+    with pytest.raises(KeyError, match="revision"):
+        latex_table(df, "Models.", "tab:m", wrap={"revision": "3cm"})

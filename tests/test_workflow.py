@@ -86,6 +86,11 @@ def test_tiny_run_builds_the_pdf(tiny_run):
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", str(workdir / PDF), "-"], capture_output=True, text=True).stdout
         assert "In tiny-gpt2 the mean norm" in " ".join(text.split())  # this run's numbers, not the repo's
+    # Pages read as a paper: no figure taller than a page, nothing running into the margin.
+    log = (workdir / "results/paper/build/main.log").read_text(errors="replace")
+    assert "Float too large" not in log
+    overfull = [float(width) for width in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert max(overfull, default=0.0) < 5.0, overfull
 
 
 @pytest.mark.slow
@@ -230,3 +235,14 @@ def test_two_runs_of_one_config_give_identical_results(tiny_run, shared_data, tm
     assert len([f for f in files if f.endswith(".npy")]) > 40 and len([f for f in files if f.endswith(".pdf")]) > 10
     differing = [f for f in sorted(files) if comparable(tiny_run.workdir / f) != comparable(second / f)]
     assert differing == []
+
+
+@pytest.mark.slow
+def test_report_carries_the_figures_with_their_captions(tiny_run, tmp_path):
+    report = tmp_path / "report.html"
+    done = tiny_run.run("--report", str(report))
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = report.read_text()
+    for figure in ("anisotropy.pdf", "norms.pdf", "lens_dataset.pdf", "training_curves.pdf", "probe_conditions.pdf"):
+        assert figure in html, figure
+    assert "scripts/geometry_figures.py" in html  # a caption naming the rule's script

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Mapping
 
+import pandas as pd
+
 _DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
 
@@ -60,3 +62,21 @@ def render_macros(values: Mapping[str, float | int | str], header: str) -> str:
 def write_macros(values: Mapping[str, float | int | str], path: Path | str, header: str) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(render_macros(values, header))
+
+
+
+def latex_table(df: pd.DataFrame, caption: str, label: str, wrap: Mapping[str, str] | None = None) -> str:
+    """A table float with escaped cells; `wrap` maps a column to a width (e.g. `0.45\\linewidth`) in which
+    its long values (model ids, paths) may break after `/`, so the table stays inside the text block."""
+    wrap = dict(wrap or {})
+    unknown = set(wrap) - set(df.columns)
+    if unknown:
+        raise KeyError(f"wrap names columns {sorted(unknown)} the table does not have")
+    cells = df.map(lambda v: latex_escape(v) if isinstance(v, str) else v)
+    for column in wrap:
+        cells[column] = cells[column].astype(str).str.replace("/", "/\\allowbreak{}", regex=False)
+    formats = "".join(f"p{{{wrap[c]}}}" if c in wrap else "l" for c in df.columns)
+    body = cells.rename(columns=latex_escape).to_latex(index=False, escape=False, float_format="%.1f",
+                                                       column_format=formats)
+    body = body.replace("\\toprule", "\\hline").replace("\\midrule", "\\hline").replace("\\bottomrule", "\\hline")
+    return f"\\begin{{table}}[h]\\centering\\small\n\\caption{{{caption}}}\\label{{{label}}}\n{body}\\end{{table}}\n"

@@ -29,7 +29,7 @@ def lens_macros(summary: pd.DataFrame, *, heatmaps: dict[str, str], model_names:
     for key, pattern in heatmaps.items():
         figures.append(
             "\\begin{figure}[p]\\centering"
-            f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='top1_logit')}}}"
+            f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='top1_logit')}}}\\par\\medskip"
             f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='final_top1_rank')}}}"
             f"\\caption{{Logit lens of {latex_escape(model_names[key])} on the \\emph{{{latex_escape(example)}}} text: "
             "top-1 token per layer and position, coloured by its logit (top) and by the rank of the model's "
