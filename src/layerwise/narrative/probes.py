@@ -70,7 +70,7 @@ def reduction_figures(models: dict[str, str]) -> LaTeX:
     """One figure environment per model for the 2-D maps drawn by rule `probe_reductions`."""
     return LaTeX("\n".join(
         "\\begin{figure}[p]\\centering"
-        f"\\includegraphics[width=\\linewidth]{{probes/{key}_reductions.png}}"
+        f"\\includegraphics[width=\\linewidth,height=0.8\\textheight,keepaspectratio]{{probes/{key}_reductions.png}}"
         f"\\caption{{PCA, t-SNE and UMAP of {latex_escape(name)}'s hidden states, coloured by layer "
         "(reverse rainbow); rows: raw, unit-norm, without layer 0. Drawn by rule \\texttt{probe\\_reductions} "
         "(\\texttt{scripts/probe\\_reductions.py}).}\\end{figure}" for key, name in models.items()))
