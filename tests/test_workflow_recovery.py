@@ -1,11 +1,12 @@
 """Failure safety: a run killed hard (SIGKILL of the whole process group, as an OOM killer or a lost node
-would) during extraction or training is detected, and the re-run with `--rerun-incomplete` (what
-`make paper` passes) gives results identical to an uninterrupted run."""
+would) or interrupted (Ctrl-C) during extraction or training is detected, and the re-run with
+`--rerun-incomplete` (what `make paper` passes) gives results identical to an uninterrupted run."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -92,3 +93,18 @@ def test_killed_training_resumes_to_the_same_checkpoints(tmp_path, shared_data):
     timing = ["elapsed_s"]
     pd.testing.assert_frame_equal(pd.read_csv(resumed / TRAIN_LOG).drop(columns=timing),
                                   pd.read_csv(reference / TRAIN_LOG).drop(columns=timing))
+
+
+def test_ctrl_c_during_extraction_needs_no_unlock(tmp_path, shared_data):
+    """Ctrl-C (SIGINT to the foreground group): Snakemake cleans up itself, so `make paper` just resumes."""
+    reference, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
+    reference.mkdir()
+    interrupted.mkdir()
+    build(reference, tiny_config(reference, shared_data), STORE)
+    configfile = tiny_config(interrupted, shared_data)
+    store = interrupted / STORE
+    assert run_and_kill(interrupted, configfile, "--cores", "1", STORE, sig=signal.SIGINT,
+                        ready=lambda: (store / "layer_000.npy").exists() and not (store / MANIFEST).exists())
+    build(interrupted, configfile, STORE, "--rerun-incomplete")  # no --unlock needed
+    want = json.loads((reference / STORE / MANIFEST).read_text())["files"]
+    assert json.loads((store / MANIFEST).read_text())["files"] == want

@@ -50,9 +50,9 @@ def snakemake(workdir: Path, configfile: Path, *args: str, snakefile: Path = REP
 
 
 def run_and_kill(workdir: Path, configfile: Path, *args: str, ready: Callable[[], bool],
-                 timeout: float = 600.0) -> bool:
-    """Start Snakemake and SIGKILL its whole process group (as the OOM killer or a lost node would)
-    as soon as `ready()` holds. Returns False if the run ended first."""
+                 sig: signal.Signals = signal.SIGKILL, timeout: float = 600.0) -> bool:
+    """Start Snakemake and send `sig` to its whole process group as soon as `ready()` holds: SIGKILL as
+    the OOM killer or a lost node would, SIGINT as Ctrl-C would. Returns False if the run ended first."""
     with open(workdir / "killed-run.log", "w") as out:
         proc = subprocess.Popen(snakemake_command(workdir, configfile, *args), stdout=out, stderr=subprocess.STDOUT,
                                 env=OFFLINE, cwd=workdir, start_new_session=True)
@@ -60,7 +60,7 @@ def run_and_kill(workdir: Path, configfile: Path, *args: str, ready: Callable[[]
         try:
             while proc.poll() is None and time.monotonic() < deadline:
                 if ready():
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    os.killpg(proc.pid, sig)
                     proc.wait()
                     return True
                 time.sleep(0.005)
