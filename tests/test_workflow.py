@@ -148,26 +148,31 @@ def test_touching_the_data_reextracts_only_what_reads_it(tiny_run):
 
 
 @contextmanager
-def touched(path: Path) -> Iterator[Path]:
-    """`path` with a new mtime for the duration (then its old one back: later tests see the run as built)."""
-    before = path.stat()
-    os.utime(path, None)
+def restored(path: Path) -> Iterator[Path]:
+    """`path` as the test leaves it for the duration, then its old content and mtime back (later tests see
+    the run as built)."""
+    before, content = path.stat(), path.read_bytes()
     try:
         yield path
     finally:
+        path.write_bytes(content)
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 @contextmanager
-def edited(path: Path, extra: str) -> Iterator[Path]:
-    """`path` with `extra` appended for the duration, then its old content and mtime back."""
-    before, text = path.stat(), path.read_text()
-    path.write_text(text + extra)
-    try:
+def touched(path: Path) -> Iterator[Path]:
+    """`path` with a new mtime for the duration."""
+    with restored(path):
+        os.utime(path, None)
         yield path
-    finally:
-        path.write_text(text)
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@contextmanager
+def edited(path: Path, extra: str) -> Iterator[Path]:
+    """`path` with `extra` appended for the duration."""
+    with restored(path):
+        path.write_text(path.read_text() + extra)
+        yield path
 
 
 @pytest.mark.slow

@@ -32,16 +32,31 @@ def build(workdir: Path, configfile: Path, target: str, *extra: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def killed_then_resumed(tmp_path: Path, shared_data: Path, target: str, ready_when, **changes) -> tuple[Path, Path]:
-    """(uninterrupted workdir, killed-and-resumed workdir) for `target`."""
+def mid_store(workdir: Path) -> bool:
+    """The store's arrays exist but its manifest does not yet: extraction is under way."""
+    store = workdir / STORE
+    return (store / "layer_000.npy").exists() and not (store / MANIFEST).exists()
+
+
+def interrupted_run(tmp_path: Path, shared_data: Path, target: str, ready_when, sig: signal.Signals,
+                    **changes) -> tuple[Path, Path, Path]:
+    """(uninterrupted workdir, interrupted workdir, its config): the second run of `target` gets `sig`
+    once `ready_when(workdir)` holds."""
     reference, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
     reference.mkdir()
     interrupted.mkdir()
     build(reference, tiny_config(reference, shared_data, **changes), target)
-
     configfile = tiny_config(interrupted, shared_data, **changes)
-    assert run_and_kill(interrupted, configfile, "--cores", "1", target, ready=lambda: ready_when(interrupted)), \
-        f"the run finished before it could be killed; see {interrupted / 'killed-run.log'}"
+    assert run_and_kill(interrupted, configfile, "--cores", "1", target, sig=sig,
+                        ready=lambda: ready_when(interrupted)), \
+        f"the run finished before it could be stopped; see {interrupted / 'killed-run.log'}"
+    return reference, interrupted, configfile
+
+
+def killed_then_resumed(tmp_path: Path, shared_data: Path, target: str, ready_when, **changes) -> tuple[Path, Path]:
+    """(uninterrupted workdir, SIGKILLed-and-resumed workdir) for `target`."""
+    reference, interrupted, configfile = interrupted_run(tmp_path, shared_data, target, ready_when, signal.SIGKILL,
+                                                         **changes)
     # Snakemake's safety nets are intact: a plain re-run refuses the half-written output it marked
     # incomplete, and the killed run's lock stops even a `--rerun-incomplete` run until `--unlock`
     # (`make unlock`) lifts it.
@@ -56,10 +71,6 @@ def killed_then_resumed(tmp_path: Path, shared_data: Path, target: str, ready_wh
 
 
 def test_killed_extraction_is_detected_and_resumes_to_the_same_store(tmp_path, shared_data):
-    def mid_store(workdir: Path) -> bool:
-        store = workdir / STORE
-        return (store / "layer_000.npy").exists() and not (store / MANIFEST).exists()
-
     partial: dict[str, Exception] = {}
 
     def mid_store_checked(workdir: Path) -> bool:
@@ -97,14 +108,7 @@ def test_killed_training_resumes_to_the_same_checkpoints(tmp_path, shared_data):
 
 def test_ctrl_c_during_extraction_needs_no_unlock(tmp_path, shared_data):
     """Ctrl-C (SIGINT to the foreground group): Snakemake cleans up itself, so `make paper` just resumes."""
-    reference, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
-    reference.mkdir()
-    interrupted.mkdir()
-    build(reference, tiny_config(reference, shared_data), STORE)
-    configfile = tiny_config(interrupted, shared_data)
-    store = interrupted / STORE
-    assert run_and_kill(interrupted, configfile, "--cores", "1", STORE, sig=signal.SIGINT,
-                        ready=lambda: (store / "layer_000.npy").exists() and not (store / MANIFEST).exists())
+    reference, interrupted, configfile = interrupted_run(tmp_path, shared_data, STORE, mid_store, signal.SIGINT)
     build(interrupted, configfile, STORE, "--rerun-incomplete")  # no --unlock needed
     want = json.loads((reference / STORE / MANIFEST).read_text())["files"]
-    assert json.loads((store / MANIFEST).read_text())["files"] == want
+    assert json.loads((interrupted / STORE / MANIFEST).read_text())["files"] == want
