@@ -84,6 +84,7 @@ def probe_inputs(model):
         "nopunct": f"{probe_dir(model, NOPUNCT)}/raw/scores.csv",
         "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/scores.csv" for n in PROBES["grid"]["n_texts"]
                  for l in PROBES["grid"]["max_tokens"]],
-        "transfer": f"results/probes/{model}/transfer.csv",
+        "transfer": f"results/probes/{model}/transfer_raw.csv",
+        "transfer_nopunct": f"results/probes/{model}/transfer_nopunct.csv",
         "stability": f"results/probes/{model}/stability_runs.csv",
     }

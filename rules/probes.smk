@@ -3,12 +3,18 @@
 PROBES = config["probes"]
 check_models("probes", PROBES["models"])
 PROBE_SAMPLING = sampling(PROBES["n_texts"], PROBES["max_tokens"])
-PROBE_CONDITIONS = ["normalised", "random_trained", "shuffled_labels", "tree", "with_position0"]
+# Beside the raw probe (rule `probe`): controls, ablations and the post's own setting (post_faithful:
+# position 0 kept, last class = state after the final norm).
+PROBE_CONDITIONS = ["normalised", "random_scalar", "random_per_dimension", "shuffled_labels", "tree",
+                    "with_position0", "post_faithful"]
 NOPUNCT = f"{PROBES['dataset']}.nopunct"
+TRANSFER_DATASETS = {"raw": (PROBES["dataset"], PROBES["transfer_dataset"]),
+                     "nopunct": (NOPUNCT, f"{PROBES['transfer_dataset']}.nopunct")}
 
 
 wildcard_constraints:
     condition="|".join(PROBE_CONDITIONS),
+    punct="raw|nopunct",
 
 
 PROBE_COMMON = dict(
@@ -37,7 +43,6 @@ rule probe:
         cumulative="results/probes/{model}/{dataset}/{sampling}/raw/cumulative.csv",
         dims_for_share="results/probes/{model}/{dataset}/{sampling}/raw/dims_for_share.csv",
         masks="results/probes/{model}/{dataset}/{sampling}/raw/masks.csv",
-        random_through_trained="results/probes/{model}/{dataset}/{sampling}/raw/random_through_trained.csv",
     params:
         library=library("probe.py"),
         **PROBE_COMMON,
@@ -62,6 +67,7 @@ rule probe_condition:
     params:
         library=library("probe_condition.py"),
         **PROBE_COMMON,
+        shuffle_permutations=PROBES["shuffle_permutations"],
     log:
         "logs/probes/{model}/{dataset}/{sampling}/{condition}.log",
     benchmark:
@@ -74,16 +80,16 @@ rule probe_condition:
 
 rule probe_transfer:
     input:
-        source=lambda wc: store_dir(wc.model, PROBES["dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
-        target=lambda wc: store_dir(wc.model, PROBES["transfer_dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+        source=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][0], PROBES["n_texts"], PROBES["max_tokens"]),
+        target=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][1], PROBES["n_texts"], PROBES["max_tokens"]),
     output:
-        scores="results/probes/{model}/transfer.csv",
+        scores="results/probes/{model}/transfer_{punct}.csv",
     params:
         library=library("probe_transfer.py"),
         **PROBE_COMMON,
         names=(PROBES["dataset"], PROBES["transfer_dataset"]),
     log:
-        "logs/probes/{model}/transfer.log",
+        "logs/probes/{model}/transfer_{punct}.log",
     conda:
         "../envs/torch.yaml"
     script:
@@ -136,8 +142,7 @@ rule probe_figures:
         unpack(lambda wc: {k: v for m in PROBES["models"] for k, v in
                            [(f"{m}__{key}", val) for key, val in probe_inputs(m).items()]}),
         main=[f"{probe_dir(m)}/raw/{f}" for m in PROBES["models"] for f in
-              ("confusion.csv", "top.csv", "cumulative.csv", "dims_for_share.csv", "masks.csv",
-               "random_through_trained.csv")],
+              ("confusion.csv", "top.csv", "cumulative.csv", "dims_for_share.csv", "masks.csv")],
     output:
         conditions=report("results/figures/probe_conditions.pdf", caption="../report/probe_conditions.rst",
                           category="Probes"),

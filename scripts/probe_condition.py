@@ -1,22 +1,32 @@
-"""Rule `probe_condition`: one control or ablation (normalised, random, shuffled labels, tree, position 0)."""
+"""Rule `probe_condition`: one control, ablation or setting beside the raw probe (see PROBE_CONDITIONS)."""
 
 import numpy as np
 import pandas as pd
 
-from layerwise.probes.conditions import run_condition, scores, split
-from layerwise.probes.features import layer_dataset
+from layerwise.probes.conditions import random_control_scores, run_condition, scores, shuffled_label_scores
+from layerwise.probes.features import split_layer_dataset
 from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
-p, condition = snakemake.params, snakemake.wildcards.condition
-# "with_position0" is the raw probe on data that keeps position 0 (the attention sink).
-include0 = True if condition == "with_position0" else p.include_position0
-data = layer_dataset(ActivationStore.open(snakemake.input.store), include_position0=include0)
-train, test = split(data, p.test_fraction, p.seed)
-labels = np.unique(data.y)
-run = run_condition("raw" if condition == "with_position0" else condition, train, test, seed=p.seed,
-                    probe_params=p.probe, tree_params=p.tree)
-scores(run, labels, condition=condition).to_csv(snakemake.output.scores, index=False)
-history = getattr(run.estimator, "history_", pd.DataFrame(columns=["epoch", "split", "metric", "value"]))
-history.to_csv(snakemake.output.history, index=False)
+p, condition, out = snakemake.params, snakemake.wildcards.condition, snakemake.output
+# with_position0: the raw probe keeping position 0. post_faithful: the post's setting, position 0 kept and
+# the last class the state after the final norm (HF hidden_states[-1] for GPT-2).
+include0 = condition in ("with_position0", "post_faithful") or p.include_position0
+train, test = split_layer_dataset(ActivationStore.open(snakemake.input.store), p.test_fraction, p.seed,
+                                  include_position0=include0, final_norm_last=condition == "post_faithful")
+labels = np.unique(np.concatenate([train.y, test.y]))
+common = dict(seed=p.seed, probe_params=p.probe, overwrite=True)
+history = pd.DataFrame(columns=["epoch", "split", "metric", "value"])
+if condition == "shuffled_labels":
+    table = shuffled_label_scores(train, test, labels, permutations=p.shuffle_permutations, **common)
+elif condition.startswith("random_"):
+    table = random_control_scores(condition.removeprefix("random_"), train, test, labels, **common)
+else:
+    kind = "raw" if condition in ("with_position0", "post_faithful") else condition
+    run = run_condition(kind, train, test, tree_params=p.tree, **common)
+    table = scores(run, labels, condition=condition)
+    history = getattr(run.estimator, "history_", history)
+table.to_csv(out.scores, index=False)
+history.to_csv(out.history, index=False)
+log.info("%s: %s", condition, table.to_dict("records"))

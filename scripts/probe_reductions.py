@@ -1,4 +1,5 @@
-"""Rule `probe_reductions`: PCA / t-SNE / UMAP of all layers' vectors, raw, normalised, without layer 0."""
+"""Rule `probe_reductions`: PCA / t-SNE / UMAP of all layers' vectors; raw and unit-norm, with and without layer 0
+(the four panels of the post's Figs 2-4)."""
 
 import pandas as pd
 
@@ -13,8 +14,9 @@ log_to_file(snakemake.log[0])
 p = snakemake.params
 data = layer_dataset(ActivationStore.open(snakemake.input.store), include_position0=p.include_position0)
 no0 = data.y > 0
-variants = {"raw": (data.X, data.y), "normalised": (normalize_rows(data.X), data.y),
-            "no_layer0": (data.X[no0], data.y[no0])}
+unit = normalize_rows(data.X)
+variants = {"raw": (data.X, data.y), "normalised": (unit, data.y),
+            "no_layer0": (data.X[no0], data.y[no0]), "normalised_no_layer0": (unit[no0], data.y[no0])}
 table = pd.concat([reduction_table(X, y, p.methods, n_per_layer=p.n_per_layer, seed=p.seed, variant=name)
                    for name, (X, y) in variants.items()], ignore_index=True)
 table.to_parquet(snakemake.output.table, index=False)

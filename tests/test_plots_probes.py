@@ -52,9 +52,14 @@ def test_attribution_figures():
     coef, X, y = RNG.standard_normal((7, 30)), RNG.standard_normal((140, 30)), np.repeat(np.arange(7), 20)
     table = attribution_table(coef, np.arange(7), X, y)
     top = top_dimensions(table[table["variant"] == "weight"], 8)
-    fig = plots.plot_top_attributions(top, col_wrap=4)
-    assert isinstance(fig, Figure) and len(visible_axes(fig)) == 7
-    assert len(visible_axes(fig)[0].patches) == 8
+    fig = plots.plot_top_attributions(top)
+    assert isinstance(fig, Figure) and len(visible_axes(fig)) == 1
+    heat = visible_axes(fig)[0].images[0].get_array()
+    assert heat.shape == (7, 8)  # layer x rank
+    first = top[(top["layer"] == 0) & (top["rank"] == 1)].iloc[0]
+    assert heat[0, 0] == pytest.approx(first["share"] * first["sign"])  # signed share: red +, blue -
+    labels = [t.get_text() for t in visible_axes(fig)[0].texts]
+    assert len(labels) == 56 and labels[0] == str(first["dim"])  # every cell names its dimension
     with pytest.raises(ValueError, match="one attribution variant"):
         plots.plot_top_attributions(top_dimensions(table, 8))
     fig = plots.plot_cumulative_contributions(cumulative_contributions(table))
@@ -67,6 +72,7 @@ def test_accuracy_grid_and_condition_bars():
                           "chance": 1 / 31} for m in ("smollm2", "minilm") for n in (400, 1000) for L in (10, 30)])
     fig = plots.plot_accuracy_grid(grid)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert len([p for p in fig.axes[0].patches if p.get_height() > 0]) == 4  # N x L bars, grouped by L
     conditions = pd.DataFrame({"condition": ["raw", "normalised", "random", "shuffled", "shuffled"],
                                "accuracy": [0.8, 0.6, 0.5, 0.03, 0.04], "chance": 1 / 31})
     fig = plots.plot_condition_accuracy(conditions)

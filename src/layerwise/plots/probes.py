@@ -15,9 +15,7 @@ import seaborn as sns
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
-SIGN_COLORS = {1: "#2166ac", -1: "#b2182b", 0: "#999999"}
 
 
 def _require(table: pd.DataFrame, columns: Sequence[str], name: str) -> None:
@@ -94,29 +92,36 @@ def plot_training_curves(history: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_top_attributions(top: pd.DataFrame, col_wrap: int = 6) -> Figure:
-    """Per layer, the top dimensions' percentage shares as bars coloured by sign, labelled by dimension.
+def plot_top_attributions(top: pd.DataFrame) -> Figure:
+    """Heatmap layer x rank of the top dimensions (the post's Fig 7): cell colour = share, red for a
+    positive and blue for a negative contribution, the dimension index printed in the cell.
 
-    Each panel has its own y scale: late layers spread their weight thinly and would vanish on a shared one.
+    One panel for all layers, so it stays legible at page width where one small bar chart per layer
+    does not; the share scale is shared, so late layers' thin spread shows as pale rows.
     """
     _require(top, ["layer", "dim", "share", "sign", "rank"], "top-attribution")
     if "variant" in top.columns and top["variant"].nunique() > 1:
         raise ValueError("pass one attribution variant at a time (filter the `variant` column)")
     layers = sorted(top["layer"].unique())
-    n_cols = min(col_wrap, len(layers))
-    n_rows = -(-len(layers) // n_cols)
-    fig, axes = _grid(n_rows, n_cols, (2.4, 2.0))
-    for ax, layer in zip(axes.flat, layers):
-        part = top[top["layer"] == layer].sort_values("rank")
-        ax.bar(np.arange(len(part)), part["share"], color=[SIGN_COLORS[int(s)] for s in part["sign"]])
-        ax.set_xticks(np.arange(len(part)), labels=part["dim"].astype(str), rotation=90, fontsize=7)
-        ax.set_title(f"layer {layer}", fontsize=9)
-    for ax in axes.flat[len(layers):]:
-        ax.set_visible(False)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("share (%)")
-    fig.legend(handles=[Patch(color=SIGN_COLORS[1], label="positive"), Patch(color=SIGN_COLORS[-1], label="negative")],
-               loc="outside upper right", ncols=2, title="contribution")
+    n_ranks = int(top["rank"].max())
+    signed = np.full((len(layers), n_ranks), np.nan)
+    dims = np.full((len(layers), n_ranks), -1)
+    row_of = {layer: i for i, layer in enumerate(layers)}
+    for layer, rank, share, sign, dim in top[["layer", "rank", "share", "sign", "dim"]].itertuples(index=False):
+        signed[row_of[layer], int(rank) - 1] = share * (sign if sign != 0 else 1)
+        dims[row_of[layer], int(rank) - 1] = dim
+    limit = float(np.nanmax(np.abs(signed)))
+    fig = Figure(figsize=(1.0 + 0.75 * n_ranks, 0.8 + 0.22 * len(layers)), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(signed, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    for (i, j), dim in np.ndenumerate(dims):
+        if dim >= 0:
+            dark = abs(signed[i, j]) > 0.6 * limit
+            ax.text(j, i, str(dim), ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xticks(np.arange(n_ranks), labels=[str(r) for r in range(1, n_ranks + 1)])
+    ax.set_yticks(np.arange(len(layers)), labels=[str(layer) for layer in layers], fontsize=7)
+    ax.set(xlabel="rank within layer (1 = largest share)", ylabel="layer")
+    fig.colorbar(image, ax=ax, label="share (%), sign of contribution", shrink=0.6)
     return fig
 
 
@@ -137,13 +142,13 @@ def plot_cumulative_contributions(curve: pd.DataFrame, thresholds: Sequence[floa
 
 
 def plot_accuracy_grid(table: pd.DataFrame) -> Figure:
-    """Accuracy against N (texts), one line per context length L, one panel per model; chance dashed."""
+    """The post's Fig 6: accuracy per N (texts), bars grouped by context length L, one panel per model."""
     _require(table, ["model", "n_texts", "context_length", "accuracy", "chance"], "accuracy-grid")
     models = list(dict.fromkeys(table["model"]))
-    fig, axes = _grid(1, len(models), (4.0, 3.2), sharey=True)
+    fig, axes = _grid(1, len(models), (3.6, 3.2), sharey=True)
     for ax, model in zip(axes.flat, models):
         part = table[table["model"] == model]
-        sns.lineplot(part, x="n_texts", y="accuracy", hue="context_length", marker="o", palette="viridis", ax=ax)
+        sns.barplot(part, x="n_texts", y="accuracy", hue="context_length", palette="viridis", ax=ax)
         ax.axhline(part["chance"].iloc[0], color="black", linestyle="--", linewidth=0.8, label="chance")
         ax.set(title=model, xlabel="N (texts)", ylim=(0, 1))
         ax.legend(title="L", fontsize=7)

@@ -2,25 +2,29 @@
 
 A condition is a name and a feature/label transformation; every condition shares the text-level split,
 the standardisation on the train split and the probe settings, so their accuracies compare directly.
+Everything that *selects* (attributions, the dimensions to mask, random-vector moments) is computed on
+the training split; the test split is only scored.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from layerwise.probes.attribution import attribution_table, cumulative_contributions, dims_for_share, top_dimensions
-from layerwise.probes.controls import matched_random_vectors, normalize_rows, shuffled_labels
+from layerwise.probes.controls import RANDOM_CONTROLS, REFERENCE_CONDITION, layer_moments, normalize_rows, \
+    shuffled_labels
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.masks import frequent_top_dimensions, mask_ablation
 from layerwise.probes.metrics import confusion_table, score_table
 from layerwise.probes.split import split_by_text
 from layerwise.probes.training import ProbeRun, fit_probe, make_probe
 
-# Conditions that re-train on transformed training data ("raw" is the reference).
-CONDITIONS = ("raw", "normalised", "random_trained", "shuffled_labels", "tree")
+# Conditions fitted by `run_condition` ("raw" is the reference).
+CONDITIONS = ("raw", "normalised", "tree")
 
 
 def split(data: LayerDataset, test_fraction: float, seed: int) -> tuple[LayerDataset, LayerDataset]:
@@ -28,40 +32,87 @@ def split(data: LayerDataset, test_fraction: float, seed: int) -> tuple[LayerDat
     return data.subset(train), data.subset(test)
 
 
+def convergence(estimator: Any) -> dict[str, Any]:
+    """converged, epochs, grad_norm of an iterative probe; missing (NA) for a tree, which has none."""
+    if not hasattr(estimator, "converged_"):
+        return {"converged": pd.NA, "epochs": pd.NA, "grad_norm": np.nan}
+    return {"converged": bool(estimator.converged_), "epochs": int(estimator.n_iter_),
+            "grad_norm": float(estimator.grad_norm_)}
+
+
 def run_condition(condition: str, train: LayerDataset, test: LayerDataset, *, seed: int,
-                  probe_params: dict[str, Any], tree_params: dict[str, Any]) -> ProbeRun:
-    """Fit the probe of `condition`; the test split is transformed the same way as the train split."""
-    X_train, y_train, X_test, y_test = train.X, train.y, test.X, test.y
+                  probe_params: dict[str, Any], tree_params: dict[str, Any], overwrite: bool = False) -> ProbeRun:
+    """Fit the probe of `condition`; the test split is transformed the same way as the train split.
+
+    `overwrite=True` transforms and standardises the splits' matrices in place (peak memory: one copy).
+    """
+    X_train, X_test = train.X, test.X
     kind, params = "logistic", probe_params
     if condition == "normalised":
-        X_train, X_test = normalize_rows(X_train), normalize_rows(X_test)
-    elif condition == "random_trained":
-        X_train = matched_random_vectors(X_train, y_train, seed)
-        X_test = matched_random_vectors(X_test, y_test, seed + 1)
-    elif condition == "shuffled_labels":
-        # Both splits: with only y_train shuffled, test labels still follow the vectors' layer
-        # clusters and one run can miss chance by several points.
-        y_train, y_test = shuffled_labels(y_train, seed), shuffled_labels(y_test, seed + 1)
+        X_train, X_test = normalize_rows(X_train, overwrite=overwrite), normalize_rows(X_test, overwrite=overwrite)
     elif condition == "tree":
         kind, params = "tree", tree_params
     elif condition != "raw":
         raise ValueError(f"unknown condition {condition!r}; choose one of {CONDITIONS}")
-    return fit_probe(X_train, y_train, X_test, y_test, make_probe(kind, seed, **params))
+    return fit_probe(X_train, train.y, X_test, test.y, make_probe(kind, seed, **params), overwrite=overwrite)
 
 
 def scores(run: ProbeRun, labels: np.ndarray, **columns: Any) -> pd.DataFrame:
-    return score_table(run.y_test, run.y_pred, labels).assign(**columns)
+    """score_table of the run's test predictions, its convergence fields and `columns`."""
+    return score_table(run.y_test, run.y_pred, labels).assign(**convergence(run.estimator), **columns)
 
 
-def raw_probe_analyses(run: ProbeRun, test: LayerDataset, labels: np.ndarray, *, seed: int, mask_k: int,
-                       top_n: int) -> dict[str, pd.DataFrame]:
-    """Everything read off the reference probe: attribution, masks, random vectors through the trained probe."""
+def shuffled_label_scores(train: LayerDataset, test: LayerDataset, labels: np.ndarray, *, seed: int,
+                          permutations: int, probe_params: dict[str, Any], overwrite: bool = False) -> pd.DataFrame:
+    """One row per permutation: a probe fitted to permuted *training* labels, scored on the true test labels.
+
+    The features are standardised once (the scaler never reads labels) and shared by every permutation.
+    """
+    if permutations < 1:
+        raise ValueError(f"permutations must be >= 1, got {permutations}")
+    rows, run = [], None
+    for i in range(permutations):
+        y_train = shuffled_labels(train.y, seed + i)
+        estimator = make_probe("logistic", seed, **probe_params)
+        if run is None:
+            run = fit_probe(train.X, y_train, test.X, test.y, estimator, overwrite=overwrite)
+        else:
+            estimator.fit(run.X_train, y_train)
+            run = replace(run, estimator=estimator, y_train=y_train, y_pred=estimator.predict(run.X_test))
+        rows.append(scores(run, labels, condition="shuffled_labels", permutation=i))
+    return pd.concat(rows, ignore_index=True)
+
+
+def random_control_scores(kind: str, train: LayerDataset, test: LayerDataset, labels: np.ndarray, *, seed: int,
+                          probe_params: dict[str, Any], overwrite: bool = False) -> pd.DataFrame:
+    """Random vectors with the `kind` moments of each training layer, through the trained probe and re-trained.
+
+    Rows `random_<kind>_trained` (the reference probe of `REFERENCE_CONDITION[kind]`, fitted on real
+    vectors, classifying random test vectors) and `random_<kind>_retrained` (a probe fitted on random
+    training vectors, tested on random test vectors). Moments come from the training split only.
+    """
+    if kind not in RANDOM_CONTROLS:
+        raise ValueError(f"random control must be one of {RANDOM_CONTROLS}, got {kind!r}")
+    moments = layer_moments(train.X, train.y, kind)
+    reference = run_condition(REFERENCE_CONDITION[kind], train, test, seed=seed, probe_params=probe_params,
+                              tree_params={}, overwrite=overwrite)
+    random_test = moments.sample(test.y, seed + 1, out=reference.X_test if overwrite else None)
+    through = reference.predict(random_test)
+    trained = score_table(test.y, through, labels).assign(**convergence(reference.estimator),
+                                                          condition=f"random_{kind}_trained")
+    random_train = moments.sample(train.y, seed, out=reference.X_train if overwrite else None)
+    del reference
+    retrained = fit_probe(random_train, train.y, random_test, test.y, make_probe("logistic", seed, **probe_params),
+                          overwrite=overwrite)
+    return pd.concat([trained, scores(retrained, labels, condition=f"random_{kind}_retrained")], ignore_index=True)
+
+
+def raw_probe_analyses(run: ProbeRun, labels: np.ndarray, *, mask_k: int, top_n: int) -> dict[str, pd.DataFrame]:
+    """Everything read off the reference probe: attributions and mask choice on train, masks scored on test."""
     labels = np.asarray(labels)
-    attribution = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_test, run.y_test)
+    attribution = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_train, run.y_train)
     frequent = frequent_top_dimensions(attribution, mask_k, top_n)
     masks = mask_ablation(run, frequent["dim"].tolist())
-    random_test = matched_random_vectors(test.X, test.y, seed + 1)
-    random_accuracy = float(np.mean(run.predict(random_test) == test.y))
     return {
         "confusion": confusion_table(run.y_test, run.y_pred, labels),
         "history": run.estimator.history_,
@@ -70,7 +121,6 @@ def raw_probe_analyses(run: ProbeRun, test: LayerDataset, labels: np.ndarray, *,
         "cumulative": cumulative_contributions(attribution),
         "dims_for_share": dims_for_share(attribution),
         "masks": masks.assign(chance=1.0 / labels.size),
-        "random_through_trained": pd.DataFrame([{"accuracy": random_accuracy, "chance": 1.0 / labels.size}]),
     }
 
 
@@ -86,5 +136,6 @@ def transfer_scores(train_a: LayerDataset, test_a: LayerDataset, train_b: LayerD
     for trained, run in ((a, only_a), (f"{a}+{b}", mix)):
         for tested, data in ((a, test_a), (b, test_b)):
             pred = run.predict(data.X)
-            rows.append(score_table(data.y, pred, labels).assign(train=trained, test=tested))
+            rows.append(score_table(data.y, pred, labels).assign(**convergence(run.estimator), train=trained,
+                                                                 test=tested))
     return pd.concat(rows, ignore_index=True)

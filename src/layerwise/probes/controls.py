@@ -1,45 +1,102 @@
-"""Controls and ablations: what is left of the layer signal when norm, structure or labels are removed."""
+"""Controls and ablations: what is left of the layer signal when norm, structure or labels are removed.
+
+Two random-vector controls, named for what they keep of each layer:
+
+* ``scalar``: one mean and one variance per layer, over all entries of that layer's unit-norm vectors
+  (the post's Fig 10: vectors drawn "from the normalised layer embedding norm distribution" with "the
+  mean and variance of the sample set for each layer" kept). Every entry is i.i.d., so a layer keeps no
+  direction and, after normalisation, hardly any norm cue: a probe should fail on them.
+* ``per_dimension``: each dimension's mean and variance per layer, on the raw vectors. This keeps each
+  layer's mean *direction* (and norm), which is what a linear probe reads, so it must succeed: it is a
+  first-moment control, not a test of the post's claim.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from layerwise.probes.logistic import check_features, check_labels
 
+RANDOM_CONTROLS = ("scalar", "per_dimension")
+# The probe each control's vectors go through "as trained": the one fitted on the space they mimic.
+REFERENCE_CONDITION = {"scalar": "normalised", "per_dimension": "raw"}
 
-def normalize_rows(X: np.ndarray) -> np.ndarray:
-    """Every vector scaled to unit L2 norm (applied before standardisation): removes the norm cue."""
+
+def normalize_rows(X: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
+    """Every vector scaled to unit L2 norm (applied before standardisation): removes the norm cue.
+
+    `overwrite=True` scales float32 `X` in place (no second matrix) and returns it.
+    """
     X = check_features(X)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     if (norms == 0).any():
         raise ValueError(f"{int((norms == 0).sum())} vectors have zero norm and cannot be normalised")
+    if overwrite:
+        X /= norms
+        return X
     return X / norms
 
 
-def matched_random_vectors(X: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Gaussian vectors with, per layer, the per-dimension mean and variance of that layer's rows of `X`.
+@dataclass(frozen=True)
+class LayerMoments:
+    """Per-layer mean and std ([n_layers, 1] for `scalar`, [n_layers, width] for `per_dimension`)."""
 
-    Row i is drawn for layer y[i]: what a probe can do with first and second moments alone, without
-    any structure between dimensions or between layers of one token.
-    """
+    kind: str
+    layers: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    width: int
+
+    def sample(self, y: np.ndarray, seed: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+        """Float32 Gaussian vectors, row i drawn with the moments of layer y[i] (into `out` if given)."""
+        y = np.asarray(y)
+        missing = set(np.unique(y).tolist()) - set(self.layers.tolist())
+        if missing:
+            raise ValueError(f"y has layers without moments: {sorted(missing)}")
+        rng = np.random.default_rng(seed)
+        if out is None:
+            out = np.empty((y.size, self.width), dtype=np.float32)
+        elif out.shape != (y.size, self.width) or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 {(y.size, self.width)}, got {out.dtype} {out.shape}")
+        for i, layer in enumerate(self.layers):
+            rows = np.flatnonzero(y == layer)
+            out[rows] = rng.normal(self.mean[i], self.std[i], size=(rows.size, self.width))
+        return out
+
+
+def layer_moments(X: np.ndarray, y: np.ndarray, kind: str) -> LayerMoments:
+    """The moments the `kind` control keeps, estimated on (X, y) (pass the training split)."""
+    if kind not in RANDOM_CONTROLS:
+        raise ValueError(f"random control must be one of {RANDOM_CONTROLS}, got {kind!r}")
     X = check_features(X)
     y = check_labels(y, X.shape[0])
-    rng = np.random.default_rng(seed)
-    out = np.empty_like(X)
-    for layer in np.unique(y):
-        rows = y == layer
-        values = X[rows].astype(np.float64)
-        out[rows] = rng.normal(values.mean(axis=0), values.std(axis=0), size=values.shape)
-    return out
+    layers = np.unique(y)
+    means, stds = [], []
+    for layer in layers:
+        values = X[y == layer].astype(np.float64)
+        if kind == "scalar":
+            values /= np.linalg.norm(values, axis=1, keepdims=True)
+            means.append([values.mean()])
+            stds.append([values.std()])
+        else:
+            means.append(values.mean(axis=0))
+            stds.append(values.std(axis=0))
+    return LayerMoments(kind, layers, np.asarray(means), np.asarray(stds), X.shape[1])
+
+
+def matched_random_vectors(X: np.ndarray, y: np.ndarray, seed: int = 0, kind: str = "per_dimension") -> np.ndarray:
+    """Random vectors for the rows of (X, y), with the `kind` moments of each layer's rows of `X`."""
+    return layer_moments(X, y, kind).sample(y, seed)
 
 
 def shuffled_labels(y: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A seeded permutation of the labels, to apply to all of `y` before splitting (a permutation test).
+    """A seeded permutation of the labels: apply it to the *training* labels only.
 
-    With train and test labels both permuted, test labels are independent of the vectors and of the
-    probe, so its accuracy has expectation exactly 1/n_layers and a binomial spread. Permuting only
-    the training labels would leave test labels tied to vectors that cluster by layer: the accuracy
-    is then chance only on average over permutations, and a single run can miss it by several points.
+    Test labels stay true, so the test accuracy measures what a probe fitted to permuted labels
+    predicts about real layers. It is chance on average over permutations, not in every single run
+    (vectors still cluster by layer), hence several permutations and their mean and spread.
     """
     y = np.asarray(y)
     if y.ndim != 1:

@@ -51,13 +51,21 @@ def mask_dimensions(X: np.ndarray, dims: Sequence[int]) -> np.ndarray:
 def mask_ablation(run: ProbeRun, dims: Sequence[int]) -> pd.DataFrame:
     """Accuracy with `dims` masked at test time only, and after re-training a clone without them.
 
+    `dims` must have been chosen without the test split (e.g. from training-set attributions).
     Columns: condition (full / masked_at_test / masked_retrained), accuracy, delta_pp (vs full,
-    percentage points), n_masked, dims (comma-separated).
+    percentage points), n_masked, dims (comma-separated). The training matrix is masked in place for
+    the re-fit and restored afterwards, so no second copy of it is made.
     """
+    dims = np.asarray(dims, dtype=int)
     full = float(np.mean(run.y_pred == run.y_test))
     masked_test = mask_dimensions(run.X_test, dims)
     at_test = float(np.mean(run.estimator.predict(masked_test) == run.y_test))
-    retrained = clone(run.estimator).fit(mask_dimensions(run.X_train, dims), run.y_train)
+    saved = run.X_train[:, dims].copy()
+    run.X_train[:, dims] = 0
+    try:
+        retrained = clone(run.estimator).fit(run.X_train, run.y_train)
+    finally:
+        run.X_train[:, dims] = saved
     after = float(np.mean(retrained.predict(masked_test) == run.y_test))
     label = ",".join(str(int(d)) for d in dims)
     return pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"],

@@ -1,6 +1,7 @@
 """Does the probe tell the same story with another seed? Accuracy spread and overlap of top dimensions.
 
-A seed draws a new text split (and orders Adam's mini-batches); L-BFGS itself starts from zero and is
+Attributions are read on the training split (as everywhere in the study). A seed draws a new text split
+(and orders Adam's mini-batches); L-BFGS itself starts from zero and is
 deterministic, so the spread measured here is that of the data split.
 """
 
@@ -57,7 +58,7 @@ def seed_stability(X: np.ndarray, y: np.ndarray, text_ids: np.ndarray, seeds: Se
     for seed in seeds:
         train, test = split_by_text(text_ids, test_fraction, seed)
         run = fit_probe(X[train], y[train], X[test], y[test], make_probe("logistic", seed, **(probe_params or {})))
-        table = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_test, run.y_test)
+        table = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_train, run.y_train)
         top = top_dimensions(table[table["variant"] == "input_x_weight"], top_n)
         tops[seed] = {layer: set(group["dim"]) for layer, group in top.groupby("layer")}
         frequent[seed] = set(frequent_top_dimensions(table, k_frequent, top_n)["dim"])
