@@ -160,6 +160,7 @@ rule probe_figures:
         main_dirs=[probe_dir(m) for m in PROBES["models"]],
         grid=[(n, l) for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
         mask_k=PROBES["mask_k"],
+        shuffle_permutations=PROBES["shuffle_permutations"],
         n_texts=PROBES["n_texts"],
         max_tokens=PROBES["max_tokens"],
     log:

@@ -16,8 +16,8 @@ for key, name, main in zip(p.models, p.names, p.main_dirs):
     get = lambda part: inp[f"{key}__{part}"]  # noqa: E731
     tables.append(condition_table(
         raw=pd.read_csv(get("raw")), conditions=[pd.read_csv(f) for f in get("conditions")],
-        masks=pd.read_csv(f"{main}/raw/masks.csv"), random=pd.read_csv(f"{main}/raw/random_through_trained.csv"),
-        nopunct=pd.read_csv(get("nopunct")), transfer=pd.read_csv(get("transfer")),
+        masks=pd.read_csv(f"{main}/raw/masks.csv"), nopunct=pd.read_csv(get("nopunct")),
+        transfer=pd.read_csv(get("transfer")), transfer_nopunct=pd.read_csv(get("transfer_nopunct")),
         stability=pd.read_csv(get("stability"))).assign(model=name))
     for path, variant in zip(get("histories"), ("raw", "normalised")):
         histories.append(pd.read_csv(path).assign(variant=f"{name}: {variant}"))
@@ -25,7 +25,8 @@ for key, name, main in zip(p.models, p.names, p.main_dirs):
         grids.append(pd.read_csv(path).assign(model=name, n_texts=n, context_length=length))
 summary = pd.concat(tables, ignore_index=True)
 summary.to_csv(out.table, index=False)
-plot_condition_accuracy(summary[summary["condition"] != "stability"]).savefig(out.conditions)
+accuracies = summary[(summary["condition"] != "stability") & ~summary["condition"].str.startswith("transfer gap")]
+plot_condition_accuracy(accuracies).savefig(out.conditions)
 plot_training_curves(pd.concat(histories, ignore_index=True)).savefig(out.curves)
 first = p.main_dirs[0]
 plot_confusion(pd.read_csv(f"{first}/raw/confusion.csv")).savefig(out.confusion)
@@ -35,6 +36,6 @@ plot_cumulative_contributions(pd.read_csv(f"{first}/raw/cumulative.csv")).savefi
 plot_accuracy_grid(pd.concat(grids, ignore_index=True)).savefig(out.grid)
 dims = [pd.read_csv(f"{main}/raw/dims_for_share.csv").assign(model=name) for main, name in zip(p.main_dirs, p.names)]
 macros = probe_macros(summary, pd.concat(dims, ignore_index=True), first_model=p.names[0], mask_k=p.mask_k,
-                          n_texts=p.n_texts, max_tokens=p.max_tokens)
+                          n_texts=p.n_texts, max_tokens=p.max_tokens, permutations=p.shuffle_permutations)
 macros["ProbeReductionFigures"] = reduction_figures(dict(zip(p.models, p.names)))
 write_macros(macros, out.macros, header="rule probe_figures")

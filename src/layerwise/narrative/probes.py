@@ -5,52 +5,100 @@ from __future__ import annotations
 import pandas as pd
 
 from layerwise.paper import LaTeX, latex_escape
-from layerwise.probes.summary import PUBLISHED
+from layerwise.probes.summary import PUBLISHED, PUBLISHED_SOURCE
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}\\%"
 
 
+def _near_chance(accuracy: float, chance: float) -> bool:
+    """Within 5 points of chance: the threshold the sentences use to say a control "fails"."""
+    return accuracy < chance + 0.05
+
+
+def _post_cell(condition: str) -> str:
+    """The post's number for a row of the table, or a dash where it reports none."""
+    if condition in ("raw", "post_faithful"):
+        return _pct(PUBLISHED["raw"])
+    if condition == "random_scalar_trained":
+        return "fails"
+    if condition.startswith("train ") and "+" not in condition and "no punctuation" not in condition:
+        return _pct(PUBLISHED["transfer"])
+    return {"masked_at_test": _pct(PUBLISHED["masked_at_test"]), "normalised": _pct(PUBLISHED["normalised"])}.get(
+        condition, "--")
+
+
+def _differs(condition: str, permutations: int) -> str:
+    """What this row does differently from the post (beyond model, N and L, which differ everywhere)."""
+    if condition.endswith("no punctuation"):
+        return "punctuation stripped, both datasets"
+    if condition.startswith("train ") or condition.startswith("transfer gap"):
+        return "last class pre-norm, position 0 dropped"
+    return {
+        "raw": "last class pre-norm, position 0 dropped",
+        "post_faithful": "none (post-norm last class, position 0 kept)",
+        "masked_at_test": "mask chosen on train (post: unclear)", "masked_retrained": "not in the post",
+        "normalised": "--", "random_scalar_trained": "post's reading (one mean, variance per layer)",
+        "random_scalar_retrained": "not in the post",
+        "random_per_dimension_trained": "per-dimension moments (not the post's)",
+        "random_per_dimension_retrained": "per-dimension moments, re-trained",
+        "shuffled_labels": f"train labels only, {permutations} permutations", "tree": "not in the post",
+        "with_position0": "position 0 kept", "no_punctuation": "not run in the post (proposed)",
+        "stability": "five text splits",
+    }.get(condition, "--")
+
+
 def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str, mask_k: int, n_texts: int,
-                 max_tokens: int) -> dict[str, float | int | str]:
-    """Study 1: the results table (accuracy per condition and model, chance) and the comparison with the post."""
+                 max_tokens: int, permutations: int) -> dict[str, float | int | str]:
+    """Study 1: one table (the post's numbers beside ours, the difference named) and the sentences."""
     wide = summary.pivot_table(index="condition", columns="model", values="accuracy", sort=False)
+    spread = summary.pivot_table(index="condition", columns="model", values="std", sort=False) \
+        if "std" in summary else pd.DataFrame()
     models = list(dict.fromkeys(summary["model"]))
     chance = summary.groupby("model", sort=False)["chance"].first()
-    std = summary[summary["condition"] == "stability"].set_index("model")["std"]
-    lines = ["\\begin{tabular}{l" + "r" * len(models) + "}", "\\hline",
-             "condition & " + " & ".join(latex_escape(m) for m in models) + " \\\\", "\\hline"]
+    lines = ["\\begin{tabular}{llr" + "r" * len(models) + "}", "\\hline",
+             "condition & differs from the post & post & " + " & ".join(latex_escape(m) for m in models)
+             + " \\\\", "\\hline"]
     for condition, row in wide.iterrows():
         cells = []
         for m in models:
+            if str(condition).startswith("transfer gap"):
+                cells.append(f"{100 * row[m]:+.1f} pp")
+                continue
             cell = _pct(row[m])
-            if condition == "stability":
-                cell += f" $\\pm$ {100 * std[m]:.1f}"
+            if condition in spread.index and pd.notna(spread.loc[condition, m]):
+                cell += f" $\\pm$ {100 * spread.loc[condition, m]:.1f}"
             cells.append(cell)
-        lines.append(latex_escape(str(condition).replace("_", " ")) + " & " + " & ".join(cells) + " \\\\")
-    lines += ["\\hline", "chance $1/(n+1)$ & " + " & ".join(_pct(chance[m]) for m in models) + " \\\\",
+        lines.append(" & ".join([latex_escape(str(condition).replace("_", " ")),
+                                 latex_escape(_differs(str(condition), permutations)),
+                                 _post_cell(str(condition)), *cells]) + " \\\\")
+    lines += ["\\hline", "chance $1/(n+1)$ & & & " + " & ".join(_pct(chance[m]) for m in models) + " \\\\",
               "\\hline", "\\end{tabular}"]
     sentences = []
     for m in models:
-        acc = wide[m]
-        transfer = [c for c in wide.index if str(c).startswith("train ") and "+" not in str(c)]
-        verdict = "far above" if acc["raw"] > 3 * chance[m] else "above" if acc["raw"] > chance[m] + 0.05 else "near"
+        acc, c = wide[m], chance[m]
+        gaps = {k: acc[k] for k in acc.index if str(k).startswith("transfer gap")}
+        scalar_fails = _near_chance(acc["random_scalar_trained"], c)
         sentences.append(
-            f"For {latex_escape(m)} the raw probe reaches {_pct(acc['raw'])} ({verdict} chance, {_pct(chance[m])}); "
-            f"masking its {mask_k} most frequent top dimensions at test time gives {_pct(acc['masked_at_test'])}, "
-            f"normalising every vector to unit norm {_pct(acc['normalised'])}, "
-            + (f"and the probe trained on IMDB scores {_pct(acc[transfer[0]])} on AG News. " if transfer else ". ")
-            + f"Random vectors with each layer's per-dimension mean and variance are classified at "
-              f"{_pct(acc['random_through_trained'])} by the trained probe and at {_pct(acc['random_trained'])} by a "
-              f"probe trained on them; shuffled labels give {_pct(acc['shuffled_labels'])}.")
+            f"For {latex_escape(m)} the raw probe reaches {_pct(acc['raw'])} (chance {_pct(c)}) and the post's "
+            f"setting {_pct(acc['post_faithful'])}; masking the {mask_k} dimensions chosen on the training split "
+            f"gives {_pct(acc['masked_at_test'])} and unit norm {_pct(acc['normalised'])}. "
+            f"Scalar-matched random vectors are classified at {_pct(acc['random_scalar_trained'])} by the unit-norm "
+            f"probe ({'near chance: the post' + chr(39) + 's claim holds' if scalar_fails else 'not near chance'}) "
+            f"and at {_pct(acc['random_scalar_retrained'])} re-trained; per-dimension-matched ones at "
+            f"{_pct(acc['random_per_dimension_trained'])} by the raw probe and "
+            f"{_pct(acc['random_per_dimension_retrained'])} re-trained. With shuffled training labels the probe "
+            f"scores {_pct(acc['shuffled_labels'])} on the true test labels. "
+            + " ".join(f"The {latex_escape(str(k))} is {100 * v:+.1f} points." for k, v in gaps.items()))
     raw_first = wide[first_model]
     comparison = (
         f"The post reports, for GPT-2 medium with L=30 and N=1000, {_pct(PUBLISHED['raw'])} raw, "
-        f"{_pct(PUBLISHED['masked_at_test'])} after masking, {_pct(PUBLISHED['transfer'])} on AG News and "
-        f"{_pct(PUBLISHED['normalised'])} after normalisation. Our default run uses other models "
-        f"(N={n_texts}, L={max_tokens}): for {latex_escape(first_model)} masking changes accuracy by "
-        f"{100 * (raw_first['masked_at_test'] - raw_first['raw']):+.1f} points (post: "
+        f"{_pct(PUBLISHED['masked_at_test'])} after masking, {_pct(PUBLISHED['transfer'])} on AG News, "
+        f"{_pct(PUBLISHED['normalised'])} after normalisation and about {_pct(PUBLISHED['raw_gpt2_xl'])} for "
+        f"GPT-2 XL. Our run uses other models (N={n_texts}, L={max_tokens}): for {latex_escape(first_model)} the "
+        f"post's setting gives {_pct(raw_first['post_faithful'])} and our default {_pct(raw_first['raw'])}; masking "
+        f"changes accuracy by {100 * (raw_first['masked_at_test'] - raw_first['raw']):+.1f} points (post: "
         f"{100 * (PUBLISHED['masked_at_test'] - PUBLISHED['raw']):+.1f}) and normalisation by "
         f"{100 * (raw_first['normalised'] - raw_first['raw']):+.1f} points (post: "
         f"{100 * (PUBLISHED['normalised'] - PUBLISHED['raw']):+.1f}).")
@@ -59,10 +107,11 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
     ninety = d[d["threshold"] == 90].groupby("model", sort=False)["n_dims"].median()
     dims_sentence = " ".join(
         f"In {latex_escape(m)} the median layer needs {int(half[m])} dimensions for 50\\% and {int(ninety[m])} "
-        f"for 90\\% of the probe's $|w_j x_j|$ attribution." for m in half.index)
+        f"for 90\\% of the probe's $|w_j x_j|$ attribution (training split)." for m in half.index)
     return {"ProbeTable": LaTeX("\n".join(lines)), "ProbeSummary": LaTeX(" ".join(sentences)),
             "ProbeComparison": LaTeX(comparison), "ProbeDims": LaTeX(dims_sentence),
             "ProbeNTexts": n_texts, "ProbeMaxTokens": max_tokens, "ProbeMaskK": mask_k,
+            "ProbePermutations": permutations, "ProbePublishedSource": PUBLISHED_SOURCE,
             "ProbeRawAccuracyFirst": float(raw_first["raw"])}
 
 

@@ -107,12 +107,16 @@ def random_control_scores(kind: str, train: LayerDataset, test: LayerDataset, la
     return pd.concat([trained, scores(retrained, labels, condition=f"random_{kind}_retrained")], ignore_index=True)
 
 
+def train_selection(run: ProbeRun, *, mask_k: int, top_n: int) -> tuple[pd.DataFrame, list[int]]:
+    """The attribution table and the dimensions to mask, from the training split only (never `run.X_test`)."""
+    attribution = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_train, run.y_train)
+    return attribution, frequent_top_dimensions(attribution, mask_k, top_n)["dim"].tolist()
+
+
 def raw_probe_analyses(run: ProbeRun, labels: np.ndarray, *, mask_k: int, top_n: int) -> dict[str, pd.DataFrame]:
     """Everything read off the reference probe: attributions and mask choice on train, masks scored on test."""
     labels = np.asarray(labels)
-    attribution = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_train, run.y_train)
-    frequent = frequent_top_dimensions(attribution, mask_k, top_n)
-    masks = mask_ablation(run, frequent["dim"].tolist())
+    attribution, dims = train_selection(run, mask_k=mask_k, top_n=top_n)
     return {
         "confusion": confusion_table(run.y_test, run.y_pred, labels),
         "history": run.estimator.history_,
@@ -120,7 +124,7 @@ def raw_probe_analyses(run: ProbeRun, labels: np.ndarray, *, mask_k: int, top_n:
         "top": top_dimensions(attribution, top_n),
         "cumulative": cumulative_contributions(attribution),
         "dims_for_share": dims_for_share(attribution),
-        "masks": masks.assign(chance=1.0 / labels.size),
+        "masks": mask_ablation(run, dims).assign(chance=1.0 / labels.size),
     }
 
 
