@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from layerwise.probes.controls import matched_random_vectors, normalize_rows, shuffled_labels
+from layerwise.probes.controls import layer_moments, matched_random_vectors, normalize_rows, shuffled_labels
 from layerwise.punctuation import strip_punctuation
 
 
@@ -62,3 +62,21 @@ def test_strip_punctuation(text, expected):
 def test_strip_punctuation_rejects_non_strings():
     with pytest.raises(TypeError, match="str"):
         strip_punctuation(b"bytes")
+
+
+def test_layer_moments_scalar_is_one_mean_and_variance_of_unit_norm_entries():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(1.0, 0.1, (200, 8)), 50 * rng.normal(0.0, 1.0, (200, 8))]).astype(np.float32)
+    y = np.repeat([0, 1], 200)
+    moments = layer_moments(X, y, "scalar")
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(moments.mean[:, 0], [unit[:200].mean(), unit[200:].mean()], rtol=1e-5)
+    np.testing.assert_allclose(moments.std[:, 0], [unit[:200].std(), unit[200:].std()], rtol=1e-5)
+    fake = moments.sample(y, seed=0)
+    # the raw norms differ 50-fold; the scalar control keeps only unit-norm-scale entries for both layers
+    norms = np.linalg.norm(fake, axis=1)
+    assert 0.7 < norms[:200].mean() < 1.3 and 0.7 < norms[200:].mean() < 1.3
+    per_dim = layer_moments(X, y, "per_dimension")
+    assert per_dim.mean.shape == (2, 8) and abs(np.linalg.norm(per_dim.sample(y, 0)[200:], axis=1).mean() - 140) < 20
+    with pytest.raises(ValueError, match="random control"):
+        layer_moments(X, y, "bogus")

@@ -30,7 +30,8 @@ def normalize_rows(X: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     `overwrite=True` scales float32 `X` in place (no second matrix) and returns it.
     """
     X = check_features(X)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    # einsum, not np.linalg.norm: the latter squares X into a temporary as large as X
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))[:, None].astype(np.float32)
     if (norms == 0).any():
         raise ValueError(f"{int((norms == 0).sum())} vectors have zero norm and cannot be normalised")
     if overwrite:
