@@ -111,7 +111,8 @@ def plot_top_attributions(top: pd.DataFrame) -> Figure:
         signed[row_of[layer], int(rank) - 1] = share * (sign if sign != 0 else 1)
         dims[row_of[layer], int(rank) - 1] = dim
     limit = float(np.nanmax(np.abs(signed)))
-    fig = Figure(figsize=(1.0 + 0.75 * n_ranks, 0.8 + 0.22 * len(layers)), layout="constrained")
+    # sized to print near 1:1 at page width: 7 pt labels stay 7 pt
+    fig = Figure(figsize=(6.5, 1.0 + 0.16 * len(layers)), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(signed, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     for (i, j), dim in np.ndenumerate(dims):
@@ -121,7 +122,7 @@ def plot_top_attributions(top: pd.DataFrame) -> Figure:
     ax.set_xticks(np.arange(n_ranks), labels=[str(r) for r in range(1, n_ranks + 1)])
     ax.set_yticks(np.arange(len(layers)), labels=[str(layer) for layer in layers], fontsize=7)
     ax.set(xlabel="rank within layer (1 = largest share)", ylabel="layer")
-    fig.colorbar(image, ax=ax, label="share (%), sign of contribution", shrink=0.6)
+    fig.colorbar(image, ax=ax, label="share (%): red positive, blue negative contribution", shrink=0.6)
     return fig
 
 
