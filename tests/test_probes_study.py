@@ -90,3 +90,37 @@ def test_condition_table_collects_every_condition():
     assert got.loc["stability", "accuracy"] == pytest.approx(0.9)
     assert got.loc["stability", "std"] == pytest.approx(0.02)
     assert (table["chance"] == 0.2).all()
+
+
+def test_probe_macros_put_the_posts_numbers_beside_ours_and_judge_the_scalar_control():
+    from layerwise.narrative.probes import probe_macros
+
+    def model_table(name: str, scalar: float) -> pd.DataFrame:
+        one = lambda c, a: pd.DataFrame([{"condition": c, "accuracy": a, "chance": 0.05}])  # noqa: E731
+        conditions = [one(c, a) for c, a in (("normalised", 0.6), ("random_scalar_trained", scalar),
+                                              ("random_scalar_retrained", 0.05),
+                                              ("random_per_dimension_trained", 0.8),
+                                              ("random_per_dimension_retrained", 0.9), ("tree", 0.5),
+                                              ("with_position0", 0.8), ("post_faithful", 0.77))]
+        conditions.append(pd.DataFrame({"condition": "shuffled_labels", "accuracy": [0.04, 0.06]}))
+        transfer = pd.DataFrame({"train": ["imdb", "imdb", "imdb+ag_news", "imdb+ag_news"],
+                                 "test": ["imdb", "ag_news", "imdb", "ag_news"], "accuracy": [0.8, 0.6, 0.8, 0.75]})
+        return condition_table(
+            raw=one("raw", 0.8), conditions=conditions,
+            masks=pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"],
+                                "accuracy": [0.8, 0.7, 0.78]}),
+            nopunct=one("raw", 0.79), transfer=transfer, transfer_nopunct=transfer.assign(accuracy=[0.8, 0.7, 0.8, 0.76]),
+            stability=pd.DataFrame({"accuracy": [0.8, 0.81]})).assign(model=name)
+
+    summary = pd.concat([model_table("A", 0.06), model_table("B", 0.5)], ignore_index=True)
+    dims = pd.DataFrame({"model": "A", "variant": "input_x_weight", "layer": 0, "threshold": [50, 90],
+                         "n_dims": [10, 100]})
+    macros = probe_macros(summary, dims, first_model="A", mask_k=4, n_texts=100, max_tokens=30, permutations=2)
+    rows = {line.split(" & ")[0]: line.split(" & ") for line in str(macros["ProbeTable"]).splitlines() if " & " in line}
+    assert rows["raw"][2] == "83.2\\%" and rows["post faithful"][2] == "83.2\\%"
+    assert rows["post faithful"][3] == "77.0\\%" and rows["random scalar trained"][2] == "fails"
+    assert rows["train imdb, test ag news"][2] == "66.0\\%" and rows["transfer gap"][3] == "+20.0 pp"
+    assert rows["transfer gap, no punctuation"][3] == "+10.0 pp"
+    assert rows["shuffled labels"][3].startswith("5.0\\%") and "$\\pm$" in rows["shuffled labels"][3]
+    summary_text = str(macros["ProbeSummary"])
+    assert summary_text.count("claim holds") == 1 and "not near chance" in summary_text  # A fails, B does not
