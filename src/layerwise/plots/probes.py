@@ -157,19 +157,24 @@ def plot_accuracy_grid(table: pd.DataFrame) -> Figure:
 
 
 def plot_condition_accuracy(table: pd.DataFrame) -> Figure:
-    """Accuracy per condition (control or ablation), one panel per model if given, chance dashed.
+    """Accuracy per condition as horizontal bars (condition names stay readable), one colour per model;
+    each model's chance is a dashed line of its colour.
 
-    Several rows per condition (e.g. seeds) give a bar at their mean with a standard-deviation whisker.
+    Several rows per condition and model (e.g. label permutations) give a bar at their mean with a
+    standard-deviation whisker.
     """
     _require(table, ["condition", "accuracy", "chance"], "condition")
     table = table if "model" in table.columns else table.assign(model="")
     models = list(dict.fromkeys(table["model"]))
-    fig, axes = _grid(1, len(models), (max(3.0, 0.6 * table["condition"].nunique()), 3.4), sharey=True)
-    for ax, model in zip(axes.flat, models):
-        part = table[table["model"] == model]
-        sns.barplot(part, x="condition", y="accuracy", color="#4c72b0", ax=ax, errorbar="sd")
-        ax.axhline(part["chance"].iloc[0], color="black", linestyle="--", linewidth=0.8)
-        ax.set(title=str(model), ylim=(0, 1), xlabel="")
-        for label in ax.get_xticklabels():
-            label.set(rotation=40, horizontalalignment="right")
+    palette = dict(zip(models, sns.color_palette("colorblind", len(models))))
+    n_conditions = table["condition"].nunique()
+    fig = Figure(figsize=(6.5, 1.0 + 0.2 * n_conditions * max(1, len(models)) ** 0.5), layout="constrained")
+    ax = fig.subplots()
+    sns.barplot(table, y="condition", x="accuracy", hue="model", palette=palette, ax=ax, errorbar="sd",
+                legend=len(models) > 1)
+    for model in models:
+        ax.axvline(table.loc[table["model"] == model, "chance"].iloc[0], color=palette[model], linestyle="--",
+                   linewidth=0.9)
+    ax.set(xlim=(0, 1), ylabel="", xlabel="test accuracy (dashed: chance)")
+    ax.tick_params(axis="y", labelsize=8)
     return fig
