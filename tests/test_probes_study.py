@@ -109,7 +109,8 @@ def test_probe_macros_put_the_posts_numbers_beside_ours_and_judge_the_scalar_con
             raw=one("raw", 0.8), conditions=conditions,
             masks=pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"],
                                 "accuracy": [0.8, 0.7, 0.78]}),
-            nopunct=one("raw", 0.79), transfer=transfer, transfer_nopunct=transfer.assign(accuracy=[0.8, 0.7, 0.8, 0.76]),
+            nopunct=one("raw", 0.79), transfer=transfer,
+            transfer_nopunct=transfer.assign(accuracy=[0.8, 0.7, 0.8, 0.76]),
             stability=pd.DataFrame({"accuracy": [0.8, 0.81]})).assign(model=name)
 
     summary = pd.concat([model_table("A", 0.06), model_table("B", 0.5)], ignore_index=True)
