@@ -90,7 +90,9 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
             f"{_pct(acc['random_per_dimension_trained'])} by the raw probe and "
             f"{_pct(acc['random_per_dimension_retrained'])} re-trained. With shuffled training labels the probe "
             f"scores {_pct(acc['shuffled_labels'])} on the true test labels. "
-            + " ".join(f"The {latex_escape(str(k))} is {100 * v:+.1f} points." for k, v in gaps.items()))
+            + (f"The transfer gap (IMDB-trained probe, IMDB minus AG News) is {100 * gaps['transfer gap']:+.1f} points "
+               f"raw and {100 * gaps['transfer gap, no punctuation']:+.1f} points with punctuation stripped from both "
+               "datasets." if len(gaps) == 2 else ""))
     raw_first = wide[first_model]
     comparison = (
         f"The post reports, for GPT-2 medium with L=30 and N=1000, {_pct(PUBLISHED['raw'])} raw, "

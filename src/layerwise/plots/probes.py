@@ -175,6 +175,8 @@ def plot_condition_accuracy(table: pd.DataFrame) -> Figure:
     for model in models:
         ax.axvline(table.loc[table["model"] == model, "chance"].iloc[0], color=palette[model], linestyle="--",
                    linewidth=0.9)
+    if len(models) > 1:  # above the axes: the bars reach across the panel
+        sns.move_legend(ax, "lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(models), frameon=False, title=None)
     ax.set(xlim=(0, 1), ylabel="", xlabel="test accuracy (dashed: chance)")
     ax.tick_params(axis="y", labelsize=8)
     return fig
