@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
-from layerwise.lens_adapters import DECODERS, Decoder, LensParts, decode, lens_parts
+from layerwise.lens_adapters import DECODERS, Decoder, LensParts, decode, lens_parts, normalise
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +210,38 @@ def _next_tokens(input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Ten
     return next_ids, has_next
 
 
+CHUNK_ARRAYS = 6  # float32 [rows x vocab] arrays alive per chunk: logits, scratch, 2 references, 2 temporaries
+CHUNK_CACHE_BYTES = 32 << 20  # working set per chunk: small enough for the reductions to run from cache
+
+
+def chunk_rows(vocab: int, available_bytes: int | None = None) -> int:
+    """Positions decoded at once: the largest number whose `CHUNK_ARRAYS` [rows x vocab] float32 arrays fit
+    both a cache-sized working set and an eighth of the available memory.
+
+    Why chunk: each layer's statistics are ~10 passes over its [positions x vocab] logits. Over a whole
+    512-token text (100 MB per array for a 49k vocabulary) every pass streams from DRAM; over a chunk that
+    fits in cache the passes cost a fraction of the unembedding matmul. Rows below ~16 would make the matmul
+    itself inefficient (the unembedding weight is re-read per chunk), hence the floor.
+    """
+    if available_bytes is None:
+        import psutil
+        available_bytes = psutil.virtual_memory().available
+    budget = min(CHUNK_CACHE_BYTES, available_bytes // 8)
+    return max(16, budget // (CHUNK_ARRAYS * vocab * 4))
+
+
+def _decode_into(parts: LensParts, hidden: torch.Tensor, decoder: Decoder, out: torch.Tensor) -> torch.Tensor:
+    """`decode` written into a preallocated float32 buffer (no fresh [rows x vocab] allocation per layer)."""
+    unembed = parts.unembed
+    if isinstance(unembed, torch.nn.Linear) and unembed.bias is None and unembed.weight.dtype == torch.float32:
+        normed = normalise(parts, hidden, decoder)
+        return torch.matmul(normed.float(), unembed.weight.t(), out=out)
+    return out.copy_(decode(parts, hidden, decoder))
+
+
 def logit_lens(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                decoder: Decoder = "full", subblocks: bool = False,
-               text_names: Sequence[str] | None = None) -> pd.DataFrame:
+               text_names: Sequence[str] | None = None, chunk: int | None = None) -> pd.DataFrame:
     """Per (text, layer, position) lens statistics of a batch, as a tidy table with `LENS_COLUMNS`.
 
     Layers: "0" (input embedding), "1".."n" (block outputs; "i.attn"/"i.mlp" with `subblocks`) decoded
@@ -220,35 +249,48 @@ def logit_lens(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: 
     token and logit; rank of the model's final top-1 token; KL(final || layer) and KL(layer 0 ||
     layer) in nats; ranks of the current input token and of the true next token and the next
     token's log-probability / probability (missing at each text's last position). Padding
-    (attention_mask = 0) is dropped; `position` counts real tokens from 0.
+    (attention_mask = 0) is dropped; `position` counts real tokens from 0. Positions are decoded
+    `chunk` at a time (default `chunk_rows`); the numbers do not depend on it.
     """
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
     mask = _check_inputs(input_ids, attention_mask)
     if text_names is not None and len(text_names) != input_ids.shape[0]:
         raise ValueError(f"{len(text_names)} text names for a batch of {input_ids.shape[0]}")
+    if chunk is not None and chunk < 1:
+        raise ValueError("chunk must be positive")
     parts = lens_parts(model)
     streams, final_logits = residual_streams(model, input_ids, mask, subblocks=subblocks)
-    final_logits = final_logits.float()
+    shape, vocab = input_ids.shape, final_logits.shape[-1]
+    final_logits = final_logits.float().reshape(-1, vocab)
     final_top1 = final_logits.argmax(-1)
     next_ids, has_next = _next_tokens(input_ids, mask)
+    flat_ids, flat_next = input_ids.reshape(-1), next_ids.reshape(-1)
+    hidden = [stream.hidden.reshape(-1, stream.hidden.shape[-1]) for stream in streams]
+    rows = min(chunk or chunk_rows(vocab), final_logits.shape[0])
 
+    per_layer: list[list[dict[str, torch.Tensor]]] = [[] for _ in range(len(streams) + 1)]
     with torch.no_grad():
-        scratch = torch.empty_like(final_logits)  # reused by every [positions x vocab] reduction
-        logits = decode(parts, streams[0].hidden, decoder).float()
-        references = _references(final_logits, logits, scratch)
-        final = _layer_stats(final_logits, final_top1, input_ids, next_ids, references, scratch)
+        scratch = torch.empty(rows, vocab, device=final_logits.device)  # reused by every reduction
+        buffer = torch.empty_like(scratch)  # each layer's logits
+        for start in range(0, final_logits.shape[0], rows):
+            part = slice(start, start + rows)
+            n = final_logits[part].shape[0]
+            ids, nxt, top1, work = flat_ids[part], flat_next[part], final_top1[part], scratch[:n]
+            logits = _decode_into(parts, hidden[0][part], decoder, buffer[:n])
+            references = _references(final_logits[part], logits, work)
+            per_layer[-1].append(_layer_stats(final_logits[part], top1, ids, nxt, references, work))
+            for i in range(len(streams)):
+                if i > 0:
+                    logits = _decode_into(parts, hidden[i][part], decoder, buffer[:n])
+                per_layer[i].append(_layer_stats(logits, top1, ids, nxt, references, work))
+            del references
         del final_logits
-        layers: list[tuple[str, float, dict[str, torch.Tensor]]] = []
-        for i, stream in enumerate(streams):
-            if i > 0:
-                logits = decode(parts, stream.hidden, decoder)
-            layers.append((stream.label, stream.depth,
-                           _layer_stats(logits, final_top1, input_ids, next_ids, references, scratch)))
-            del logits
-        layers.append((FINAL, float(parts.n_layers + 1), final))
+    labels = [(s.label, s.depth) for s in streams] + [(FINAL, float(parts.n_layers + 1))]
+    layers = [(label, depth, {k: torch.cat([c[k] for c in chunks]).reshape(shape) for k in chunks[0]})
+              for (label, depth), chunks in zip(labels, per_layer)]
     names = list(text_names) if text_names is not None else list(range(input_ids.shape[0]))
-    return _to_table(layers, names, decoder, input_ids, mask, final_top1, next_ids, has_next)
+    return _to_table(layers, names, decoder, input_ids, mask, final_top1.reshape(shape), next_ids, has_next)
 
 
 def _with_missing(values: np.ndarray, present: np.ndarray) -> pd.arrays.IntegerArray:
