@@ -633,3 +633,22 @@ def test_lens_on_an_encoder_fails_at_parse_time_naming_the_key(tmp_path):
     assert done.returncode != 0
     assert "Building DAG of jobs" not in output, output[-3000:]
     assert "config 'lens.models': ['tiny-bert'] are encoders" in output, output[-3000:]
+
+
+def test_fused_kernel_equals_the_torch_statistics(models, tokenizer):
+    """The CPU kernel and the torch path (used on other devices) give the same statistics, ties included."""
+    from layerwise.lens import _layer_stats, _layer_stats_torch, _references
+
+    torch.manual_seed(3)
+    logits = torch.randn(6, VOCAB) * 5
+    logits[:, :4] = logits[:, :1]  # a four-way tie at the start of each row
+    final, layer0 = torch.randn(6, VOCAB) * 5, torch.randn(6, VOCAB) * 5
+    ids = [torch.randint(0, VOCAB, (6,)) for _ in range(3)]
+    ids[1][:3] = 2  # input tokens inside the tie
+    scratch = torch.empty(6, VOCAB)
+    references = _references(final, layer0, scratch)
+    fused = _layer_stats(logits.clone(), *ids, references, scratch)
+    plain = _layer_stats_torch(logits.clone(), *ids, references, scratch)
+    for key in plain:
+        torch.testing.assert_close(fused[key], plain[key].to(fused[key].dtype), rtol=1e-5, atol=1e-4, msg=key)
+    assert (fused["input_token_rank"][:3] == (logits[:3] >= logits[:3, :1]).sum(-1)).all()

@@ -81,7 +81,7 @@ def _colour_kwargs(value: str, values: np.ndarray, kl_cap: float, rank_cap: floa
 
 
 def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: str | int | None = None,
-                      layer_step: int = 1, positions: tuple[int, int] | None = None, max_token_chars: int = 8,
+                      layer_step: int = 1, positions: tuple[int, int] | None = None, max_token_chars: int = 7,
                       kl_cap: float = 30.0, rank_cap: float | None = None) -> plt.Figure:
     """The post's heatmap for one text: rows = layers (final on top), columns = positions.
 
@@ -92,7 +92,7 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
     tokens label the top axis, starred where the model's final prediction is right. `table` comes
     from `logit_lens_texts` (it needs the token-string columns of `add_token_text`); `positions` =
     (start, stop) keeps positions start..stop-1 (see `resolve_window`). The figure is sized so that
-    a window of 20 positions prints at about 6.5 inches with cell text of 6 pt.
+    a window of 14 positions of word tokens prints legibly at a page's width (cells 0.4 in, text 6 pt).
     """
     if value not in HEATMAP_VALUES:
         raise ValueError(f"unknown heatmap value {value!r}; choose one of {tuple(HEATMAP_VALUES)}")
@@ -133,9 +133,9 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
 
     n_rows, n_cols = values.shape
     sns.set_theme(style="white", context="paper")
-    fig, ax = plt.subplots(figsize=(0.25 * n_cols + 1.9, 0.17 * n_rows + 1.5))
+    fig, ax = plt.subplots(figsize=(0.4 * n_cols + 1.9, 0.17 * n_rows + 1.5))
     annot = np.vectorize(lambda t: token_label(t, max_token_chars), otypes=[str])(cells.to_numpy(dtype=object))
-    sns.heatmap(values, ax=ax, annot=annot, fmt="", annot_kws={"fontsize": 5.5},
+    sns.heatmap(values, ax=ax, annot=annot, fmt="", annot_kws={"fontsize": 6},
                 cbar_kws={"label": HEATMAP_VALUES[value]}, **_colour_kwargs(value, values, kl_cap, rank_cap))
     for i, j in zip(*np.nonzero(match)):
         ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=1.0))
