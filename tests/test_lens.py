@@ -652,3 +652,24 @@ def test_fused_kernel_equals_the_torch_statistics(models, tokenizer):
     for key in plain:
         torch.testing.assert_close(fused[key], plain[key].to(fused[key].dtype), rtol=1e-5, atol=1e-4, msg=key)
     assert (fused["input_token_rank"][:3] == (logits[:3] >= logits[:3, :1]).sum(-1)).all()
+
+
+def test_paper_reports_the_input_discarding_change_with_its_interval(models, tokenizer):
+    from layerwise.narrative.lens import lens_macros
+
+    tables = [logit_lens_texts(models["gpt2"], tokenizer, TEXTS, decoder=d).assign(model="gpt2", decoder=d)
+              for d in ("full", "norm_only")]
+    used = select_positions(pd.concat(tables, ignore_index=True), include_position0=False)
+    summary = summarize_lens(used, by=("model", "decoder", "layer", "depth"), n_boot=50).assign(
+        n_layers=N_LAYERS, include_position0=False)
+    changes = layer_change(used, by=("model", "decoder"), n_boot=50)
+    macros = lens_macros(summary, changes, heatmaps={"m": "lens/m/plasma/{value}.window.pdf"},
+                         model_names={"m": "GPT"}, example="plasma", window=(-14, None), window_layer_step=2)
+    row = changes[(changes["decoder"] == "full") & (changes["metric"] == "kl_input")].iloc[0]
+    assert f"KL(input$\\|$layer) by {row['change']:+.3g} nats" in macros["LensDiscarding"]
+    assert f"95\\% CI {row['ci_low']:.3g} to {row['ci_high']:.3g}" in macros["LensDiscarding"]
+    last = summary[(summary["decoder"] == "norm_only") & (summary["metric"] == "kl_final")
+                   & (summary["layer"] == str(N_LAYERS))].iloc[0]
+    assert f"Even at the last block it stays {last['mean']:.3g} nats" in macros["LensSummary"]
+    assert "kl_input.window.pdf" in macros["LensHeatmapFigures"] and "the last 14 positions" in macros["LensHeatmapFigures"]
+    assert macros["LensTexts"] == len(TEXTS) and macros["LensPositionZero"] == "excluded"

@@ -15,7 +15,7 @@ INPUT_TOP_RANK = 10  # "the input token leaves the top ranks": its geometric-mea
 
 
 def _ci(row: pd.Series, low: str = "ci_low", high: str = "ci_high") -> str:
-    return f"95\\% CI {row[low]:.3g}--{row[high]:.3g}"
+    return f"95\\% CI {row[low]:.3g} to {row[high]:.3g}"  # "to": a dash would merge with a minus sign
 
 
 def _one(rows: pd.DataFrame, metric: str, layer: str) -> pd.Series:
@@ -65,9 +65,10 @@ def lens_macros(summary: pd.DataFrame, changes: pd.DataFrame, *, heatmaps: dict[
     start, stop = window
     where = ("the last " + str(-start) + " positions" if start is not None and start < 0 and stop is None
              else f"positions {start if start is not None else 0} to {stop if stop is not None else 'the end'} (stop excluded)")
-    layers = "every layer" if window_layer_step == 1 else f"every {window_layer_step}-th layer (the post skips layers too)"
-    common = (f"{where} of the \\emph{{{latex_escape(example)}}} text, {layers} (plus the input row and the last "
-              "block); the full grids are in the Snakemake report. Drawn by rule \\texttt{lens\\_heatmap} "
+    layers = ("every layer" if window_layer_step == 1 else
+              f"one layer in {window_layer_step} (the post also skips layers)")
+    common = (f"{where} of the \\emph{{{latex_escape(example)}}} text, {layers}, plus the input row and the last "
+              "block; the full grids are in the Snakemake report. Drawn by rule \\texttt{lens\\_heatmap} "
               "(\\texttt{scripts/lens\\_heatmap.py}).")
     figures = []
     for key, pattern in heatmaps.items():
