@@ -4,7 +4,7 @@ Anchors: one plain forward (which already computes the final logits) plus the un
 unembedding (final norm + LM head) of each of the n + 1 recorded residual streams; no lens can be
 faster than that. Comparison: a naive lens that materialises every layer's full logits
 [layers x positions x vocab] before computing the same statistics.
-Goals: lens time <= 1.5 x (forward + unembedding); peak extra memory of the lens O(positions x vocab),
+Goals: lens time <= 1.3 x (forward + unembedding), median over repeats; peak extra memory of the lens O(positions x vocab),
 checked as at most 8 float32 [positions x vocab] arrays whatever the depth (the naive lens needs
 ~ n + 2 of them).
 
@@ -37,7 +37,7 @@ from rss_sampler import PeakMemory  # benchmarks/ is on sys.path when run as a s
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_GGUF = REPO / "resources" / "models" / "smollm2-135m" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-TIME_GOAL = 1.5
+TIME_GOAL = 1.3
 MEMORY_GOAL_ARRAYS = 8
 SMOLLM2_SHAPE = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
                  "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64, "max_position_embeddings": 8192,
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--gguf", type=Path, default=DEFAULT_GGUF)
     parser.add_argument("--quick", action="store_true", help="128 tokens, one repeat")
     parser.add_argument("--tokens", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=2, help="each variant is timed this often; best time kept")
+    parser.add_argument("--repeats", type=int, default=3, help="each variant is timed this often; medians and best kept")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
@@ -144,6 +144,7 @@ def main() -> None:
     ids = torch.from_numpy(np.random.default_rng(args.seed).integers(0, vocab, size=(1, args.tokens)))
     streams, _ = residual_streams(model, ids)
     plain_forward(model, ids[:, :16])  # warm-up
+    logit_lens(model, ids[:, :16])  # warm-up, and loads the statistics kernel from numba's cache (or compiles it)
 
     variants = ("forward", "unembedding", "lens", "naive")
     runs = {name: [] for name in variants}
@@ -162,8 +163,11 @@ def main() -> None:
 
     best = {name: {clock: min(run[clock] for run in runs[name]) for clock in ("wall", "cpu")} for name in variants}
     peak = {name: max(run["peak_extra_bytes"] for run in runs[name]) for name in variants}
-    anchor = {clock: best["forward"][clock] + best["unembedding"][clock] for clock in ("wall", "cpu")}
-    ratio = {clock: best["lens"][clock] / anchor[clock] for clock in anchor}
+    median = {name: {clock: float(np.median([run[clock] for run in runs[name]])) for clock in ("wall", "cpu")}
+              for name in variants}
+    anchor = {clock: median["forward"][clock] + median["unembedding"][clock] for clock in ("wall", "cpu")}
+    ratio = {clock: median["lens"][clock] / anchor[clock] for clock in anchor}
+    best_anchor = {clock: best["forward"][clock] + best["unembedding"][clock] for clock in ("wall", "cpu")}
     one_array = args.tokens * vocab * 4
     # both are laid out layer by layer (0..n, then the model's output), positions inside
     agreement = {f"max_abs_diff_{k}": float(np.abs(table[k].to_numpy(dtype=float) - naive[k]).max())
@@ -179,14 +183,17 @@ def main() -> None:
         "seconds": {name: [run["wall"] for run in runs[name]] for name in variants},
         "cpu_seconds": {name: [run["cpu"] for run in runs[name]] for name in variants},
         "best_seconds": best,
+        "median_seconds": median,
+        "anchor_median_seconds": anchor,
         "ratio_lens_vs_forward_plus_unembedding": ratio,
-        "ratio_naive_vs_forward_plus_unembedding": {clock: best["naive"][clock] / anchor[clock] for clock in anchor},
+        "ratio_of_best_lens_vs_forward_plus_unembedding": {c: best["lens"][c] / best_anchor[c] for c in best_anchor},
+        "ratio_naive_vs_forward_plus_unembedding": {clock: median["naive"][clock] / anchor[clock] for clock in anchor},
         "memory": {"peak_extra_anon_rss_bytes": peak, "one_positions_x_vocab_float32_bytes": one_array,
                    "peak_extra_in_positions_x_vocab_arrays": {k: v / one_array for k, v in peak.items()},
                    "recorded_streams_bytes": sum(s.hidden.numel() * 4 for s in streams)},
         "lens_vs_naive_numbers": agreement,
         "goals": {
-            "time": {"goal": f"lens wall time <= {TIME_GOAL} x (plain forward + per-layer unembedding)",
+            "time": {"goal": f"median lens wall time <= {TIME_GOAL} x median (plain forward + per-layer unembedding)",
                      "value": ratio["wall"], "met": ratio["wall"] <= TIME_GOAL},
             "memory": {"goal": f"peak extra memory of the lens <= {MEMORY_GOAL_ARRAYS} float32 [positions x vocab] "
                                f"arrays (O(positions x vocab), independent of the {parts.n_layers} layers)",
@@ -199,7 +206,8 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    json.dump({k: result[k] for k in ("model", "best_seconds", "memory", "lens_vs_naive_numbers", "goals")},
+    json.dump({k: result[k] for k in ("model", "median_seconds", "anchor_median_seconds", "memory",
+                                      "lens_vs_naive_numbers", "goals")},
               sys.stdout, indent=2)
     print()
 

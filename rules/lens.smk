@@ -1,9 +1,15 @@
 # Study 2: the logit lens, per example text (heatmaps) and across a dataset (curves).
 
+from layerwise.lens_adapters import registry_encoders
 from layerwise.lens_texts import load_texts
 
 LENS = config["lens"]
 check_models("lens", LENS["models"])
+_LENS_ENCODERS = registry_encoders({m: config["models"][m] for m in LENS["models"]})
+if _LENS_ENCODERS:
+    raise ValueError(f"config 'lens.models': {_LENS_ENCODERS} are encoders without a causal LM head; the logit "
+                     "lens decodes next-token predictions and needs a decoder model")
+PAPER_HEATMAP_VALUES = ("top1_logit", "final_top1_rank", "kl_final", "kl_input")
 LENS_TEXTS = {**load_texts(Path(workflow.basedir) / LENS["examples_dir"]), **LENS["texts"]}
 
 
@@ -39,13 +45,19 @@ rule lens_heatmap:
     input:
         table="results/lens/{model}/examples/{text}.parquet",
     output:
-        figure="results/figures/lens/{model}/{text}/{value}.pdf",
+        figure=report("results/figures/lens/{model}/{text}/{value}.{view}.pdf", caption="../report/lens_heatmap.rst",
+                      category="Logit lens heatmaps", subcategory="{model} {text}"),
+    wildcard_constraints:
+        value="[a-z0-9_]+",
+        view="grid|window",
     params:
         library=library("lens_heatmap.py"),
         layer_step=LENS["layer_step"],
         max_positions=LENS["heatmap_max_positions"],
+        window=lambda wc: LENS["heatmap_windows"].get(wc.text, LENS["heatmap_window"]),
+        window_layer_step=LENS["heatmap_window_layer_step"],
     log:
-        "logs/lens/{model}/heatmap/{text}/{value}.log",
+        "logs/lens/{model}/heatmap/{text}/{value}.{view}.log",
     conda:
         "../envs/analysis.yaml"
     script:
@@ -60,6 +72,7 @@ rule lens_dataset:
     output:
         table="results/lens/{model}/{dataset}/{sampling}.{decoder}.parquet",
         summary="results/lens/{model}/{dataset}/{sampling}.{decoder}.summary.csv",
+        changes="results/lens/{model}/{dataset}/{sampling}.{decoder}.changes.csv",
     params:
         library=library("lens_dataset.py"),
         n_texts=LENS["n_texts"],
@@ -67,6 +80,7 @@ rule lens_dataset:
         min_tokens=config["extraction"]["min_tokens"],
         seed=config["seed"],
         subblocks=LENS["subblocks"],
+        include_position0=LENS["include_position0"],
         device=config["device"],
     log:
         "logs/lens/{model}/{dataset}/{sampling}.{decoder}.log",
@@ -83,6 +97,9 @@ rule lens_figures:
         summaries=[
             study_table("lens", m, LENS, ext=f"{d}.summary.csv") for m in LENS["models"] for d in LENS["decoders"]
         ],
+        changes=[
+            study_table("lens", m, LENS, ext=f"{d}.changes.csv") for m in LENS["models"] for d in LENS["decoders"]
+        ],
     output:
         curves=report("results/figures/lens_dataset.pdf", caption="../report/lens_dataset.rst", category="Logit lens"),
         macros="results/macros/lens.tex",
@@ -90,7 +107,9 @@ rule lens_figures:
         library=library("lens_figures.py"),
         names=[display_name(m) for m in LENS["models"] for d in LENS["decoders"]],
         example=LENS["paper_example"],
-        heatmaps={m: f"lens/{m}/{LENS['paper_example']}/{{value}}.pdf" for m in LENS["models"]},
+        heatmaps={m: f"lens/{m}/{LENS['paper_example']}/{{value}}.window.pdf" for m in LENS["models"]},
+        window=LENS["heatmap_windows"].get(LENS["paper_example"], LENS["heatmap_window"]),
+        window_layer_step=LENS["heatmap_window_layer_step"],
         model_names={m: display_name(m) for m in LENS["models"]},
     log:
         "logs/lens/figures.log",
@@ -100,8 +119,8 @@ rule lens_figures:
         "../scripts/lens_figures.py"
 
 
-LENS_HEATMAPS = expand(
-    "results/figures/lens/{model}/{text}/{value}.pdf", model=LENS["models"], text=list(LENS_TEXTS),
-    value=sorted({*LENS["heatmap_values"], "top1_logit", "final_top1_rank"}),  # the paper shows these two
+LENS_HEATMAPS = expand(  # full grids for the report, windows for the paper (which shows these four values)
+    "results/figures/lens/{model}/{text}/{value}.{view}.pdf", model=LENS["models"], text=list(LENS_TEXTS),
+    value=sorted({*LENS["heatmap_values"], *PAPER_HEATMAP_VALUES}), view=["grid", "window"],
 )
 PAPER_INPUTS.extend([rules.lens_figures.output.curves, rules.lens_figures.output.macros, *LENS_HEATMAPS])

@@ -1,4 +1,5 @@
-"""Rule `lens_dataset`: the logit lens over a seeded sample of a dataset, and its per-layer summary."""
+"""Rule `lens_dataset`: the logit lens over a seeded sample of a dataset, its per-layer summary and the
+input-discarding jump (input row -> layer 1) of KL(final || .) and KL(input || .)."""
 
 import json
 
@@ -7,7 +8,7 @@ import torch
 
 from layerwise.data import sample_inputs
 from layerwise.lens import logit_lens_sequences
-from layerwise.lens_stats import summarize_lens
+from layerwise.lens_stats import layer_change, select_positions, summarize_lens
 from layerwise.models import load_model, read_card
 from layerwise.runlog import log_to_file
 
@@ -22,6 +23,10 @@ with torch.inference_mode():
     table = logit_lens_sequences(loaded.model, sample.input_ids, sample.text_ids, decoder=wc.decoder,
                                  subblocks=p.subblocks)
 table.to_parquet(snakemake.output.table, index=False)
-summary = summarize_lens(table.assign(model=wc.model, decoder=wc.decoder),
-                         by=("model", "decoder", "layer", "depth"), seed=p.seed)
-summary.assign(n_layers=loaded.facts.n_layers).to_csv(snakemake.output.summary, index=False)
+used = select_positions(table, include_position0=p.include_position0).assign(model=wc.model, decoder=wc.decoder)
+summary = summarize_lens(used, by=("model", "decoder", "layer", "depth"), seed=p.seed)
+summary.assign(n_layers=loaded.facts.n_layers, include_position0=p.include_position0).to_csv(
+    snakemake.output.summary, index=False)
+first_block = "1.attn" if p.subblocks else "1"
+changes = layer_change(used, from_layer="0", to_layer=first_block, by=("model", "decoder"), seed=p.seed)
+changes.assign(include_position0=p.include_position0).to_csv(snakemake.output.changes, index=False)

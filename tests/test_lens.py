@@ -22,10 +22,11 @@ from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadMod
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
 from layerwise.lens import FINAL, LENS_COLUMNS, logit_lens, logit_lens_texts, residual_streams, token_rank
-from layerwise.lens_adapters import decode, lens_parts
-from layerwise.lens_stats import METRICS, first_layer_above, summarize_lens
+from layerwise.lens_adapters import decode, lens_parts, registry_encoders
+from layerwise.lens_stats import METRICS, first_layer_above, layer_change, select_positions, summarize_lens
 from layerwise.lens_texts import load_texts
-from layerwise.plots.lens import HEATMAP_VALUES, plot_lens_curves, plot_lens_heatmap, token_label
+from layerwise.plots.lens import HEATMAP_VALUES, plot_lens_curves, plot_lens_heatmap, resolve_window, token_label
+from workflow_runs import snakemake, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = 261
@@ -355,7 +356,7 @@ def test_logit_lens_texts_names_positions_and_token_strings(models, tokenizer):
 
 def _table(rows: list[dict]) -> pd.DataFrame:
     base = {"layer": "1", "depth": 1.0, "top1_id": 0, "final_top1_id": 0, "final_top1_rank": 1, "kl_final": 0.0,
-            "next_token_logprob": 0.0}
+            "kl_input": 0.0, "input_token_rank": 1, "next_token_logprob": 0.0}
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
@@ -435,9 +436,11 @@ def test_heatmap_cells_outlines_and_stars(example_table, value):
     fig = plot_lens_heatmap(example_table, value=value)
     ax = fig.axes[0]
     n_positions = example_table["position"].nunique()
-    assert [t.get_text() for t in ax.get_yticklabels()] == [FINAL] + [str(i) for i in range(N_LAYERS, -1, -1)]
+    # the input row and each block once; the model's output is not a row of its own
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(i) for i in range(N_LAYERS, -1, -1)]
     assert len(ax.get_xticklabels()) == n_positions
-    matches = int((example_table["top1_id"] == example_table["final_top1_id"]).sum())
+    drawn = example_table[example_table["layer"] != FINAL]
+    matches = int((drawn["top1_id"] == drawn["final_top1_id"]).sum())
     assert sum(isinstance(p, Rectangle) and not p.get_fill() for p in ax.patches) == matches
     final = example_table[example_table["layer"] == FINAL].sort_values("position")
     top = [t.get_text() for t in ax.child_axes[0].get_xticklabels()]
@@ -446,10 +449,10 @@ def test_heatmap_cells_outlines_and_stars(example_table, value):
     plt.close(fig)
 
 
-def test_heatmap_layer_step_keeps_input_last_block_and_final(example_table):
+def test_heatmap_layer_step_keeps_input_and_last_block(example_table):
     fig = plot_lens_heatmap(example_table, layer_step=2, positions=(0, 5))
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == [FINAL, "3", "2", "0"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["3", "2", "0"]
     assert len(ax.get_xticklabels()) == 5
     plt.close(fig)
     with pytest.raises(ValueError, match="add_token_text"):
@@ -468,12 +471,24 @@ def test_curves_one_panel_per_metric_and_decoder(models, tokenizer):
 
 # --- shipped example texts ----------------------------------------------------------------------------------------
 
-def test_shipped_example_texts():
+POST = REPO.parent / "shared" / "papers" / "001_dea726988dbf7d24.txt"  # the post's text, where it is present
+
+
+def test_shipped_example_texts_name_their_source():
     texts = load_texts(REPO / "data" / "lens_examples")
     assert set(texts) == {"abstract", "plasma", "repetition"}
-    assert texts["plasma"].count("plasma") >= 3  # a rare word to be copied
+    plasma = "Sometimes, when people say plasma, they mean a state of matter. Other times, when people say plasma"
+    assert texts["plasma"] == plasma  # the post's copy prompt, verbatim: the model should predict " plasma"
+    if POST.is_file():
+        assert plasma in POST.read_text()
     first_sentence = texts["repetition"].split(".")[0] + "."
     assert texts["repetition"].count(first_sentence) >= 10
+    sources = {line.split("|")[1].strip(" `"): line.split("|")[2]
+               for line in (REPO / "data" / "lens_examples" / "SOURCES.md").read_text().splitlines()
+               if line.startswith("| `")}
+    assert set(sources) == {f"{name}.txt" for name in texts}
+    assert "The post's own text" in sources["plasma.txt"]
+    assert all("Stand-in" in sources[f"{name}.txt"] for name in ("abstract", "repetition"))
 
 
 def test_load_texts_fails_clearly(tmp_path):
@@ -516,3 +531,145 @@ def test_real_smollm2_lens(smollm2_lm):
     assert (final["final_top1_rank"] == 1).all()
     by_layer = table.groupby("layer", sort=False)["kl_final"].mean()
     assert by_layer["0"] > 5 * by_layer[str(lens_parts(model).n_layers - 1)]  # the lens converges with depth
+
+
+# --- input discarding, position 0, windows, chunks, encoders ------------------------------------------------------
+
+def test_input_row_is_its_own_reference_and_ranks_the_input_token_by_the_embedding(models, tokenizer):
+    """Layer 0 of a Llama is the token's embedding row alone (no position embedding), so with tied
+    embeddings the `full` reading of position t is E @ norm(E[t]): the input token ranks 1 exactly where
+    it is that vector's argmax, computed here from the weights without the lens."""
+    model = models["llama-tied"]
+    ids = _ids(tokenizer, TEXTS["a"])
+    table = logit_lens(model, ids)
+    row0 = table[table["layer"] == "0"].sort_values("position")
+    np.testing.assert_allclose(row0["kl_input"], 0.0, atol=1e-5)  # KL(input || input)
+    with torch.no_grad():
+        embedding = model.get_input_embeddings().weight
+        reading = model.model.norm(embedding[ids[0]]) @ embedding.T
+    own_argmax = (reading.argmax(-1) == ids[0]).numpy()
+    assert own_argmax.any()
+    assert ((row0["input_token_rank"].to_numpy() == 1) == own_argmax).all()
+    deeper = table[~table["layer"].isin(["0", FINAL])]
+    assert (deeper["kl_input"] > 1e-4).all()
+
+
+def test_chunked_positions_give_the_same_numbers(models, tokenizer):
+    ids = torch.cat([_ids(tokenizer, TEXTS["a"])] * 2)
+    whole = logit_lens(models["gpt2"], ids, chunk=10_000)
+    for chunk in (1, 7):
+        pd.testing.assert_frame_equal(logit_lens(models["gpt2"], ids, chunk=chunk), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_position0_exclusion_removes_one_token_per_text(models, tokenizer):
+    table = logit_lens_texts(models["gpt2"], tokenizer, TEXTS)
+    with_0 = summarize_lens(select_positions(table, include_position0=True), n_boot=20).set_index(["layer", "metric"])
+    without = summarize_lens(select_positions(table, include_position0=False), n_boot=20).set_index(["layer", "metric"])
+    assert ((with_0["n_tokens"] - without["n_tokens"]) == len(TEXTS)).all()  # every text is > 1 token long
+
+
+def _two_layer_table(per_text: dict[str, tuple[list[float], list[float]]]) -> pd.DataFrame:
+    rows = []
+    for text, (layer0, layer1) in per_text.items():
+        rows += [{"text": text, "layer": "0", "depth": 0.0, "kl_final": v, "kl_input": 0.0} for v in layer0]
+        rows += [{"text": text, "layer": "1", "depth": 1.0, "kl_final": v, "kl_input": 2 * v} for v in layer1]
+    return _table(rows)
+
+
+def test_layer_change_is_the_paired_difference_of_token_weighted_means():
+    table = _two_layer_table({"a": ([10.0, 12.0], [1.0, 3.0]), "b": ([20.0], [5.0])})
+    change = layer_change(table, n_boot=300).set_index("metric")
+    assert change.loc["kl_final", "mean_from"] == pytest.approx(14.0)  # (10 + 12 + 20) / 3 tokens
+    assert change.loc["kl_final", "change"] == pytest.approx(3.0 - 14.0)
+    assert change.loc["kl_input", "change"] == pytest.approx(6.0)
+    assert change.loc["kl_final", "ci_low"] <= -11.0 <= change.loc["kl_final", "ci_high"]
+    assert change.loc["kl_final", "n_texts"] == 2 and change.loc["kl_final", "n_tokens"] == 3
+    # every text drops by exactly 8 though their levels differ: a paired interval collapses, two unpaired would not
+    paired = layer_change(_two_layer_table({t: ([v + 8.0], [v]) for t, v in zip("abcd", (1.0, 5.0, 9.0, 30.0))}),
+                          n_boot=300).set_index("metric").loc["kl_final"]
+    assert paired["ci_low"] == pytest.approx(-8.0) and paired["ci_high"] == pytest.approx(-8.0)
+    with pytest.raises(ValueError, match="layer '7'"):
+        layer_change(table, to_layer="7")
+
+
+def test_window_crops_to_the_stated_positions(example_table):
+    n = example_table["position"].nunique()
+    assert resolve_window((-5, None), n) == (n - 5, n)
+    assert resolve_window((2, 6), n) == (2, 6)
+    assert resolve_window((0, 10 * n), n) == (0, n)
+    with pytest.raises(ValueError, match="empty"):
+        resolve_window((n, None), n)
+    start, stop = resolve_window((3, 9), n)
+    fig = plot_lens_heatmap(example_table, value="kl_input", positions=(start, stop))
+    shown = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    expected = example_table[example_table["layer"] == "0"].sort_values("position")["input_token"].iloc[3:9]
+    assert shown == [token_label(t) for t in expected]
+    plt.close(fig)
+
+
+def test_rank_colours_saturate_where_the_post_does(example_table):
+    for value, cap in (("final_top1_rank", 100), ("input_token_rank", 1000)):
+        fig = plot_lens_heatmap(example_table, value=value)
+        assert fig.axes[0].collections[0].norm.vmax == cap
+        plt.close(fig)
+
+
+def test_registry_encoders_are_known_before_loading(tmp_path):
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    specs = {"d": {"source": "random", "architecture": "gpt2"}, "e": {"source": "random", "architecture": "bert"},
+             "k": {"source": "pypi", "package": "x==1", "path": "x", "kind": "encoder"},
+             "l": {"source": "local", "path": str(folder)}, "h": {"source": "hf", "id": "a/b"}}
+    assert registry_encoders(specs) == ["e", "k", "l"]
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert registry_encoders({"minilm-l6": config["models"]["minilm-l6"]}) == ["minilm-l6"]
+
+
+def test_lens_on_an_encoder_fails_at_parse_time_naming_the_key(tmp_path):
+    configfile = tiny_config(tmp_path, tmp_path / "no-data", **{"lens.models": ["tiny-gpt2", "tiny-bert"]})
+    done = snakemake(tmp_path, configfile, "-n")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Building DAG of jobs" not in output, output[-3000:]
+    assert "config 'lens.models': ['tiny-bert'] are encoders" in output, output[-3000:]
+
+
+def test_fused_kernel_equals_the_torch_statistics(models, tokenizer):
+    """The CPU kernel and the torch path (used on other devices) give the same statistics, ties included."""
+    from layerwise.lens import _layer_stats, _layer_stats_torch, _references
+
+    torch.manual_seed(3)
+    logits = torch.randn(6, VOCAB) * 5
+    logits[:, :4] = logits[:, :1]  # a four-way tie at the start of each row
+    final, layer0 = torch.randn(6, VOCAB) * 5, torch.randn(6, VOCAB) * 5
+    ids = [torch.randint(0, VOCAB, (6,)) for _ in range(3)]
+    ids[1][:3] = 2  # input tokens inside the tie
+    scratch = torch.empty(6, VOCAB)
+    references = _references(final, layer0, scratch)
+    fused = _layer_stats(logits.clone(), *ids, references, scratch)
+    plain = _layer_stats_torch(logits.clone(), *ids, references, scratch)
+    for key in plain:
+        torch.testing.assert_close(fused[key], plain[key].to(fused[key].dtype), rtol=1e-5, atol=1e-4, msg=key)
+    assert (fused["input_token_rank"][:3] == (logits[:3] >= logits[:3, :1]).sum(-1)).all()
+
+
+def test_paper_reports_the_input_discarding_change_with_its_interval(models, tokenizer):
+    from layerwise.narrative.lens import lens_macros
+
+    tables = [logit_lens_texts(models["gpt2"], tokenizer, TEXTS, decoder=d).assign(model="gpt2", decoder=d)
+              for d in ("full", "norm_only")]
+    used = select_positions(pd.concat(tables, ignore_index=True), include_position0=False)
+    summary = summarize_lens(used, by=("model", "decoder", "layer", "depth"), n_boot=50).assign(
+        n_layers=N_LAYERS, include_position0=False)
+    changes = layer_change(used, by=("model", "decoder"), n_boot=50)
+    macros = lens_macros(summary, changes, heatmaps={"m": "lens/m/plasma/{value}.window.pdf"},
+                         model_names={"m": "GPT"}, example="plasma", window=(-14, None), window_layer_step=2)
+    row = changes[(changes["decoder"] == "full") & (changes["metric"] == "kl_input")].iloc[0]
+    assert f"KL(input$\\|$layer) by {row['change']:+.3g} nats" in macros["LensDiscarding"]
+    assert f"95\\% CI {row['ci_low']:.3g} to {row['ci_high']:.3g}" in macros["LensDiscarding"]
+    last = summary[(summary["decoder"] == "norm_only") & (summary["metric"] == "kl_final")
+                   & (summary["layer"] == str(N_LAYERS))].iloc[0]
+    assert f"Even at the last block it stays {last['mean']:.3g} nats" in macros["LensSummary"]
+    assert "kl_input.window.pdf" in macros["LensHeatmapFigures"] and "the last 14 positions" in macros["LensHeatmapFigures"]
+    assert macros["LensTexts"] == len(TEXTS) and macros["LensPositionZero"] == "excluded"

@@ -110,17 +110,48 @@ def normalize_without_gain(norm: nn.Module, hidden: torch.Tensor) -> torch.Tenso
     return h32.to(hidden.dtype)
 
 
+def normalise(parts: LensParts, hidden: torch.Tensor, decoder: Decoder = "full") -> torch.Tensor:
+    """The stream as the unembedding sees it under `decoder` (see `decode`)."""
+    if decoder == "full":
+        return parts.final_norm(hidden)
+    if decoder == "norm_only":
+        return normalize_without_gain(parts.final_norm, hidden)
+    if decoder != "none":
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
+    return hidden
+
+
 def decode(parts: LensParts, hidden: torch.Tensor, decoder: Decoder = "full") -> torch.Tensor:
     """Logits [..., vocab] of a residual stream [..., d_model] under one of the three decoders.
 
-    `full` = final norm with gain/bias then unembedding (equals the model's own head on the last
-    block's stream); `norm_only` = normalisation without gain/bias then unembedding; `none` =
-    unembedding of the raw stream.
+    `full` = the plain logit lens: the final norm with its gain/bias, then the unembedding (equals the
+    model's own head on the last block's stream); `norm_only` = normalisation without gain/bias, then
+    the unembedding (the post: "after layer norm, but before the learned point-wise transformation");
+    `none` = unembedding of the raw stream.
     """
-    if decoder == "full":
-        hidden = parts.final_norm(hidden)
-    elif decoder == "norm_only":
-        hidden = normalize_without_gain(parts.final_norm, hidden)
-    elif decoder != "none":
-        raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
-    return parts.unembed(hidden)
+    return parts.unembed(normalise(parts, hidden, decoder))
+
+
+def registry_encoders(specs: dict[str, dict]) -> list[str]:
+    """Registry keys that are known, from the registry alone, to have no causal LM head (so no lens).
+
+    Called when the workflow is parsed, before any model is fetched: a model is an encoder if its entry
+    says `kind: encoder`, or is a random BERT, or is a local folder whose config.json names an encoder
+    family. Entries that only reveal their kind once loaded are still refused then, by `lens_parts`.
+    """
+    import json
+    from pathlib import Path
+
+    from layerwise.models import ENCODER_MODEL_TYPES
+
+    encoders = []
+    for key, spec in specs.items():
+        kind = spec.get("kind")
+        if kind is None and spec.get("source") == "random":
+            kind = "encoder" if spec.get("architecture") == "bert" else "decoder"
+        if kind is None and spec.get("source") == "local" and (Path(spec["path"]) / "config.json").is_file():
+            model_type = json.loads((Path(spec["path"]) / "config.json").read_text()).get("model_type")
+            kind = "encoder" if model_type in ENCODER_MODEL_TYPES else "decoder"
+        if kind == "encoder":
+            encoders.append(key)
+    return encoders

@@ -18,25 +18,39 @@ import pandas as pd
 
 from layerwise.lens import FINAL
 
-METRICS: tuple[str, ...] = ("kl_final", "agreement", "top5", "log10_rank", "nll")
+METRICS: tuple[str, ...] = ("kl_final", "kl_input", "agreement", "top5", "log10_rank", "log10_input_rank", "nll")
 SUMMARY_VALUE_COLUMNS: tuple[str, ...] = ("metric", "mean", "ci_low", "ci_high", "n_texts", "n_tokens")
 
 
 def token_metrics(table: pd.DataFrame) -> pd.DataFrame:
-    """Per-row metrics: KL(final || layer); agreement of the top-1 with the final top-1 (0/1); the final
-    top-1 within the layer's top 5 (0/1); log10 rank of the final top-1 (ranks are heavy-tailed, so
-    their mean is taken on the log scale, i.e. a geometric mean); true next token NLL in nats (NaN at
-    each text's last position)."""
-    missing = {"kl_final", "top1_id", "final_top1_id", "final_top1_rank", "next_token_logprob"} - set(table.columns)
+    """Per-row metrics: KL(final || layer) and KL(input || layer), the post's "input discarding"; agreement
+    of the top-1 with the final top-1 (0/1); the final top-1 within the layer's top 5 (0/1); log10 rank of
+    the final top-1 and of the input token (ranks are heavy-tailed, so their mean is taken on the log
+    scale, i.e. a geometric mean); true next token NLL in nats (NaN at each text's last position)."""
+    missing = {"kl_final", "kl_input", "top1_id", "final_top1_id", "final_top1_rank", "input_token_rank",
+               "next_token_logprob"} - set(table.columns)
     if missing:
         raise ValueError(f"lens table lacks columns {sorted(missing)}")
     return pd.DataFrame({
         "kl_final": table["kl_final"].astype("float64"),
+        "kl_input": table["kl_input"].astype("float64"),
         "agreement": (table["top1_id"] == table["final_top1_id"]).astype("float64"),
         "top5": (table["final_top1_rank"] <= 5).astype("float64"),
         "log10_rank": np.log10(table["final_top1_rank"].astype("float64")),
+        "log10_input_rank": np.log10(table["input_token_rank"].astype("float64")),
         "nll": -table["next_token_logprob"].astype("float64"),
     }, index=table.index)
+
+
+def select_positions(table: pd.DataFrame, *, include_position0: bool) -> pd.DataFrame:
+    """The rows the dataset statistics use: without position 0 unless asked for.
+
+    Position 0 has no context (for SmolLM2 it is a real token, not a BOS marker), so every layer
+    there predicts from the token alone; the other studies leave it out by default for the same reason.
+    """
+    if "position" not in table.columns:
+        raise ValueError("lens table lacks column 'position'")
+    return table if include_position0 else table[table["position"] > 0]
 
 
 def _multiplicities(n_units: int, n_boot: int, seed: int) -> np.ndarray:
@@ -90,6 +104,56 @@ def summarize_lens(table: pd.DataFrame, *, by: Sequence[str] = ("layer", "depth"
             rows.append((*key, metric, mean[k], low[k] if enough else np.nan, high[k] if enough else np.nan,
                          int(n_texts[k]), int(c[:, k].sum())))
     return pd.DataFrame(rows, columns=by + list(SUMMARY_VALUE_COLUMNS))
+
+
+CHANGE_COLUMNS: tuple[str, ...] = ("metric", "from_layer", "to_layer", "mean_from", "mean_to", "change",
+                                    "ci_low", "ci_high", "n_texts", "n_tokens")
+
+
+def layer_change(table: pd.DataFrame, *, metrics: Sequence[str] = ("kl_final", "kl_input"), from_layer: str = "0",
+                 to_layer: str = "1", by: Sequence[str] = (), unit: str = "text", confidence: float = 0.95,
+                 n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """How far each metric's token-weighted mean moves from `from_layer` to `to_layer` (to minus from),
+    with a percentile bootstrap interval resampling `unit`s (texts): the post's "input discarding" is
+    the jump of KL(final || .) and KL(input || .) between the input row and the first block.
+
+    Both layers are resampled with the same texts, so the interval is that of the paired change, not
+    of two independent means. Columns: *by, CHANGE_COLUMNS."""
+    by = list(by)
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
+    missing = set(by + [unit, "layer"]) - set(table.columns)
+    if missing:
+        raise ValueError(f"lens table lacks columns {sorted(missing)}")
+    codes, units = pd.factorize(table[unit], sort=True)
+    weights = _multiplicities(len(units), n_boot, seed)
+    tail = 100 * (1 - confidence) / 2
+    values = pd.concat([table[by + ["layer"]], token_metrics(table)[list(metrics)]], axis=1).assign(_unit=codes)
+    rows = []
+    for key, group in (values.groupby(by, sort=False) if by else [((), values)]):
+        key = key if isinstance(key, tuple) else (key,)
+        per_layer = {}
+        for layer in (from_layer, to_layer):
+            rows_of_layer = group[group["layer"] == layer]
+            if rows_of_layer.empty:
+                raise ValueError(f"no rows of layer {layer!r} for {dict(zip(by, key))}")
+            grouped = rows_of_layer.groupby("_unit")[list(metrics)]
+            sums = grouped.sum().reindex(range(len(units)), fill_value=0.0).to_numpy()
+            counts = grouped.count().reindex(range(len(units)), fill_value=0).to_numpy().astype(float)
+            per_layer[layer] = (sums, counts)
+        (s0, c0), (s1, c1) = per_layer[from_layer], per_layer[to_layer]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean0, mean1 = s0.sum(0) / c0.sum(0), s1.sum(0) / c1.sum(0)
+            boot = (weights @ s1) / (weights @ c1) - (weights @ s0) / (weights @ c0)
+        low, high = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+        n_texts = ((c0 > 0) & (c1 > 0)).sum(0)
+        for k, metric in enumerate(metrics):
+            enough = n_texts[k] >= 2
+            rows.append((*key, metric, from_layer, to_layer, mean0[k], mean1[k], mean1[k] - mean0[k],
+                         low[k] if enough else np.nan, high[k] if enough else np.nan, int(n_texts[k]),
+                         int(c1[:, k].sum())))
+    return pd.DataFrame(rows, columns=by + list(CHANGE_COLUMNS))
 
 
 def first_layer_above(summary: pd.DataFrame, *, metric: str = "agreement", threshold: float = 0.5,

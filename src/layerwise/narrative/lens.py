@@ -1,41 +1,94 @@
-"""Study 2: how early each layer agrees with the model's output, in words and numbers; heatmap figures."""
+"""Study 2: how early each layer agrees with the model's output and how abruptly the input is discarded,
+in words and numbers; the heatmap figures of the paper."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import pandas as pd
 
 from layerwise.lens_stats import SUMMARY_VALUE_COLUMNS, first_layer_above
 from layerwise.paper import LaTeX, latex_escape
 
+INPUT_TOP_RANK = 10  # "the input token leaves the top ranks": its geometric-mean rank first exceeds this
 
-def lens_macros(summary: pd.DataFrame, *, heatmaps: dict[str, str], model_names: dict[str, str],
-                example: str) -> dict[str, float | int | str]:
-    """Numbers of study 2 (first layer with >50% agreement, KL at mid-depth) and the heatmap figures."""
+
+def _ci(row: pd.Series, low: str = "ci_low", high: str = "ci_high") -> str:
+    return f"95\\% CI {row[low]:.3g} to {row[high]:.3g}"  # "to": a dash would merge with a minus sign
+
+
+def _one(rows: pd.DataFrame, metric: str, layer: str) -> pd.Series:
+    return rows[(rows["metric"] == metric) & (rows["layer"] == layer)].iloc[0]
+
+
+def lens_macros(summary: pd.DataFrame, changes: pd.DataFrame, *, heatmaps: dict[str, str],
+                model_names: dict[str, str], example: str, window: Sequence[int | None],
+                window_layer_step: int) -> dict[str, float | int | str]:
+    """Numbers of study 2 (first layer with >50% agreement, KL at mid-depth, the input-discarding jump,
+    where the input token leaves the top ranks, norm_only's distance from the output at the last
+    block) and the heatmap figures. `summary` comes from `summarize_lens`, `changes` from `layer_change`
+    (both with model and decoder columns); the model column holds display names."""
     firsts = first_layer_above(summary[["model", "decoder", "layer", "depth", *SUMMARY_VALUE_COLUMNS]],
                                metric="agreement", threshold=0.5)
-    sentences = []
+    leaves = first_layer_above(summary[["model", "decoder", "layer", "depth", *SUMMARY_VALUE_COLUMNS]],
+                               metric="log10_input_rank", threshold=math.log10(INPUT_TOP_RANK))
+    sentences, discarding = [], []
     for _, row in firsts.iterrows():
-        rows = summary[(summary["model"] == row["model"]) & (summary["decoder"] == row["decoder"])]
+        model, decoder = row["model"], row["decoder"]
+        rows = summary[(summary["model"] == model) & (summary["decoder"] == decoder)]
         n_blocks = int(rows["n_layers"].iloc[0])
-        kl = rows[(rows["metric"] == "kl_final") & (rows["layer"] == str(n_blocks // 2))].iloc[0]
-        agree_last = rows[(rows["metric"] == "agreement") & (rows["layer"] == str(n_blocks))].iloc[0]
+        kl = _one(rows, "kl_final", str(n_blocks // 2))
+        agree_last = _one(rows, "agreement", str(n_blocks))
         where = (f"first exceeds 50\\% at layer {row['layer']} of {n_blocks}" if not pd.isna(row["layer"])
                  else f"never exceeds 50\\% before the output (it reaches {agree_last['mean']:.2f} at layer {n_blocks})")
-        sentences.append(
-            f"With the \\texttt{{{latex_escape(row['decoder'])}}} decoder, the top-1 agreement of "
-            f"{latex_escape(row['model'])} with its own output {where}; at mid-depth (layer {n_blocks // 2}) "
-            f"KL(final$\\|$layer) is {kl['mean']:.3g} nats (95\\% CI {kl['ci_low']:.3g}--{kl['ci_high']:.3g}).")
+        sentence = (f"With the \\texttt{{{latex_escape(decoder)}}} decoder, the top-1 agreement of "
+                    f"{latex_escape(model)} with its own output {where}; at mid-depth (layer {n_blocks // 2}) "
+                    f"KL(final$\\|$layer) is {kl['mean']:.3g} nats ({_ci(kl)}).")
+        if decoder != "full":
+            last = _one(rows, "kl_final", str(n_blocks))
+            sentence += (f" Even at the last block it stays {last['mean']:.3g} nats ({_ci(last)}) from the output, "
+                         "because only \\texttt{full} applies the final norm's gain, so its curve cannot reach 0.")
+        sentences.append(sentence)
+
+        jump = changes[(changes["model"] == model) & (changes["decoder"] == decoder)].set_index("metric")
+        kf, ki = jump.loc["kl_final"], jump.loc["kl_input"]
+        leave = leaves[(leaves["model"] == model) & (leaves["decoder"] == decoder)].iloc[0]
+        leave_text = (f"the input token's geometric-mean rank first exceeds {INPUT_TOP_RANK} at layer {leave['layer']}"
+                      if not pd.isna(leave["layer"]) else
+                      f"the input token's geometric-mean rank never exceeds {INPUT_TOP_RANK}")
+        discarding.append(
+            f"With \\texttt{{{latex_escape(decoder)}}}, from the input row to layer {kf['to_layer']} "
+            f"KL(final$\\|$layer) of {latex_escape(model)} moves by {kf['change']:+.3g} nats "
+            f"(from {kf['mean_from']:.3g} to {kf['mean_to']:.3g}; {_ci(kf)}) and KL(input$\\|$layer) by "
+            f"{ki['change']:+.3g} nats (to {ki['mean_to']:.3g}; {_ci(ki)}); {leave_text}.")
+    start, stop = window
+    where = ("the last " + str(-start) + " positions" if start is not None and start < 0 and stop is None
+             else f"positions {start if start is not None else 0} to {stop if stop is not None else 'the end'} (stop excluded)")
+    layers = ("every layer" if window_layer_step == 1 else
+              f"one layer in {window_layer_step} (the post also skips layers)")
+    common = (f"{where} of the \\emph{{{latex_escape(example)}}} text, {layers}, plus the input row and the last "
+              "block; the full grids are in the Snakemake report. Drawn by rule \\texttt{lens\\_heatmap} "
+              "(\\texttt{scripts/lens\\_heatmap.py}).")
     figures = []
     for key, pattern in heatmaps.items():
+        name = latex_escape(model_names[key])
         figures.append(
             "\\begin{figure}[p]\\centering"
             f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='top1_logit')}}}\\par\\medskip"
             f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='final_top1_rank')}}}"
-            f"\\caption{{Logit lens of {latex_escape(model_names[key])} on the \\emph{{{latex_escape(example)}}} text: "
-            "top-1 token per layer and position, coloured by its logit (top) and by the rank of the model's "
-            "final top-1 token (bottom). Drawn by rule \\texttt{lens\\_heatmap} (\\texttt{scripts/lens\\_heatmap.py}).}"
-            "\\end{figure}")
-    n_texts = int(summary["n_texts"].max())
-    return {"LensSummary": LaTeX(" ".join(sentences)), "LensHeatmapFigures": LaTeX("\n".join(figures)),
-            "LensTexts": n_texts}
-
+            f"\\caption{{Logit lens of {name}: top-1 token per layer and position, coloured by its logit (top) and "
+            f"by the rank of the model's final top-1 token (bottom; colours saturate at rank 100, as in the post); "
+            f"{common}}}\\end{{figure}}")
+        figures.append(
+            "\\begin{figure}[p]\\centering"
+            f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='kl_final')}}}\\par\\medskip"
+            f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='kl_input')}}}"
+            f"\\caption{{Input discarding in {name}: KL(final$\\|$layer) (top) and KL(input$\\|$layer) (bottom), "
+            f"both with the input row and on the post's colour scale capped at 30 nats; {common}}}\\end{{figure}}")
+    first = summary[(summary["layer"] == "0") & (summary["metric"] == "kl_final")].iloc[0]
+    position0 = bool(summary["include_position0"].iloc[0]) if "include_position0" in summary else True
+    return {"LensSummary": LaTeX(" ".join(sentences)), "LensDiscarding": LaTeX(" ".join(discarding)),
+            "LensHeatmapFigures": LaTeX("\n".join(figures)), "LensTexts": int(summary["n_texts"].max()),
+            "LensTokens": int(first["n_tokens"]),
+            "LensPositionZero": "included" if position0 else "excluded"}

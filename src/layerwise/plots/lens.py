@@ -25,11 +25,14 @@ HEATMAP_VALUES: dict[str, str] = {
     "kl_input": "KL(input ‖ layer) [nats]",
     "input_token_rank": "rank of the input token",
 }
+RANK_CAPS: dict[str, float] = {"final_top1_rank": 100.0, "input_token_rank": 1000.0}  # the post's colour scales
 METRIC_LABELS: dict[str, str] = {
     "kl_final": "KL(final ‖ layer) [nats]",
+    "kl_input": "KL(input ‖ layer) [nats]",
     "agreement": "top-1 = final top-1",
     "top5": "final top-1 in top 5",
     "log10_rank": "log10 rank of final top-1",
+    "log10_input_rank": "log10 rank of input token",
     "nll": "next-token NLL [nats]",
 }
 _TOKEN_COLUMNS = ("top1_token", "input_token", "next_token")
@@ -44,35 +47,52 @@ def token_label(token: str | None, max_chars: int = 8) -> str:
     return text if len(text) <= max_chars else text[:max_chars - 1] + "…"
 
 
-def _select_rows(depths: pd.Series, layer_step: int) -> pd.Series:
-    """Every `layer_step`-th block (by block number; sub-blocks follow their block), plus the input,
-    the last block and the final output."""
+def resolve_window(window: Sequence[int | None], n_positions: int) -> tuple[int, int]:
+    """(start, stop) of a position window given as a Python slice (negative = from the end, None = the
+    end), clipped to the text; e.g. (-20, None) is the last 20 positions, as the post truncates its
+    plasma example."""
+    if len(window) != 2:
+        raise ValueError(f"a position window is (start, stop), got {window!r}")
+    start, stop, _ = slice(*window).indices(n_positions)
+    if stop <= start:
+        raise ValueError(f"position window {tuple(window)} is empty for a text of {n_positions} positions")
+    return start, stop
+
+
+def _select_rows(layers: pd.Series, depths: pd.Series, layer_step: int) -> pd.Series:
+    """The input row, every `layer_step`-th block (by block number; sub-blocks follow their block) and
+    the last block, each once: the model's own output ("final") is not a row of its own, because with
+    the `full` decoder it repeats the last block and with the others it is not a lens reading."""
     blocks = np.ceil(depths).astype(int)
-    last_block = blocks[depths < depths.max()].max()
-    return (blocks % layer_step == 0) | (blocks == last_block) | (depths == depths.max())
+    last_block = blocks[layers != FINAL].max()
+    return (layers != FINAL) & ((blocks % layer_step == 0) | (blocks == last_block))
 
 
 def _colour_kwargs(value: str, values: np.ndarray, kl_cap: float, rank_cap: float | None) -> dict:
+    """Colour scales of the post: KL capped at 30 nats on both KL plots, final-top-1 ranks saturating at
+    100 and input-token ranks at 1000; top-1 logits over their 5-95 percentile range (transformer-utils)."""
     if value == "top1_logit":
         low, high = np.nanpercentile(values, [5, 95])  # transformer-utils' robust range
         return {"cmap": "cividis", "vmin": low, "vmax": high}
     if value in ("kl_final", "kl_input"):
         return {"cmap": "magma_r", "vmin": 0.0, "vmax": kl_cap}
-    cap = rank_cap if rank_cap is not None else (2000 if value == "final_top1_rank" else 1000)
+    cap = rank_cap if rank_cap is not None else RANK_CAPS[value]
     return {"cmap": "Blues", "norm": LogNorm(vmin=1, vmax=cap)}
 
 
 def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: str | int | None = None,
-                      layer_step: int = 1, positions: tuple[int, int] | None = None, max_token_chars: int = 8,
+                      layer_step: int = 1, positions: tuple[int, int] | None = None, max_token_chars: int = 7,
                       kl_cap: float = 30.0, rank_cap: float | None = None) -> plt.Figure:
     """The post's heatmap for one text: rows = layers (final on top), columns = positions.
 
-    Cells show the layer's top-1 token, are coloured by `value` (one of HEATMAP_VALUES; KL is capped
-    at `kl_cap`; ranks on a log scale capped at `rank_cap`, default 2000 for the final top-1 and 1000
-    for the input token, darker = worse), and are outlined where the top-1 equals the model's final
-    top-1. Input tokens label the bottom axis; the true next tokens label the top axis, starred
-    where the model's final prediction is right. `table` comes from `logit_lens_texts` (it needs the
-    token-string columns of `add_token_text`); `positions` = (start, stop) crops long texts.
+    Rows: the input (layer 0) and each block once (see `_select_rows`). Cells show the layer's top-1
+    token, are coloured by `value` (one of HEATMAP_VALUES; KL is capped at `kl_cap`; ranks on a log
+    scale capped at `rank_cap`, default `RANK_CAPS` as in the post, darker = worse), and are outlined
+    where the top-1 equals the model's final top-1. Input tokens label the bottom axis; the true next
+    tokens label the top axis, starred where the model's final prediction is right. `table` comes
+    from `logit_lens_texts` (it needs the token-string columns of `add_token_text`); `positions` =
+    (start, stop) keeps positions start..stop-1 (see `resolve_window`). The figure is sized so that
+    a window of 14 positions of word tokens prints legibly at a page's width (cells 0.4 in, text 6 pt).
     """
     if value not in HEATMAP_VALUES:
         raise ValueError(f"unknown heatmap value {value!r}; choose one of {tuple(HEATMAP_VALUES)}")
@@ -97,14 +117,14 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
         sub = sub[(sub["position"] >= positions[0]) & (sub["position"] < positions[1])]
         if sub.empty:
             raise ValueError(f"no positions in {positions}")
-    sub = sub[_select_rows(sub["depth"], layer_step).to_numpy()]
+    sub = sub[_select_rows(sub["layer"], sub["depth"], layer_step).to_numpy()]
 
     order = sub.drop_duplicates("layer").sort_values("depth", ascending=False)["layer"].tolist()
     wide = sub.pivot(index="layer", columns="position", values=value).loc[order]
     cells = sub.pivot(index="layer", columns="position", values="top1_token").loc[order]
     match = (sub.assign(m=sub["top1_id"] == sub["final_top1_id"])
              .pivot(index="layer", columns="position", values="m").loc[order].to_numpy())
-    per_position = sub[sub["layer"] == FINAL].set_index("position").loc[wide.columns]
+    per_position = sub.drop_duplicates("position").set_index("position").loc[wide.columns]
     values = wide.to_numpy(dtype=float)
     if value.endswith("rank"):
         values = np.clip(values, 1, None)
@@ -113,7 +133,7 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
 
     n_rows, n_cols = values.shape
     sns.set_theme(style="white", context="paper")
-    fig, ax = plt.subplots(figsize=(0.62 * n_cols + 2.2, 0.3 * n_rows + 1.8))
+    fig, ax = plt.subplots(figsize=(0.4 * n_cols + 1.9, 0.17 * n_rows + 1.5))
     annot = np.vectorize(lambda t: token_label(t, max_token_chars), otypes=[str])(cells.to_numpy(dtype=object))
     sns.heatmap(values, ax=ax, annot=annot, fmt="", annot_kws={"fontsize": 6},
                 cbar_kws={"label": HEATMAP_VALUES[value]}, **_colour_kwargs(value, values, kl_cap, rank_cap))
