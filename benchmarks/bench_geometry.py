@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from layerwise import geometry
-from layerwise.geometry import DEFAULT_BLOCK_SIZE, two_nearest_neighbour_distances, twonn_from_distances
+from layerwise.geometry import neighbours
+from layerwise.geometry import DEFAULT_BLOCK_SIZE, DEFAULT_N_CANDIDATES, two_nearest_neighbour_distances, twonn, twonn_from_distances
 
 WIDTH = 576
 FRACTION = 0.9
@@ -85,8 +85,8 @@ def gemm_peak(repeats: int) -> dict:
 
 def kernel_flops(n: int, block_size: int, width: int) -> float:
     """Flops of the tile GEMMs `_candidates` performs: tiles on and above the diagonal."""
-    n_pad = -(-n // geometry._GROUP) * geometry._GROUP
-    block = min(max(geometry._GROUP, block_size - block_size % geometry._GROUP), n_pad)
+    n_pad = -(-n // neighbours._GROUP) * neighbours._GROUP
+    block = min(max(neighbours._GROUP, block_size - block_size % neighbours._GROUP), n_pad)
     sizes = [min(block, n_pad - s) for s in range(0, n_pad, block)]
     entries = sum(sizes[i] * sizes[j] for i in range(len(sizes)) for j in range(i, len(sizes)))
     return 2.0 * entries * (width + 2)
@@ -109,8 +109,8 @@ def run_size(x: np.ndarray, block_size: int, repeats: int, peak: dict, dadapy: A
     x64 = x.astype(np.float64)  # the references' native dtype; ours reads the float16 as stored
     t_nn, (r1, r2) = best_time(
         lambda: two_nearest_neighbour_distances(x, block_size=block_size, backend="numpy"), repeats)
-    t_ours, ours = best_time(lambda: geometry.twonn(x, fraction=FRACTION, block_size=block_size,
-                                                    backend="numpy"), repeats)
+    t_ours, ours = best_time(lambda: twonn(x, fraction=FRACTION, block_size=block_size,
+                                           backend="numpy"), repeats)
     row: dict[str, Any] = {"n": n, "width": width, "block_size": block_size}
     row["ours"] = {"seconds": t_ours, "estimate": ours.dimension,
                    "mle_estimate": twonn_from_distances(r1, r2, estimator="mle").dimension}
@@ -140,7 +140,7 @@ def run_size(x: np.ndarray, block_size: int, repeats: int, peak: dict, dadapy: A
         "note": "only tiles on/above the diagonal are computed; dense_equivalent counts the full n x n",
     }
     # O(n d) arrays the kernel must hold: the two augmented float32 copies and the candidate lists
-    linear_bytes = 2 * n * (width + 2) * 4 + n * geometry.DEFAULT_N_CANDIDATES * (4 + 8)
+    linear_bytes = 2 * n * (width + 2) * 4 + n * DEFAULT_N_CANDIDATES * (4 + 8)
     row["memory"] = {
         "peak_traced_bytes": peak_traced_bytes(x, block_size),
         "full_distance_matrix_bytes": 4 * n * n,

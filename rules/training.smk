@@ -1,7 +1,7 @@
 # Study 3 over training: our own decoder and encoder trained on enwik8, checkpoints as a wildcard,
 # anisotropy and intrinsic dimension of every checkpoint on a fixed held-out set.
 
-from layerwise.checkpoints import log_spaced_steps, pythia_checkpoint_steps, pythia_revision
+from layerwise.training.checkpoints import log_spaced_steps, pythia_checkpoint_steps, pythia_revision
 
 TRAINING = config["training"]
 TRAIN_KINDS = ["decoder", "encoder"]

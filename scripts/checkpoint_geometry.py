@@ -3,10 +3,10 @@
 import pandas as pd
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.checkpoint_states import checkpoint_hidden_states
+from layerwise.training.checkpoint_states import checkpoint_hidden_states
 from layerwise.geometry import geometry_table
 from layerwise.runlog import log_to_file
-from layerwise.training_data import heldout_chunks
+from layerwise.training.data import heldout_chunks
 
 log_to_file(snakemake.log[0])
 p, wc = snakemake.params, snakemake.wildcards

@@ -7,7 +7,7 @@ from layerwise.paper import write_macros
 from layerwise.plots.checkpoints import layer_mean_by_step, profiles_by_checkpoint
 from layerwise.plots.training import plot_learning_curves
 from layerwise.runlog import log_to_file
-from layerwise.training_geometry import training_summary
+from layerwise.training.summary import training_summary
 
 log_to_file(snakemake.log[0])
 log = pd.concat([pd.read_csv(p) for p in snakemake.input.logs], ignore_index=True)

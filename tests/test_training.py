@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.checkpoints import (
+from layerwise.training.checkpoints import (
     PYTHIA_STEPS,
     checkpoint_dir,
     list_checkpoints,
@@ -33,7 +33,7 @@ from layerwise.checkpoints import (
     save_checkpoint,
 )
 from layerwise.plots.training import plot_learning_curves
-from layerwise.training import (
+from layerwise.training.runs import (
     LOG_COLUMNS,
     TrainingConfig,
     build_model,
@@ -41,7 +41,7 @@ from layerwise.training import (
     train,
     training_batches,
 )
-from layerwise.training_data import (
+from layerwise.training.data import (
     IGNORE_INDEX,
     causal_targets,
     encode_text,

@@ -10,7 +10,7 @@ import seaborn as sns
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 
-from layerwise.training_geometry import layer_means
+from layerwise.training.summary import layer_means
 
 
 def profiles_by_checkpoint(table: pd.DataFrame, metric: str = "anisotropy",

@@ -41,8 +41,8 @@ from transformers import (
 )
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.checkpoints import log_spaced_steps, remove_stale_temporaries, save_checkpoint
-from layerwise.training_data import (
+from layerwise.training.checkpoints import log_spaced_steps, remove_stale_temporaries, save_checkpoint
+from layerwise.training.data import (
     IGNORE_INDEX,
     causal_targets,
     encode_text,
