@@ -22,8 +22,11 @@ from layerwise.geometry.intrinsic import _fit_twonn
 
 logger = logging.getLogger(__name__)
 
+# n_duplicates: rows of a batch with an identical other row (r1 = 0), dropped from TwoNN but kept by
+# anisotropy; duplicate_fraction: the same over the batch size; n_fallback: distinct rows whose
+# neighbours the float32 shortlist could not certify and float64 recomputed (see neighbours._two_nn).
 METRICS = ("anisotropy", "top5_share", "top10_share", "anisotropy_standardised", "twonn_id", "twonn_mle_id",
-           "n_duplicates")
+           "n_duplicates", "duplicate_fraction", "n_fallback")
 TABLE_COLUMNS = ("layer", "metric", "mean", "std", "n_batches", "n_vectors")
 
 
@@ -53,9 +56,9 @@ def _batch_metrics(
     scale = xp.sqrt((centred**2).mean(axis=0))
     standardised = centred / xp.where(scale > 0, scale, 1.0)
     standardised_top = top_k_shares(asnumpy(_spectrum(standardised, xp)), (1,))[1]
-    r1, r2 = _two_nn(x, xp, block_size, n_candidates)
-    linear = _fit_twonn(r1, r2, xp, fraction, "linear")
-    mle = _fit_twonn(r1, r2, xp, fraction, "mle")
+    found = _two_nn(x, xp, block_size, n_candidates)
+    linear = _fit_twonn(found.r1, found.r2, np, fraction, "linear")
+    mle = _fit_twonn(found.r1, found.r2, np, fraction, "mle")
     return {
         "anisotropy": shares[1],
         "top5_share": shares[5],
@@ -63,7 +66,9 @@ def _batch_metrics(
         "anisotropy_standardised": standardised_top,
         "twonn_id": linear.dimension,
         "twonn_mle_id": mle.dimension,
-        "n_duplicates": float(linear.n_duplicates),
+        "n_duplicates": float(found.n_duplicates),
+        "duplicate_fraction": found.n_duplicates / int(x.shape[0]),
+        "n_fallback": float(found.n_fallback),
     }
 
 

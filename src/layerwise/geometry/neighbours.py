@@ -1,4 +1,5 @@
-"""The two nearest other rows of every row: float32 distance tiles, float64 distances.
+"""The two nearest other rows of every row, exact: float32 distance tiles certified by their error
+bound, float64 where the bound cannot certify, exact duplicates counted by row identity.
 
 Every array operation goes through ``xp`` (NumPy or CuPy, see :mod:`layerwise.backend`), so the
 one implementation runs on CPU and GPU and the NumPy tests cover the GPU code.
@@ -6,6 +7,7 @@ one implementation runs on CPU and GPU and the NumPy tests cover the GPU code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -89,8 +91,9 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _candidates(x: Any, mean: Any, xp: ModuleType, block_size: int, k: int) -> Any:
-    """Indices of the k nearest other rows of ``x`` by float32 squared distance, (n, k).
+def _candidates(x: Any, mean: Any, xp: ModuleType, block_size: int, k: int) -> tuple[Any, Any, Any]:
+    """The k nearest other rows of ``x`` by float32 squared distance: their float32 values and
+    indices, (n, k) each, and the float64 squared norms of the centred rows, (n,).
 
     Squared distances come from one GEMM per tile of augmented, centred rows,
     [-2a, |a|^2, 1] . [b, 1, |b|^2] = |a - b|^2, so no elementwise pass builds the tile;
@@ -105,11 +108,13 @@ def _candidates(x: Any, mean: Any, xp: ModuleType, block_size: int, k: int) -> A
     block = min(max(_GROUP, block_size - block_size % _GROUP), n_pad)
     right = xp.zeros((n_pad, d + 2), dtype=xp.float32)
     left = xp.zeros((n_pad, d + 2), dtype=xp.float32)
+    norms_sq = xp.empty(n, dtype=xp.float64)
     for s in range(0, n, block):
         rows = slice(s, min(s + block, n))
         centred = x[rows].astype(xp.float64)
         centred -= mean
         sq = xp.einsum("ij,ij->i", centred, centred)
+        norms_sq[rows] = sq
         right[rows, :d] = centred
         right[rows, d] = 1.0
         right[rows, d + 1] = sq
@@ -145,26 +150,153 @@ def _candidates(x: Any, mean: Any, xp: ModuleType, block_size: int, k: int) -> A
                 tile[:, n - cols.start :] = xp.inf
             _fold_below_threshold(tile, rows, cols, 1, best_val, best_idx, k, xp)
             _fold_below_threshold(tile, rows, cols, 0, best_val, best_idx, k, xp)
-    return best_idx[:n]
+    return best_val[:n], best_idx[:n], norms_sq
 
 
-def _two_nn(x: Any, xp: ModuleType, block_size: int, n_candidates: int) -> tuple[Any, Any]:
-    """Float64 distances of each row of ``x`` to its first and second nearest other rows.
+def _float32_error_factor(d: int) -> float:
+    """c such that |computed - exact| <= c (|a| + |b|)^2 for a float32 tile entry of two centred rows.
 
-    float32 distances only shortlist ``n_candidates`` neighbours; their distances are then
-    recomputed as ||x_i - x_j|| from the input values in float64, in chunks of one tile's size.
+    The entry is a (d + 2)-term float32 dot product whose absolute terms sum to (|a| + |b|)^2, so
+    summation in any order errs by at most gamma_{d+2} = (d+2)u / (1 - (d+2)u) of that (Higham,
+    Accuracy and Stability, Lemma 3.1 / 3.5); rounding the centred rows to float32 adds at most
+    2u (|a| + |b|)^2 and rounding |a|^2 and |b|^2 another u each. A 1 % margin covers the float64
+    centring and norms. u = 2^-24.
+    """
+    unit = 2.0**-24
+    return 1.01 * ((d + 2) * unit / (1 - (d + 2) * unit) + 4 * unit)
+
+
+def _float64_error_factor(d: int) -> float:
+    """The same bound for a float64 GEMM of centred float64 rows (no input rounding). u = 2^-53."""
+    unit = 2.0**-53
+    return 1.01 * ((d + 2) * unit / (1 - (d + 2) * unit) + 2 * unit)
+
+
+def _exact_two(raw: Any, rows: Any, cand: Any, xp: ModuleType) -> tuple[Any, Any, Any]:
+    """The two smallest float64 squared distances of ``rows`` to their candidate rows ``cand``
+    (r, k), and the nearest's index: differences of the uncentred float64 rows, not the GEMM
+    identity, so nothing cancels and distinct rows never come out at distance 0."""
+    diff = raw[cand]
+    diff -= raw[rows][:, None, :]
+    sq = xp.einsum("ijk,ijk->ij", diff, diff)
+    order = xp.argsort(sq, axis=1)[:, :2]
+    two = xp.take_along_axis(sq, order, axis=1)
+    return two[:, 0], two[:, 1], xp.take_along_axis(cand, order[:, :1], axis=1)[:, 0]
+
+
+def _certified(d2: Any, kth: Any, norms_sq: Any, factor: float, xp: ModuleType) -> Any:
+    """Rows whose two nearest are provably among the shortlist.
+
+    A row j outside the shortlist has computed squared distance >= kth, so its exact one is
+    >= kth - factor (|a| + |b_j|)^2. Rows with |b_j| >= |a| + sqrt(d2) lie at least sqrt(d2) away
+    (triangle inequality); the others have (|a| + |b_j|)^2 < (2|a| + sqrt(d2))^2. So if
+    d2 <= kth - factor (2|a| + sqrt(d2))^2, no outside row beats the shortlist's second best.
+    """
+    return d2 <= kth - factor * (2.0 * xp.sqrt(norms_sq) + xp.sqrt(d2)) ** 2
+
+
+def _float64_rows(raw: Any, a: Any, norms_sq: Any, rows: Any, k: int, chunk: int, xp: ModuleType,
+                  factor: float) -> tuple[Any, Any, Any]:
+    """(d1, d2, nearest) for ``rows`` of ``raw`` (float64; ``a`` is it centred) against every other row:
+    a float64 GEMM shortlist of k, certified as above; rows it cannot certify are compared with
+    every row by differences, which is exact."""
+    n = a.shape[0]
+    d1 = xp.empty(rows.shape[0], dtype=xp.float64)
+    d2 = xp.empty_like(d1)
+    near = xp.empty(rows.shape[0], dtype=xp.int64)
+    for s in range(0, rows.shape[0], chunk):
+        r = rows[s : s + chunk]
+        tile = norms_sq[r][:, None] + norms_sq[None, :] - 2.0 * (a[r] @ a.T)
+        tile[xp.arange(r.shape[0]), r] = xp.inf
+        cand = xp.argpartition(tile, k - 1, axis=1)[:, :k]
+        kth = xp.take_along_axis(tile, cand, axis=1).max(axis=1)
+        e1, e2, nn = _exact_two(raw, r, cand, xp)
+        if k < n - 1:
+            brute = xp.flatnonzero(~_certified(e2, kth, norms_sq[r], factor, xp))
+            for b in asnumpy(brute).tolist():
+                others = xp.concatenate([xp.arange(r[b]), xp.arange(r[b] + 1, n)])
+                e1[b], e2[b], nn[b] = (v[0] for v in _exact_two(raw, r[b : b + 1], others[None, :], xp))
+        d1[s : s + chunk], d2[s : s + chunk], near[s : s + chunk] = e1, e2, nn
+    return d1, d2, near
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Exact first and second nearest-neighbour distances of every row, and how they were found."""
+
+    r1: np.ndarray  # float64, distance to the nearest other row (0 for an exact duplicate)
+    r2: np.ndarray  # float64, distance to the second nearest other row
+    n_duplicates: int  # rows with an identical other row (r1 == 0), counted by exact row identity
+    n_fallback: int  # distinct rows the float32 shortlist could not certify, recomputed in float64
+
+
+def _distinct_rows(x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact duplicates by row identity, before any distance: (first index of each distinct row,
+    group of every row, group sizes). Rows compare as bytes after folding -0.0 into 0.0, so equal
+    values mean equal keys and nothing else does."""
+    host = np.ascontiguousarray(asnumpy(x))
+    if host.dtype.kind == "f":
+        host = host + host.dtype.type(0.0)  # -0.0 + 0.0 == +0.0
+    keys = host.view(np.dtype((np.void, host.dtype.itemsize * host.shape[1]))).ravel()
+    _, first, group, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    return first, group.ravel(), counts
+
+
+def _two_nn(x: Any, xp: ModuleType, block_size: int, n_candidates: int) -> Neighbours:
+    """First and second nearest-neighbour distances of each row of ``x``, equal to a float64 brute
+    force for every row.
+
+    Exact duplicates are found first by row identity and set aside: the search runs on distinct
+    rows, and a row's multiplicity then gives its zeros. On distinct rows, float32 tiles shortlist
+    ``n_candidates`` neighbours, their distances are recomputed in float64 by differences, and the
+    float32 error bound of each entry (:func:`_certified`) decides per row whether the shortlist
+    provably holds the two nearest; rows it cannot certify (points far from the mean relative to
+    their neighbour gaps, as with massive activations) are recomputed against all rows in float64.
     """
     n, d = x.shape
-    k = min(n_candidates, n - 1)
-    idx = _candidates(x, _column_mean(x, xp), xp, block_size, k)
-    sq_dist = xp.empty((n, k), dtype=xp.float64)
-    chunk = max(1, block_size * block_size // (2 * k * d))  # float64 chunk * k * d = one float32 tile
-    for s in range(0, n, chunk):
-        diff = x[idx[s : s + chunk]].astype(xp.float64)
-        diff -= x[s : s + chunk, None, :].astype(xp.float64)  # same-dtype subtract: faster
-        sq_dist[s : s + chunk] = xp.einsum("ijk,ijk->ij", diff, diff)
-    sq_dist.sort(axis=1)
-    return xp.sqrt(sq_dist[:, 0]), xp.sqrt(sq_dist[:, 1])
+    _column_mean(x, xp)  # rejects NaN and inf before rows are compared as bytes
+    first, group, counts = _distinct_rows(x)
+    m = counts[group]  # multiplicity of each row
+    u = first.size
+    r1 = np.zeros(n)
+    r2 = np.zeros(n)
+    n_fallback = 0
+    if u >= 2:
+        reps = x[xp.asarray(first)]
+        k = min(n_candidates, u - 1)
+        mean = _column_mean(reps, xp)
+        val, idx, norms_sq = _candidates(reps, mean, xp, block_size, k)
+        raw = reps.astype(xp.float64)
+        a = raw - mean
+        chunk = max(1, block_size * block_size // (2 * k * d))  # float64 chunk * k * d = one float32 tile
+        d1 = xp.empty(u, dtype=xp.float64)
+        d2 = xp.full(u, xp.inf)
+        near = xp.empty(u, dtype=xp.int64)
+        for s in range(0, u, chunk):
+            rows = xp.arange(s, min(s + chunk, u))
+            if k == 1:  # two distinct rows: each is the other's only neighbour
+                diff = raw[idx[rows, 0]] - raw[rows]
+                d1[rows], near[rows] = xp.einsum("ij,ij->i", diff, diff), idx[rows, 0]
+            else:
+                d1[rows], d2[rows], near[rows] = _exact_two(raw, rows, idx[rows], xp)
+        if k < u - 1:
+            kth = val.max(axis=1).astype(xp.float64)
+            redo = xp.flatnonzero(~_certified(d2, kth, norms_sq, _float32_error_factor(d), xp))
+            n_fallback = int(redo.size)
+            if n_fallback:
+                rows_chunk = max(1, block_size * block_size // (2 * u))  # float64 rows * u = one tile
+                d1[redo], d2[redo], near[redo] = _float64_rows(raw, a, norms_sq, redo, k, rows_chunk, xp,
+                                                               _float64_error_factor(d))
+        d1, d2, near = (asnumpy(v) for v in (xp.sqrt(d1), xp.sqrt(d2), near))
+        alone = m == 1
+        r1[alone] = d1[group[alone]]
+        # second nearest: a copy of oneself (m >= 3), else the nearest distinct row, reached twice
+        # when this row has one copy or the nearest has copies, else the second distinct row
+        twice = (m == 2) | (alone & (counts[near[group]] >= 2))
+        r2[twice] = d1[group[twice]]
+        once = alone & ~twice
+        r2[once] = d2[group[once]]
+    return Neighbours(r1=r1, r2=r2, n_duplicates=int((m >= 2).sum()), n_fallback=n_fallback)
 
 
 def two_nearest_neighbour_distances(
@@ -180,5 +312,5 @@ def two_nearest_neighbour_distances(
     if n_candidates < 2:
         raise ValueError(f"n_candidates must be at least 2, got {n_candidates}")
     xp = get_array_module(backend)
-    r1, r2 = _two_nn(_as_matrix(x, xp, min_rows=3), xp, block_size, n_candidates)
-    return asnumpy(r1), asnumpy(r2)
+    found = _two_nn(_as_matrix(x, xp, min_rows=3), xp, block_size, n_candidates)
+    return found.r1, found.r2
