@@ -440,3 +440,13 @@ def test_the_last_resort_brute_force_is_exact(monkeypatch):
     assert found.n_fallback == 400
     np.testing.assert_allclose(found.r1, o1, rtol=1e-12, atol=0)
     np.testing.assert_allclose(found.r2, o2, rtol=1e-12, atol=0)
+
+
+def test_a_hash_collision_falls_back_to_comparing_rows(monkeypatch):
+    """With every row hashed alike, distinct rows must still not count as duplicates."""
+    monkeypatch.setattr(neighbours, "_hash_multipliers", lambda d: np.zeros(d, dtype=np.uint64))
+    x = np.random.default_rng(17).standard_normal((60, 3))
+    x[5] = x[9]
+    found = _two_nn(x, np, 64, 4)
+    assert found.n_duplicates == 2
+    np.testing.assert_allclose(found.r1, brute_two_nn(x)[0], rtol=1e-12, atol=0)

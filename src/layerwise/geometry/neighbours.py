@@ -172,12 +172,12 @@ def _float64_error_factor(d: int) -> float:
     return 1.01 * ((d + 2) * unit / (1 - (d + 2) * unit) + 2 * unit)
 
 
-def _exact_two(raw: Any, rows: Any, cand: Any, xp: ModuleType) -> tuple[Any, Any, Any]:
+def _exact_two(x: Any, rows: Any, cand: Any, xp: ModuleType) -> tuple[Any, Any, Any]:
     """The two smallest float64 squared distances of ``rows`` to their candidate rows ``cand``
-    (r, k), and the nearest's index: differences of the uncentred float64 rows, not the GEMM
+    (r, k), and the nearest's index: differences of the input rows cast to float64, not the GEMM
     identity, so nothing cancels and distinct rows never come out at distance 0."""
-    diff = raw[cand]
-    diff -= raw[rows][:, None, :]
+    diff = x[cand].astype(xp.float64)
+    diff -= x[rows][:, None, :].astype(xp.float64)  # same-dtype subtract: faster
     sq = xp.einsum("ijk,ijk->ij", diff, diff)
     order = xp.argsort(sq, axis=1)[:, :2]
     two = xp.take_along_axis(sq, order, axis=1)
@@ -195,12 +195,14 @@ def _certified(d2: Any, kth: Any, norms_sq: Any, factor: float, xp: ModuleType) 
     return d2 <= kth - factor * (2.0 * xp.sqrt(norms_sq) + xp.sqrt(d2)) ** 2
 
 
-def _float64_rows(raw: Any, a: Any, norms_sq: Any, rows: Any, k: int, chunk: int, xp: ModuleType,
+def _float64_rows(x: Any, mean: Any, norms_sq: Any, rows: Any, k: int, chunk: int, xp: ModuleType,
                   factor: float) -> tuple[Any, Any, Any]:
-    """(d1, d2, nearest) for ``rows`` of ``raw`` (float64; ``a`` is it centred) against every other row:
-    a float64 GEMM shortlist of k, certified as above; rows it cannot certify are compared with
-    every row by differences, which is exact."""
-    n = a.shape[0]
+    """(d1, d2, nearest) for ``rows`` of ``x`` against every other row: a float64 GEMM shortlist of
+    k on the centred rows, certified as above; rows it cannot certify are compared with every row
+    by differences, which is exact."""
+    n = x.shape[0]
+    a = x.astype(xp.float64)
+    a -= mean
     d1 = xp.empty(rows.shape[0], dtype=xp.float64)
     d2 = xp.empty_like(d1)
     near = xp.empty(rows.shape[0], dtype=xp.int64)
@@ -210,12 +212,12 @@ def _float64_rows(raw: Any, a: Any, norms_sq: Any, rows: Any, k: int, chunk: int
         tile[xp.arange(r.shape[0]), r] = xp.inf
         cand = xp.argpartition(tile, k - 1, axis=1)[:, :k]
         kth = xp.take_along_axis(tile, cand, axis=1).max(axis=1)
-        e1, e2, nn = _exact_two(raw, r, cand, xp)
+        e1, e2, nn = _exact_two(x, r, cand, xp)
         if k < n - 1:
             brute = xp.flatnonzero(~_certified(e2, kth, norms_sq[r], factor, xp))
             for b in asnumpy(brute).tolist():
                 others = xp.concatenate([xp.arange(r[b]), xp.arange(r[b] + 1, n)])
-                e1[b], e2[b], nn[b] = (v[0] for v in _exact_two(raw, r[b : b + 1], others[None, :], xp))
+                e1[b], e2[b], nn[b] = (v[0] for v in _exact_two(x, r[b : b + 1], others[None, :], xp))
         d1[s : s + chunk], d2[s : s + chunk], near[s : s + chunk] = e1, e2, nn
     return d1, d2, near
 
@@ -230,16 +232,52 @@ class Neighbours:
     n_fallback: int  # distinct rows the float32 shortlist could not certify, recomputed in float64
 
 
+_HASH_ROWS = 1024  # rows hashed at a time: bounds the uint64 temporary
+
+
+def _hash_multipliers(d: int) -> np.ndarray:
+    """One fixed odd 64-bit multiplier per word (odd: multiplication is then a bijection mod 2^64)."""
+    return np.random.default_rng(0).integers(0, 2**63, size=d, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def _row_bits(x: Any) -> np.ndarray:
+    """The rows' bit patterns as unsigned integers, equal exactly when the values are: a float
+    -0.0 is rewritten as +0.0 (only when one occurs, so the usual case copies nothing)."""
+    host = np.ascontiguousarray(asnumpy(x))
+    bits = host.view(np.dtype(f"u{host.dtype.itemsize}"))
+    if host.dtype.kind == "f":
+        negative_zero = bits.dtype.type(1 << (8 * host.dtype.itemsize - 1))
+        if (bits == negative_zero).any():
+            bits = np.where(bits == negative_zero, bits.dtype.type(0), bits)
+    return bits
+
+
 def _distinct_rows(x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact duplicates by row identity, before any distance: (first index of each distinct row,
-    group of every row, group sizes). Rows compare as bytes after folding -0.0 into 0.0, so equal
-    values mean equal keys and nothing else does."""
-    host = np.ascontiguousarray(asnumpy(x))
-    if host.dtype.kind == "f":
-        host = host + host.dtype.type(0.0)  # -0.0 + 0.0 == +0.0
-    keys = host.view(np.dtype((np.void, host.dtype.itemsize * host.shape[1]))).ravel()
-    _, first, group, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
-    return first, group.ravel(), counts
+    group of every row, group sizes).
+
+    Each row's bits, read as 64-bit words where the row length allows, are hashed (a fixed odd
+    multiplier per word, summed modulo 2^64); rows sharing a hash are then compared in full with
+    the first of their group, and a collision (distinct rows, one hash) falls back to sorting the
+    rows' bytes. So equal values always share a group and different values never do.
+    """
+    bits = _row_bits(x)
+    n, d = bits.shape
+    words = bits.view(np.uint64) if (bits.itemsize * d) % 8 == 0 else bits
+    multipliers = _hash_multipliers(words.shape[1])
+    hashes = np.empty(n, dtype=np.uint64)
+    for s in range(0, n, _HASH_ROWS):
+        block = words[s : s + _HASH_ROWS].astype(np.uint64)
+        block *= multipliers  # wraps modulo 2^64, as intended
+        hashes[s : s + _HASH_ROWS] = block.sum(axis=1, dtype=np.uint64)
+    _, first, group, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
+    group = group.ravel()
+    shared = np.flatnonzero(counts[group] > 1)
+    if shared.size and not np.array_equal(bits[shared], bits[first[group[shared]]]):
+        keys = np.ascontiguousarray(bits).view(np.dtype((np.void, bits.itemsize * d))).ravel()
+        _, first, group, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+        group = group.ravel()
+    return first, group, counts
 
 
 def _two_nn(x: Any, xp: ModuleType, block_size: int, n_candidates: int) -> Neighbours:
@@ -266,8 +304,6 @@ def _two_nn(x: Any, xp: ModuleType, block_size: int, n_candidates: int) -> Neigh
         k = min(n_candidates, u - 1)
         mean = _column_mean(reps, xp)
         val, idx, norms_sq = _candidates(reps, mean, xp, block_size, k)
-        raw = reps.astype(xp.float64)
-        a = raw - mean
         chunk = max(1, block_size * block_size // (2 * k * d))  # float64 chunk * k * d = one float32 tile
         d1 = xp.empty(u, dtype=xp.float64)
         d2 = xp.full(u, xp.inf)
@@ -275,17 +311,17 @@ def _two_nn(x: Any, xp: ModuleType, block_size: int, n_candidates: int) -> Neigh
         for s in range(0, u, chunk):
             rows = xp.arange(s, min(s + chunk, u))
             if k == 1:  # two distinct rows: each is the other's only neighbour
-                diff = raw[idx[rows, 0]] - raw[rows]
+                diff = reps[idx[rows, 0]].astype(xp.float64) - reps[rows].astype(xp.float64)
                 d1[rows], near[rows] = xp.einsum("ij,ij->i", diff, diff), idx[rows, 0]
             else:
-                d1[rows], d2[rows], near[rows] = _exact_two(raw, rows, idx[rows], xp)
+                d1[rows], d2[rows], near[rows] = _exact_two(reps, rows, idx[rows], xp)
         if k < u - 1:
             kth = val.max(axis=1).astype(xp.float64)
             redo = xp.flatnonzero(~_certified(d2, kth, norms_sq, _float32_error_factor(d), xp))
             n_fallback = int(redo.size)
             if n_fallback:
                 rows_chunk = max(1, block_size * block_size // (2 * u))  # float64 rows * u = one tile
-                d1[redo], d2[redo], near[redo] = _float64_rows(raw, a, norms_sq, redo, k, rows_chunk, xp,
+                d1[redo], d2[redo], near[redo] = _float64_rows(reps, mean, norms_sq, redo, k, rows_chunk, xp,
                                                                _float64_error_factor(d))
         d1, d2, near = (asnumpy(v) for v in (xp.sqrt(d1), xp.sqrt(d2), near))
         alone = m == 1
