@@ -27,6 +27,7 @@ from layerwise.geometry import (
     twonn,
     twonn_from_distances,
 )
+from layerwise.narrative.geometry import dropped_sentence
 from layerwise.plots.geometry import (
     plot_anisotropy_profiles,
     plot_intrinsic_dimension_profiles,
@@ -450,3 +451,15 @@ def test_a_hash_collision_falls_back_to_comparing_rows(monkeypatch):
     found = _two_nn(x, np, 64, 4)
     assert found.n_duplicates == 2
     np.testing.assert_allclose(found.r1, brute_two_nn(x)[0], rtol=1e-12, atol=0)
+
+
+def test_dropped_counts_are_per_layer_numbers_and_fractions():
+    """Layer 0 holds 300 vectors copied onto 300 others (600 duplicates of 2,000); layer 1 none."""
+    rng = np.random.default_rng(18)
+    embeddings = rng.standard_normal((2000, 8))
+    embeddings[1000:1300] = embeddings[:300]
+    table = geometry_table({0: embeddings, 1: rng.standard_normal((2000, 8))}, batch_size=2000, seed=0)
+    sentence = dropped_sentence(table.assign(model="planted"))
+    assert "layer~0 (the embedding output) loses 600 of 2000 vectors (30\\%)" in sentence
+    assert "the other layers at most 0 (0\\%, layer 1)" in sentence
+    assert "and 0 of its 4000 layer-vectors needed the float64 recomputation" in sentence

@@ -33,6 +33,7 @@ from layerwise.training.checkpoints import (
 )
 from layerwise.plots.training import plot_learning_curves
 from layerwise.training.checkpoint_states import checkpoint_hidden_states
+from layerwise.training.summary import layer_means
 from layerwise.training.runs import (
     LOG_COLUMNS,
     TrainingConfig,
@@ -378,3 +379,10 @@ def test_learning_curve_figure(runs):
         plot_learning_curves(log.drop(columns="bits_per_byte"))
     with pytest.raises(ValueError, match="splits must be"):
         plot_learning_curves(log, splits=("test",))
+
+
+def test_layer_averages_leave_layer0_out_unless_asked():
+    table = pd.DataFrame({"kind": "decoder", "step": 0, "metric": "twonn_id",
+                          "layer": [0, 1, 2], "mean": [100.0, 4.0, 6.0]})
+    assert layer_means(table, "twonn_id")["mean"].tolist() == [5.0]
+    assert layer_means(table, "twonn_id", include_layer0=True)["mean"].tolist() == [110.0 / 3]
