@@ -342,7 +342,8 @@ def two_nearest_neighbour_distances(
     n_candidates: int = DEFAULT_N_CANDIDATES,
     backend: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(r1, r2): float64 Euclidean distances of each row to its two nearest other rows."""
+    """(r1, r2): Euclidean distances of each row to its two nearest other rows, equal to a float64
+    brute force for every row (exact duplicates give r1 = 0; see :func:`_two_nn`)."""
     if block_size < 1:
         raise ValueError(f"block_size must be positive, got {block_size}")
     if n_candidates < 2:
