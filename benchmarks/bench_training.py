@@ -25,8 +25,8 @@ import torch
 import transformers
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.training import TrainingConfig, build_model, train, training_batches
-from layerwise.training_data import encode_text, split_ids
+from layerwise.training.runs import TrainingConfig, build_model, train, training_batches
+from layerwise.training.data import encode_text, split_ids
 
 GOAL_RATIO = 0.9
 # ../shared/data beside the repository, as in CI

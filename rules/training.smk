@@ -1,7 +1,7 @@
 # Study 3 over training: our own decoder and encoder trained on enwik8, checkpoints as a wildcard,
 # anisotropy and intrinsic dimension of every checkpoint on a fixed held-out set.
 
-from layerwise.checkpoints import log_spaced_steps, pythia_checkpoint_steps, pythia_revision
+from layerwise.training.checkpoints import log_spaced_steps, pythia_checkpoint_steps, pythia_revision
 
 TRAINING = config["training"]
 TRAIN_KINDS = ["decoder", "encoder"]
@@ -48,6 +48,7 @@ rule checkpoint_geometry:
         table=f"resources/datasets/{TRAINING['dataset']}.parquet",
     output:
         table="results/training/{kind}/geometry/step{step}.csv",
+        final_norm="results/training/{kind}/geometry/step{step}.final_norm.csv",
     params:
         library=library("checkpoint_geometry.py"),
         n_chunks=TRAINING["heldout_chunks"],
@@ -73,6 +74,8 @@ rule training_figures:
     input:
         logs=expand("results/training/{kind}/log.csv", kind=TRAIN_KINDS),
         geometry=expand("results/training/{kind}/geometry/step{step}.csv", kind=TRAIN_KINDS, step=TRAIN_STEPS),
+        final_norm=expand("results/training/{kind}/geometry/step{step}.final_norm.csv", kind=TRAIN_KINDS,
+                          step=TRAIN_STEPS[-1]),
     output:
         curves=report("results/figures/training_curves.pdf", caption="../report/training_curves.rst", category="Training"),
         anisotropy=report(
@@ -85,6 +88,9 @@ rule training_figures:
     params:
         library=library("training_figures.py"),
         steps=TRAIN_STEPS,
+        arch=TRAINING["arch"],
+        encoder_block=TRAINING["encoder_block"],
+        layer0_in_averages=GEOMETRY["layer0_in_averages"],
     log:
         "logs/training/figures.log",
     conda:
@@ -118,6 +124,7 @@ rule hub_checkpoint_figures:
     params:
         library=library("hub_checkpoint_figures.py"),
         steps=lambda wc: [int(m.rsplit("@step", 1)[1]) for m in HUB_CHECKPOINTS[wc.key]],
+        layer0_in_averages=GEOMETRY["layer0_in_averages"],
     log:
         "logs/training/hub_{key}.log",
     conda:

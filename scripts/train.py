@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from layerwise.runlog import log_to_file
-from layerwise.training import TrainingConfig, train
+from layerwise.training.runs import TrainingConfig, train
 
 log = log_to_file(snakemake.log[0])
 # One thread per run is several times faster than two on a small model (measured in bench_training).

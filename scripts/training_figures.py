@@ -7,13 +7,18 @@ from layerwise.paper import write_macros
 from layerwise.plots.checkpoints import layer_mean_by_step, profiles_by_checkpoint
 from layerwise.plots.training import plot_learning_curves
 from layerwise.runlog import log_to_file
-from layerwise.training_geometry import training_summary
+from layerwise.training.summary import training_summary
 
 log_to_file(snakemake.log[0])
-log = pd.concat([pd.read_csv(p) for p in snakemake.input.logs], ignore_index=True)
-geometry = pd.concat([pd.read_csv(p) for p in snakemake.input.geometry], ignore_index=True)
+p = snakemake.params
+log = pd.concat([pd.read_csv(path) for path in snakemake.input.logs], ignore_index=True)
+geometry = pd.concat([pd.read_csv(path) for path in snakemake.input.geometry], ignore_index=True)
+final_norm = pd.concat([pd.read_csv(path) for path in snakemake.input.final_norm], ignore_index=True)
 plot_learning_curves(log, splits=("train", "val")).savefig(snakemake.output.curves)
 profiles_by_checkpoint(geometry, "anisotropy").savefig(snakemake.output.anisotropy)
-layer_mean_by_step(geometry, "twonn_id").savefig(snakemake.output.intrinsic_dimension)
-write_macros(training_macros(training_summary(geometry), log), snakemake.output.macros,
-             header="rule training_figures")
+layer_mean_by_step(geometry, "twonn_id", include_layer0=p.layer0_in_averages).savefig(
+    snakemake.output.intrinsic_dimension)
+summary = training_summary(geometry, include_layer0=p.layer0_in_averages)
+write_macros(training_macros(summary, log, geometry=geometry, final_norm=final_norm, arch=p.arch,
+                             encoder_block=p.encoder_block, layer0_in_averages=p.layer0_in_averages),
+             snakemake.output.macros, header="rule training_figures")

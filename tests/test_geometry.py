@@ -10,6 +10,9 @@ from matplotlib.figure import Figure
 from scipy.spatial.distance import cdist
 from sklearn.datasets import make_swiss_roll
 
+from layerwise.backend import _cupy_with_device
+from layerwise.geometry import neighbours
+from layerwise.geometry.neighbours import _two_nn
 from layerwise.geometry import (
     METRICS,
     TABLE_COLUMNS,
@@ -24,6 +27,7 @@ from layerwise.geometry import (
     twonn,
     twonn_from_distances,
 )
+from layerwise.narrative.geometry import dropped_sentence
 from layerwise.plots.geometry import (
     plot_anisotropy_profiles,
     plot_intrinsic_dimension_profiles,
@@ -355,3 +359,107 @@ def test_standardised_anisotropy_ignores_a_single_outlier_dimension():
     table = layer_geometry(x, layer=0, batch_size=6000, seed=0).set_index("metric")["mean"]
     assert table["anisotropy"] > 0.95
     assert table["anisotropy_standardised"] == pytest.approx(1 / d, rel=0.25)
+
+
+# --------------------------------------------------------------------------- exact in float32
+
+
+def far_clusters(rng: np.random.Generator, n: int = 4096, d: int = 5) -> np.ndarray:
+    """Two tight clusters (spread 0.1) at +-500: float32 |a - b|^2 from the GEMM identity cancels
+    ~10^6 against ~10^-2, the case massive activations produce."""
+    centres = np.where(np.arange(n)[:, None] < n // 2, 500.0, -500.0)
+    return centres + 0.1 * rng.standard_normal((n, d))
+
+
+def with_duplicate_pairs(x: np.ndarray, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Copy n_pairs distinct rows of the first (far) cluster onto n_pairs others: 2 n_pairs rows
+    with an identical twin."""
+    picked = rng.choice(len(x) // 2, 2 * n_pairs, replace=False)
+    y = x.copy()
+    y[picked[n_pairs:]] = y[picked[:n_pairs]]
+    return y
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("cupy", marks=pytest.mark.skipif(
+    _cupy_with_device() is None, reason="no CUDA GPU with CuPy"))])
+@pytest.mark.parametrize("n_pairs", [0, 300])
+def test_neighbours_of_far_clusters_equal_a_float64_brute_force(backend, n_pairs):
+    rng = np.random.default_rng(11)
+    x = with_duplicate_pairs(far_clusters(rng), n_pairs, rng)
+    r1, r2 = two_nearest_neighbour_distances(x, backend=backend)
+    o1, o2 = brute_two_nn(x)
+    np.testing.assert_allclose(r1, o1, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(r2, o2, rtol=1e-9, atol=0)
+    assert int((r1 == 0).sum()) == int((o1 == 0).sum()) == 2 * n_pairs
+    result = twonn(x, backend=backend)
+    assert result.n_duplicates == 2 * n_pairs
+    assert abs(result.dimension - twonn_from_distances(o1, o2).dimension) < 1e-9
+
+
+def test_twonn_of_far_clusters_is_their_dimension():
+    """Before the certified shortlist, 3,941 of these r1 were wrong and TwoNN said 4.61."""
+    assert twonn(far_clusters(np.random.default_rng(12))).dimension == pytest.approx(5.0, abs=0.15)
+
+
+def test_well_conditioned_data_needs_no_fallback_and_far_data_does():
+    rng = np.random.default_rng(13)
+    near = _two_nn(rng.standard_normal((2000, 16)), np, 512, 8)
+    far = _two_nn(far_clusters(rng, n=2000), np, 512, 8)
+    assert near.n_fallback == 0
+    assert far.n_fallback > 1000  # most rows cannot be certified from float32 there
+
+
+@pytest.mark.parametrize("multiplicity", [2, 3, 5])
+def test_copies_give_the_brute_force_r2_too(multiplicity):
+    """A row with one copy has r2 = its nearest distinct row; with two or more copies r2 = 0; a row
+    whose nearest distinct row has copies has r2 = r1."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((300, 4))
+    x[1:multiplicity] = x[0]
+    x[101:100 + multiplicity] = x[100]
+    found = _two_nn(x, np, 64, 4)
+    o1, o2 = brute_two_nn(x)
+    np.testing.assert_allclose(found.r1, o1, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(found.r2, o2, rtol=1e-12, atol=0)
+    assert found.n_duplicates == 2 * multiplicity
+
+
+def test_negative_zero_is_a_duplicate_of_zero():
+    x = np.random.default_rng(15).standard_normal((50, 3))
+    x[0] = 0.0
+    x[1] = -0.0
+    assert _two_nn(x, np, 64, 4).n_duplicates == 2
+
+
+def test_the_last_resort_brute_force_is_exact(monkeypatch):
+    """Rows even the float64 shortlist cannot certify are compared with every row by differences."""
+    monkeypatch.setattr(neighbours, "_float64_error_factor", lambda d: 1e6)
+    monkeypatch.setattr(neighbours, "_float32_error_factor", lambda d: 1e6)
+    x = far_clusters(np.random.default_rng(16), n=400)
+    found = _two_nn(x, np, 64, 4)
+    o1, o2 = brute_two_nn(x)
+    assert found.n_fallback == 400
+    np.testing.assert_allclose(found.r1, o1, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(found.r2, o2, rtol=1e-12, atol=0)
+
+
+def test_a_hash_collision_falls_back_to_comparing_rows(monkeypatch):
+    """With every row hashed alike, distinct rows must still not count as duplicates."""
+    monkeypatch.setattr(neighbours, "_hash_multipliers", lambda d: np.zeros(d, dtype=np.uint64))
+    x = np.random.default_rng(17).standard_normal((60, 3))
+    x[5] = x[9]
+    found = _two_nn(x, np, 64, 4)
+    assert found.n_duplicates == 2
+    np.testing.assert_allclose(found.r1, brute_two_nn(x)[0], rtol=1e-12, atol=0)
+
+
+def test_dropped_counts_are_per_layer_numbers_and_fractions():
+    """Layer 0 holds 300 vectors copied onto 300 others (600 duplicates of 2,000); layer 1 none."""
+    rng = np.random.default_rng(18)
+    embeddings = rng.standard_normal((2000, 8))
+    embeddings[1000:1300] = embeddings[:300]
+    table = geometry_table({0: embeddings, 1: rng.standard_normal((2000, 8))}, batch_size=2000, seed=0)
+    sentence = dropped_sentence(table.assign(model="planted"))
+    assert "layer~0 (the embedding output) loses 600 of 2000 vectors (30\\%)" in sentence
+    assert "the other layers at most 0 (0\\%, layer 1)" in sentence
+    assert "and 0 of its 4000 layer-vectors needed the float64 recomputation" in sentence

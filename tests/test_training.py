@@ -15,14 +15,13 @@ from safetensors.torch import load_file
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
-    AutoModelForMaskedLM,
     AutoTokenizer,
     BertForMaskedLM,
     GPT2LMHeadModel,
 )
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.checkpoints import (
+from layerwise.training.checkpoints import (
     PYTHIA_STEPS,
     checkpoint_dir,
     list_checkpoints,
@@ -33,7 +32,9 @@ from layerwise.checkpoints import (
     save_checkpoint,
 )
 from layerwise.plots.training import plot_learning_curves
-from layerwise.training import (
+from layerwise.training.checkpoint_states import checkpoint_hidden_states
+from layerwise.training.summary import layer_means
+from layerwise.training.runs import (
     LOG_COLUMNS,
     TrainingConfig,
     build_model,
@@ -41,7 +42,7 @@ from layerwise.training import (
     train,
     training_batches,
 )
-from layerwise.training_data import (
+from layerwise.training.data import (
     IGNORE_INDEX,
     causal_targets,
     encode_text,
@@ -56,7 +57,7 @@ matplotlib.use("Agg")
 TINY = TrainingConfig(arch="gpt2", n_layers=2, width=32, n_heads=2, seq_len=32, batch_size=8,
                       max_steps=40, lr=3e-3, warmup_steps=5, eval_every=20, eval_batches=2,
                       n_checkpoints=4, seed=0)
-LOADERS = {"decoder": AutoModelForCausalLM, "encoder": AutoModelForMaskedLM}
+LOADERS = {"decoder": AutoModelForCausalLM, "encoder": AutoModelForCausalLM}  # matched: one class
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -207,7 +208,7 @@ def test_mask_tokens_follows_the_80_10_10_rule():
 
 # --- initialisation and checkpoints -----------------------------------------------------------
 
-@pytest.mark.parametrize("kind,cls", [("decoder", GPT2LMHeadModel), ("encoder", BertForMaskedLM)])
+@pytest.mark.parametrize("kind,cls", [("decoder", GPT2LMHeadModel), ("encoder", GPT2LMHeadModel)])
 def test_step0_checkpoint_is_the_seeded_initialisation(runs, kind, cls):
     _, folder = runs[kind]
     step0 = checkpoint_dir(folder, 0)
@@ -225,11 +226,13 @@ def test_step0_checkpoint_is_the_seeded_initialisation(runs, kind, cls):
 
 def test_build_model_depends_only_on_the_seed():
     tok = make_byte_tokenizer()
-    for kind in ("decoder", "encoder"):
-        a = _state(build_model(kind, TINY, tok))
-        b = _state(build_model(kind, TINY, tok))
-        c = _state(build_model(kind, dataclasses.replace(TINY, seed=1), tok))
+    bert = dataclasses.replace(TINY, encoder_block="bert")
+    for kind, cfg in (("decoder", TINY), ("encoder", TINY), ("encoder", bert)):
+        a = _state(build_model(kind, cfg, tok))
+        b = _state(build_model(kind, cfg, tok))
+        c = _state(build_model(kind, dataclasses.replace(cfg, seed=1), tok))
         assert _same_weights(a, b) and not _same_weights(a, c)
+    assert isinstance(build_model("encoder", bert, tok), BertForMaskedLM)  # the unmatched pair, kept
 
 
 @pytest.mark.parametrize("kind", ["decoder", "encoder"])
@@ -280,6 +283,40 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step0"]
     assert list_checkpoints(tmp_path) == [0]
     assert remove_stale_temporaries(tmp_path / "missing") == []
+
+
+# --- the matched pair -------------------------------------------------------------------------
+
+def test_matched_pair_differs_only_in_mask_and_objective(runs):
+    """Read back from what training saved: same architecture config, same hyper-parameters, same
+    initial weights; only the attention and the objective recorded for each differ."""
+    dec, enc = (checkpoint_dir(runs[kind][1], 0) for kind in ("decoder", "encoder"))
+    assert json.loads((dec / "config.json").read_text()) == json.loads((enc / "config.json").read_text())
+    states = [json.loads((d / "training_state.json").read_text()) for d in (dec, enc)]
+    assert states[0]["config"] == states[1]["config"]
+    differing = {k for k in states[0] if states[0][k] != states[1][k]}
+    assert differing == {"kind", "attention", "objective"}, differing
+    assert (states[0]["attention"], states[1]["attention"]) == ("causal", "bidirectional")
+    assert (states[0]["objective"], states[1]["objective"]) == ("causal_lm", "masked_lm")
+    assert _same_weights(load_file(dec / "model.safetensors"), load_file(enc / "model.safetensors"))
+    logs = {kind: runs[kind][0] for kind in ("decoder", "encoder")}
+    assert logs["decoder"]["arch"].iloc[0] == logs["encoder"]["arch"].iloc[0] == TINY.arch
+
+
+def test_matched_encoder_attends_both_ways_and_the_decoder_only_back(runs):
+    """Changing the last byte of a chunk changes the first position's layer-1 state in the encoder
+    only; the post-final-norm states come back too."""
+    chunks = np.tile(np.arange(40, 40 + TINY.seq_len), (2, 1))
+    changed = chunks.copy()
+    changed[:, -1] += 1
+    for kind, moves in (("decoder", False), ("encoder", True)):
+        step = checkpoint_dir(runs[kind][1], TINY.max_steps)
+        (a, post), (b, _) = (checkpoint_hidden_states(step, c, include_position0=True, device="cpu")
+                             for c in (chunks, changed))
+        first = slice(0, None, TINY.seq_len)  # position 0 of each chunk
+        assert (not np.allclose(a[1][first], b[1][first])) == moves, kind
+        assert sorted(a) == list(range(TINY.n_layers + 1))
+        assert post.shape == a[TINY.n_layers].shape and not np.allclose(post, a[TINY.n_layers])
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -342,3 +379,10 @@ def test_learning_curve_figure(runs):
         plot_learning_curves(log.drop(columns="bits_per_byte"))
     with pytest.raises(ValueError, match="splits must be"):
         plot_learning_curves(log, splits=("test",))
+
+
+def test_layer_averages_leave_layer0_out_unless_asked():
+    table = pd.DataFrame({"kind": "decoder", "step": 0, "metric": "twonn_id",
+                          "layer": [0, 1, 2], "mean": [100.0, 4.0, 6.0]})
+    assert layer_means(table, "twonn_id")["mean"].tolist() == [5.0]
+    assert layer_means(table, "twonn_id", include_layer0=True)["mean"].tolist() == [110.0 / 3]

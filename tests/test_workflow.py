@@ -192,7 +192,7 @@ def test_editing_a_plot_module_redraws_only_its_figures(tiny_run):
 
 @pytest.mark.slow
 def test_editing_the_geometry_kernel_reruns_geometry_but_never_extraction(tiny_run):
-    with edited(tiny_run.snakefile.parent / "src" / "layerwise" / "geometry.py", "\n# a faster kernel\n"):
+    with edited(tiny_run.snakefile.parent / "src" / "layerwise" / "geometry" / "neighbours.py", "\n# a faster kernel\n"):
         counts = tiny_run.dry_run_counts()
     assert counts.get("geometry") == 2 and counts.get("checkpoint_geometry", 0) > 0, counts
     assert set(counts) == {"geometry", "checkpoint_geometry", "geometry_figures", "training_figures", "provenance",

@@ -1,7 +1,7 @@
 """Which library modules a rule's script runs, and one digest of their source.
 
 Snakemake re-runs a rule when its script changes, but it cannot see the library the script imports:
-an edit to `layerwise/geometry.py` would leave every anisotropy number stale. Rules therefore pass
+an edit to `layerwise/geometry/neighbours.py` would leave every anisotropy number stale. Rules therefore pass
 `library_digest(script)` as a parameter. Editing a module re-runs exactly the rules whose scripts
 import it (directly or through other library modules); the digest is over content, not mtimes, so a
 checkout that rewrites a file unchanged re-runs nothing.

@@ -4,11 +4,42 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layerwise.paper import LaTeX
+from layerwise.paper import LaTeX, latex_escape
 
 
-def training_macros(summary: pd.DataFrame, log: pd.DataFrame) -> dict[str, float | int | str]:
-    """Numbers of study 3 over training: learning, ID peak step, anisotropy growth, peak layers."""
+def pair_sentence(arch: str, encoder_block: str) -> str:
+    """What the decoder/encoder pair controls, as configured (the paper must not claim more)."""
+    if encoder_block == "matched":
+        return (f"Both models are the same {latex_escape(arch)} network (same pre-norm block, final norm, "
+                f"width, depth, positions, initial weights, data order, optimiser and steps); the encoder "
+                f"runs it with a bidirectional attention mask and is trained on masked bytes, the decoder "
+                f"with the causal mask on the next byte. Mask and objective are the only differences.")
+    return (f"The encoder is a post-norm BERT and the decoder a pre-norm {latex_escape(arch)} of the same "
+            f"width and depth on the same data and steps: normalisation differs as well as mask and "
+            f"objective, so this pair is not a controlled comparison.")
+
+
+def final_norm_sentence(geometry: pd.DataFrame, final_norm: pd.DataFrame) -> str:
+    """Last checkpoint: the last layer before the final norm against the state after it, per kind."""
+    parts = []
+    for kind, post in final_norm.groupby("kind", sort=True):
+        pre = geometry[(geometry["kind"] == kind) & (geometry["step"] == post["step"].max())]
+        pre = pre[pre["layer"].astype(int) == pre["layer"].astype(int).max()]
+        value = {(src, m): float(t.loc[t["metric"] == m, "mean"].iloc[0])
+                 for src, t in (("pre", pre), ("post", post)) for m in ("anisotropy", "twonn_id")}
+        parts.append(f"the {kind}'s last layer has anisotropy {value['pre', 'anisotropy']:.3g} before the "
+                     f"final norm and {value['post', 'anisotropy']:.3g} after it (TwoNN dimension "
+                     f"{value['pre', 'twonn_id']:.3g} and {value['post', 'twonn_id']:.3g})")
+    if not parts:
+        return "Neither model has a final norm: every layer's output is already normalised."
+    return "At the last checkpoint " + "; ".join(parts) + "."
+
+
+def training_macros(summary: pd.DataFrame, log: pd.DataFrame, *, geometry: pd.DataFrame,
+                    final_norm: pd.DataFrame, arch: str, encoder_block: str,
+                    layer0_in_averages: bool) -> dict[str, float | int | str]:
+    """Numbers of study 3 over training: learning, ID peak step, anisotropy growth, peak layers, what
+    the pair controls and the states before and after the final norm."""
     val = log[log["split"] == "val"]
     sentences = []
     for _, row in summary.iterrows():
@@ -23,7 +54,13 @@ def training_macros(summary: pd.DataFrame, log: pd.DataFrame) -> dict[str, float
             f"({row['anisotropy_first']:.3g} at step 0, {row['anisotropy_last']:.3g} at the end; within 5\\%), "
             f"peaking at layer {row['anisotropy_peak_layer']} (relative depth "
             f"{row['anisotropy_peak_relative_depth']:.2f}) at the last checkpoint.")
-    values: dict[str, float | int | str] = {"TrainingSummary": LaTeX(" ".join(sentences))}
+    layers = "layers 0 to $n$" if layer0_in_averages else "layers 1 to $n$ (layer 0, the embedding output, left out)"
+    values: dict[str, float | int | str] = {
+        "TrainingSummary": LaTeX(" ".join(sentences)),
+        "TrainingPair": LaTeX(pair_sentence(arch, encoder_block)),
+        "TrainingFinalNorm": LaTeX(final_norm_sentence(geometry, final_norm)),
+        "TrainingAveragedLayers": LaTeX(layers),
+    }
     for _, row in summary.iterrows():
         kind = row["kind"].capitalize()
         values[f"Training{kind}IdPeakStep"] = int(row["id_peak_step"])

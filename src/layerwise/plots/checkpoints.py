@@ -10,7 +10,7 @@ import seaborn as sns
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 
-from layerwise.training_geometry import layer_means
+from layerwise.training.summary import layer_means
 
 
 def profiles_by_checkpoint(table: pd.DataFrame, metric: str = "anisotropy",
@@ -39,18 +39,20 @@ def profiles_by_checkpoint(table: pd.DataFrame, metric: str = "anisotropy",
     return fig
 
 
-def layer_mean_by_step(table: pd.DataFrame, metric: str = "twonn_id") -> Figure:
-    """The paper's Fig 2: `metric` averaged over layers against the training step (symlog x)."""
+def layer_mean_by_step(table: pd.DataFrame, metric: str = "twonn_id", *, include_layer0: bool = False) -> Figure:
+    """The paper's Fig 2: `metric` averaged over layers (layer 0 only if asked) against the training
+    step (symlog x)."""
     data = table[table["metric"] == metric]
     if data.empty:
         raise ValueError(f"no rows for metric {metric!r}")
-    mean = layer_means(table, metric)
+    mean = layer_means(table, metric, include_layer0=include_layer0)
     fig = Figure(figsize=(4.6, 3.3), layout="constrained")
     ax = fig.add_subplot()
     sns.lineplot(data=mean, x="step", y="mean", hue="kind", marker="o", ax=ax)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(left=0)
     ax.set_xlabel("training step (symlog)")
-    ax.set_ylabel(f"layer-averaged {metric.replace('_', ' ')}")
+    first = "0" if include_layer0 else "1"
+    ax.set_ylabel(f"{metric.replace('_', ' ')}, mean of layers {first}..n")
     return fig
 

@@ -1,6 +1,6 @@
 """Figures and summary numbers for study 3: anisotropy and intrinsic dimension across depth.
 
-All functions take the tidy table of :func:`layerwise.geometry.layer_geometry` stacked over
+All functions take the tidy table of :func:`layerwise.geometry.layers.layer_geometry` stacked over
 models, with extra columns ``model``, ``kind`` ("decoder"/"encoder") and ``n_layers``. Depth is
 shown as layer / n_layers so that models of different depth share one axis. Rows whose layer
 is a label rather than an index (e.g. "final_norm", the post-norm state) are not part of a

@@ -1,4 +1,4 @@
-"""Learning curves of our own decoder/encoder training runs (the log of :func:`layerwise.training.train`)."""
+"""Learning curves of our own decoder/encoder training runs (the log of :func:`layerwise.training.runs.train`)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,13 @@
 """Train a small decoder (causal LM) and a matched encoder (masked LM) from scratch, with checkpoints.
 
-The pair differs only in objective and block design: same width, depth, heads, feed-forward
-size, byte tokenizer, data stream (identical windows in identical order), optimiser, schedule
-and budget. That gives the controlled encoder-vs-decoder comparison over training that
-pretrained model families (different data, different sizes) cannot.
+By default (``encoder_block="matched"``) the pair differs only in the attention mask and the
+objective: the encoder *is* the decoder's architecture (same block, norm placement, final norm,
+width, depth, heads, feed-forward size, positions, initialisation seed), run with a bidirectional
+mask and trained on masked-LM; both see the same byte tokenizer, data stream (identical windows in
+identical order), optimiser, schedule and budget. That is the controlled encoder-vs-decoder
+comparison that pretrained model families (different data, sizes and blocks) cannot give.
+``encoder_block="bert"`` keeps the earlier pair, a post-LN BERT encoder against a pre-LN decoder:
+not matched (normalisation differs too), named as such wherever it is used.
 
 Losses are in nats per predicted byte; ``bits_per_byte`` = loss / ln 2 (the "bpc" of enwik8).
 The encoder's figure is the masked-LM loss on masked positions only: it predicts a byte from
@@ -41,8 +45,8 @@ from transformers import (
 )
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.checkpoints import log_spaced_steps, remove_stale_temporaries, save_checkpoint
-from layerwise.training_data import (
+from layerwise.training.checkpoints import log_spaced_steps, remove_stale_temporaries, save_checkpoint
+from layerwise.training.data import (
     IGNORE_INDEX,
     causal_targets,
     encode_text,
@@ -58,6 +62,7 @@ Kind = Literal["decoder", "encoder"]
 KINDS: tuple[str, ...] = ("decoder", "encoder")
 DECODER_ARCHS: tuple[str, ...] = ("gpt2", "llama", "gpt_neox")
 ENCODER_ARCH = "bert"
+ENCODER_BLOCKS: tuple[str, ...] = ("matched", "bert")
 _ROTARY_ARCHS = ("llama", "gpt_neox")
 
 # Independent random streams per seed, so e.g. changing the masking never shifts the data order.
@@ -94,9 +99,12 @@ class TrainingConfig:
     eval_batches: int = 4           # fixed validation set = eval_batches * batch_size windows
     val_fraction: float = 0.1       # contiguous held-out tail of the text
     mask_prob: float = 0.15         # encoder only
+    encoder_block: str = "matched"  # matched: the decoder's block, bidirectional | bert: post-LN BERT
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.encoder_block not in ENCODER_BLOCKS:
+            raise ValueError(f"unknown encoder_block {self.encoder_block!r}; expected one of {ENCODER_BLOCKS}")
         if self.arch not in DECODER_ARCHS:
             raise ValueError(f"unknown decoder arch {self.arch!r}; expected one of {DECODER_ARCHS}")
         for name in ("n_layers", "width", "n_heads", "ffn_mult", "seq_len", "batch_size",
@@ -136,7 +144,7 @@ def build_model(kind: Kind, cfg: TrainingConfig, tokenizer: Any) -> PreTrainedMo
                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                   tie_word_embeddings=True)
     ffn = cfg.ffn_mult * cfg.width
-    if kind == "encoder":
+    if kind == "encoder" and cfg.encoder_block == "bert":
         config = BertConfig(hidden_size=cfg.width, num_hidden_layers=cfg.n_layers,
                             num_attention_heads=cfg.n_heads, intermediate_size=ffn,
                             max_position_embeddings=cfg.seq_len, type_vocab_size=1,
@@ -183,14 +191,37 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> tuple[torch.o
     return optimizer, scheduler
 
 
-def loss_sums(model: PreTrainedModel, inputs: torch.Tensor,
-              targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+def is_bidirectional(kind: str, encoder_block: str) -> bool:
+    """Whether ``kind`` runs a decoder block with the causal mask lifted (the matched encoder)."""
+    return kind == "encoder" and encoder_block == "matched"
+
+
+def attention_mask(input_ids: torch.Tensor, bidirectional: bool) -> torch.Tensor:
+    """Mask for ``input_ids`` (no padding): all ones (the model's own mask, causal for a decoder),
+    or an additive 4-D mask of zeros, which Hugging Face decoders use as given: every position
+    attends to every other."""
+    if not bidirectional:
+        return torch.ones_like(input_ids)
+    batch, length = input_ids.shape
+    return torch.zeros(batch, 1, length, length)
+
+
+def checkpoint_metadata(kind: str, cfg: TrainingConfig, step: int) -> dict[str, Any]:
+    """What ``training_state.json`` records: enough to run a checkpoint as it was trained."""
+    return {"kind": kind, "tokens_seen": step * cfg.batch_size * cfg.seq_len,
+            "attention": "bidirectional" if kind == "encoder" else "causal",
+            "objective": "masked_lm" if kind == "encoder" else "causal_lm",
+            "config": dataclasses.asdict(cfg)}
+
+
+def loss_sums(model: PreTrainedModel, inputs: torch.Tensor, targets: torch.Tensor,
+              bidirectional: bool = False) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy (nats) over non-ignored targets, and their count.
 
     Sums rather than means so averages over batches with different numbers of masked
     positions are exact.
     """
-    logits = model(input_ids=inputs).logits
+    logits = model(input_ids=inputs, attention_mask=attention_mask(inputs, bidirectional)).logits
     total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                             ignore_index=IGNORE_INDEX, reduction="sum")
     return total, int((targets != IGNORE_INDEX).sum())
@@ -218,7 +249,8 @@ def train(kind: Kind, text: str | bytes, cfg: TrainingConfig, out_dir: str | Pat
     batches = training_batches(kind, train_ids, cfg, tokenizer)
     model = build_model(kind, cfg, tokenizer)
     optimizer, scheduler = make_optimizer(model, cfg)
-    arch = ENCODER_ARCH if kind == "encoder" else cfg.arch
+    arch = ENCODER_ARCH if kind == "encoder" and cfg.encoder_block == "bert" else cfg.arch
+    bidirectional = is_bidirectional(kind, cfg.encoder_block)
     log_steps = set(range(0, cfg.max_steps + 1, cfg.eval_every)) | set(steps) | {cfg.max_steps}
     rows: list[dict[str, Any]] = []
     run_nats, run_count = 0.0, 0
@@ -239,16 +271,14 @@ def train(kind: Kind, text: str | bytes, cfg: TrainingConfig, out_dir: str | Pat
                 if step > 0:
                     log(step, "train", run_nats, run_count)
                     run_nats, run_count = 0.0, 0
-                log(step, "val", *_evaluate(model, val_batches))
+                log(step, "val", *_evaluate(model, val_batches, bidirectional))
             if step in steps:
-                save_checkpoint(model, tokenizer, out_dir, step,
-                                {"kind": kind, "tokens_seen": step * cfg.batch_size * cfg.seq_len,
-                                 "config": dataclasses.asdict(cfg)})
+                save_checkpoint(model, tokenizer, out_dir, step, checkpoint_metadata(kind, cfg, step))
             if step == cfg.max_steps:
                 break
             inputs, targets = next(batches)
             model.train()
-            nats, count = loss_sums(model, inputs, targets)
+            nats, count = loss_sums(model, inputs, targets, bidirectional)
             (nats / max(count, 1)).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -314,11 +344,12 @@ def _validation_batches(kind: str, val_ids: np.ndarray, cfg: TrainingConfig,
 
 
 @torch.no_grad()
-def _evaluate(model: PreTrainedModel, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, int]:
+def _evaluate(model: PreTrainedModel, batches: list[tuple[torch.Tensor, torch.Tensor]],
+              bidirectional: bool) -> tuple[float, int]:
     model.eval()
     nats, count = 0.0, 0
     for inputs, targets in batches:
-        batch_nats, batch_count = loss_sums(model, inputs, targets)
+        batch_nats, batch_count = loss_sums(model, inputs, targets, bidirectional)
         nats += float(batch_nats)
         count += batch_count
     return nats, count

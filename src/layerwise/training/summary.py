@@ -8,9 +8,16 @@ import numpy as np
 import pandas as pd
 
 
-def layer_means(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """kind, step, mean over layers of `metric` (the series behind `layer_mean_by_step`)."""
+def layer_means(table: pd.DataFrame, metric: str, *, include_layer0: bool = False) -> pd.DataFrame:
+    """kind, step, mean over layers of `metric` (the series behind `layer_mean_by_step`).
+
+    Layer 0 is left out unless asked for: it is the embedding output, and in a model without
+    absolute positions every repeated token is an exact duplicate there, which TwoNN drops while
+    anisotropy keeps it, so it measures a different set of points than the other layers.
+    """
     data = table[table["metric"] == metric]
+    if not include_layer0:
+        data = data[data["layer"].astype(int) != 0]
     return data.groupby(["kind", "step"], as_index=False)["mean"].mean().sort_values(["kind", "step"])
 
 
@@ -20,11 +27,11 @@ def is_monotonic(values: Sequence[float], tolerance: float = 0.0) -> bool:
     return bool(np.all(np.diff(v) >= -tolerance * np.abs(v[:-1])))
 
 
-def training_summary(table: pd.DataFrame) -> pd.DataFrame:
+def training_summary(table: pd.DataFrame, *, include_layer0: bool = False) -> pd.DataFrame:
     """Per kind: step where layer-mean ID peaks, whether layer-max anisotropy grows monotonically,
     and the peak layer (relative depth) of anisotropy at the last checkpoint."""
     records = []
-    ids = layer_means(table, "twonn_id")
+    ids = layer_means(table, "twonn_id", include_layer0=include_layer0)
     an = table[table["metric"] == "anisotropy"]
     for kind, rows in ids.groupby("kind"):
         peak = rows.loc[rows["mean"].idxmax()]
