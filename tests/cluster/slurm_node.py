@@ -130,14 +130,25 @@ def _wait(condition, timeout: float, what: str, logs: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def single_node_slurm(root: Path, timeout: float = 60.0) -> Iterator[dict[str, str]]:
+def single_node_slurm(root: Path, base_env: dict[str, str] | None = None, timeout: float = 60.0
+                      ) -> Iterator[dict[str, str]]:
     """Start munged, slurmctld and slurmd (all in the foreground, as our children) under `root`; yield the
-    environment that points SLURM's client tools at them; stop all three by PID on exit."""
+    environment (`base_env`, default os.environ) that points SLURM's client tools at them; stop all three by
+    PID on exit."""
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     hostname = socket.gethostname().split(".")[0]
     conf = write_config(root, hostname)
-    env = dict(os.environ, SLURM_CONF=str(conf))
+    env = dict(os.environ if base_env is None else base_env, SLURM_CONF=str(conf))
+    # Inside a job, snakemake-executor-plugin-slurm-jobstep 0.6.1 runs the rule with `srun` after dropping
+    # every SLURM_* variable but the job's identity, SLURM_CONF included, so that srun would look for
+    # /etc/slurm/slurm.conf. This SLURM keeps its config out of /etc (see above): a `srun` first on the
+    # jobs' PATH (sbatch exports the submit environment) puts SLURM_CONF back and runs the real srun.
+    shims = root / "bin"
+    shims.mkdir(exist_ok=True)
+    (shims / "srun").write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec {shutil.which("srun")} "$@"\n')
+    (shims / "srun").chmod(0o755)
+    env["PATH"] = f"{shims}{os.pathsep}{env.get('PATH', os.defpath)}"
     procs: list[subprocess.Popen] = []
     logs = [root / "munged.log", root / "slurmctld.log", root / "slurmd.log"]
 
