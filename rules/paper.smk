@@ -18,6 +18,7 @@ rule provenance:
         library=library("provenance.py"),
         config=config,
         benchmark_root="results/benchmarks/rules",
+        job_root="results/benchmarks/jobs",
     log:
         "logs/paper/provenance.log",
     conda:

@@ -6,13 +6,14 @@ from pathlib import Path
 import pandas as pd
 
 from layerwise.paper import latex_table, write_macros
-from layerwise.provenance import config_hash, hardware, model_revisions, package_versions, rule_wall_times
+from layerwise.provenance import config_hash, hardware, job_table, model_revisions, package_versions, rule_wall_times
 from layerwise.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 cards = [json.loads(Path(p).read_text()) for p in snakemake.input.cards]
 hw = hardware()
 times = rule_wall_times(snakemake.params.benchmark_root)
+jobs = job_table(snakemake.params.job_root, snakemake.params.benchmark_root)
 write_macros({
     "ConfigHash": config_hash(snakemake.params.config)[:16],
     "HardwareSummary": f"{hw['cpu_count']} CPU cores ({hw['processor']}), {hw['memory_gib']} GiB RAM, GPU: {hw['gpu']}",
@@ -26,4 +27,8 @@ Path(snakemake.output.tables).write_text("\n".join([
     latex_table(pd.DataFrame(versions), "Library versions of this run.", "tab:versions"),
     latex_table(times, "Wall time (s) and peak memory (MB) per rule, from Snakemake \\texttt{benchmark:} files.",
                 "tab:walltime"),
+    latex_table(jobs, "Where each rule's jobs ran: hosts, CPU cores available to a job x CPU model, GPUs "
+                "(name, memory, driver), summed wall time (s; from \\texttt{benchmark:} files where the rule "
+                "has them, else from the job's own record) and peak memory (MB).", "tab:jobs",
+                wrap={"cpu": "0.25\\linewidth", "gpu": "0.2\\linewidth"}),
 ]))
