@@ -21,6 +21,11 @@ rule provenance:
         job_root="results/benchmarks/jobs",
     log:
         "logs/paper/provenance.log",
+    benchmark:
+        "results/benchmarks/rules/provenance/provenance.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../envs/torch.yaml"
     script:
@@ -45,6 +50,11 @@ rule paper:
         library=library("paper.py"),
     log:
         "logs/paper/latexmk.log",
+    benchmark:
+        "results/benchmarks/rules/paper/paper.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../envs/latex.yaml"
     script:
@@ -61,6 +71,11 @@ rule verify:
         library=library("verify.py"),
     log:
         "logs/paper/verify.log",
+    benchmark:
+        "results/benchmarks/rules/verify/verify.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
     conda:
         "../envs/analysis.yaml"
     script:

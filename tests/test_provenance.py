@@ -67,3 +67,20 @@ def test_job_table_groups_jobs_per_rule_and_prefers_benchmark_times(tmp_path):
     # No benchmark files for norm_table: the jobs' own wall times, summed.
     assert table.loc["norm_table", "seconds"] == 3.5 and table.loc["norm_table", "host"] == "node1"
     assert pd.isna(table.loc["norm_table", "max_rss_mb"])
+
+
+def test_a_rule_script_records_its_job_and_torch_uses_the_rules_threads(tmp_path):
+    # What Snakemake's script preamble does: a `snakemake` object in the script's namespace (__main__).
+    script = ("import types, torch; "
+              "snakemake = types.SimpleNamespace(rule='probe', threads=1, "
+              "wildcards={'model': 'tiny'}); "
+              "from layerwise.runlog import log_to_file; log_to_file('logs/probe.log'); "
+              "print(torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env=dict(env, PYTHONPATH=str(REPO / "src")))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]
+    record = json.loads((tmp_path / "results/benchmarks/jobs/probe/tiny.json").read_text())
+    assert record["rule"] == "probe" and record["seconds"] is not None
+    assert "job ran on" in (tmp_path / "logs/probe.log").read_text()

@@ -20,5 +20,8 @@ def log_to_file(path: str | Path, level: int = logging.INFO) -> logging.Logger:
     job = getattr(sys.modules["__main__"], "snakemake", None)
     if job is not None:
         record_job(job.rule, dict(job.wildcards.items()))
+        # Torch's intra-op pool follows the rule's `threads:` (scripts that use torch import it before this).
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(job.threads)
     log.info("job ran on %s", job_hardware())
     return log
