@@ -47,7 +47,7 @@ rule lens_heatmap:
     log:
         "logs/lens/{model}/heatmap/{text}/{value}.log",
     conda:
-        "../envs/analysis.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/lens_heatmap.py"
 
@@ -95,7 +95,7 @@ rule lens_figures:
     log:
         "logs/lens/figures.log",
     conda:
-        "../envs/analysis.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/lens_figures.py"
 
