@@ -1,5 +1,10 @@
 # Figures and generated macros → the PDF (latexmk). Local: cheap, and needs the TeX install.
 
+from layerwise.preflight import preflight
+
+# Included last: every study has named its models by now. Missing local models or data fail here, not in the queue.
+preflight(config, USED_MODELS)
+
 
 localrules:
     provenance,
