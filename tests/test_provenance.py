@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from conftest import REPO
-from layerwise.provenance import job_table, visible_gpus
+from layerwise.provenance import critical_path, job_table, visible_gpus
 
 FAKE_NVIDIA_SMI = """#!/bin/sh
 echo "0, NVIDIA A100-SXM4-80GB, 81920 MiB, 550.54.15"
@@ -69,11 +69,17 @@ def test_job_table_groups_jobs_per_rule_and_prefers_benchmark_times(tmp_path):
     assert pd.isna(table.loc["norm_table", "max_rss_mb"])
 
 
+def test_job_table_counts_hosts_beyond_three(tmp_path):
+    for i in range(5):
+        write_record(tmp_path, "probe", str(i), host=f"gpu{i:02d}", seconds=1.0)
+    assert job_table(tmp_path, tmp_path / "none").loc[0, "host"] == "gpu00, gpu01, gpu02 and 2 more"
+
+
 def test_a_rule_script_records_its_job_and_torch_uses_the_rules_threads(tmp_path):
     # What Snakemake's script preamble does: a `snakemake` object in the script's namespace (__main__).
     script = ("import types, torch; "
               "snakemake = types.SimpleNamespace(rule='probe', threads=1, "
-              "wildcards={'model': 'tiny'}); "
+              "wildcards={'model': 'tiny'}, input=['a.csv'], output=['b.csv']); "
               "from layerwise.runlog import log_to_file; log_to_file('logs/probe.log'); "
               "print(torch.get_num_threads())")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
@@ -84,3 +90,16 @@ def test_a_rule_script_records_its_job_and_torch_uses_the_rules_threads(tmp_path
     record = json.loads((tmp_path / "results/benchmarks/jobs/probe/tiny.json").read_text())
     assert record["rule"] == "probe" and record["seconds"] is not None
     assert "job ran on" in (tmp_path / "logs/probe.log").read_text()
+
+
+def test_critical_path_follows_files_from_producer_to_consumer(tmp_path):
+    # Planted DAG: dataset (1 s) -> extract (a: 10 s, b: 3 s, each a store directory) -> table (per store)
+    # -> figure (reads both tables). The longest chain is dataset, extract a, table a, figure: 1+10+2+1.
+    write_record(tmp_path, "dataset", "d", host="h", seconds=1.0, inputs=[], outputs=["res/d.parquet"])
+    write_record(tmp_path, "extract", "a", host="h", seconds=10.0, inputs=["res/d.parquet"], outputs=["store/a"])
+    write_record(tmp_path, "extract", "b", host="h", seconds=3.0, inputs=["res/d.parquet"], outputs=["store/b"])
+    write_record(tmp_path, "table", "a", host="h", seconds=2.0, inputs=["store/a/layer_000.npy"], outputs=["t/a.csv"])
+    write_record(tmp_path, "table", "b", host="h", seconds=5.0, inputs=["store/b/layer_000.npy"], outputs=["t/b.csv"])
+    write_record(tmp_path, "figure", "f", host="h", seconds=1.0, inputs=["t/a.csv", "t/b.csv"], outputs=["f.pdf"])
+    seconds, chain = critical_path(tmp_path)
+    assert chain == ["dataset", "extract", "table", "figure"] and seconds == 14.0

@@ -91,13 +91,16 @@ def job_hardware() -> dict[str, Any]:
             "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
 
 
-def record_job(rule: str, wildcards: Mapping[str, str], root: Path | str = JOB_RECORDS) -> Path:
+def record_job(rule: str, wildcards: Mapping[str, str], inputs: Iterable[str] = (), outputs: Iterable[str] = (),
+               root: Path | str = JOB_RECORDS) -> Path:
     """Write this job's hardware now and its wall time when the process exits (a crash still records the
-    time it ran). One file per job, so a re-run of a job replaces its record."""
+    time it ran). One file per job, so a re-run of a job replaces its record. Inputs and outputs let the
+    appendix find the critical path."""
     name = "_".join(str(v).replace("/", "_") for v in wildcards.values()) or rule
     path = Path(root) / rule / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"rule": rule, "wildcards": dict(wildcards), **job_hardware(), "seconds": None}
+    record = {"rule": rule, "wildcards": dict(wildcards), **job_hardware(), "inputs": sorted(map(str, inputs)),
+              "outputs": sorted(map(str, outputs)), "seconds": None}
     path.write_text(json.dumps(record, indent=1))
     start = time.perf_counter()
 
@@ -122,16 +125,51 @@ def job_table(job_root: Path | str, benchmark_root: Path | str) -> pd.DataFrame:
     jobs = pd.DataFrame(records)
     jobs["cpu"] = jobs["cpus"].astype(str) + " x " + jobs["cpu"]
 
-    def distinct(values: pd.Series) -> str:
-        return ", ".join(sorted(set(map(str, values))))
+    def distinct(values: pd.Series, shown: int = 3) -> str:
+        # A rule spread over many nodes lists a few and counts the rest, so the table fits the page.
+        names = sorted(set(map(str, values)))
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        return ", ".join(names[:shown]) + more
 
     table = jobs.groupby("rule").agg(jobs=("rule", "size"), host=("host", distinct), cpu=("cpu", distinct),
                                      gpu=("gpu", distinct), seconds=("seconds", "sum")).reset_index()
     bench = rule_wall_times(benchmark_root).set_index("rule")
-    table["max_rss_mb"] = table["rule"].map(bench["max_rss_mb"])
+    table["max_rss_mb"] = table["rule"].map(bench["max_rss_mb"]).astype(float)
     from_bench = table["rule"].isin(bench.index)
-    table.loc[from_bench, "seconds"] = table.loc[from_bench, "rule"].map(bench["seconds"])
+    table["seconds"] = table["seconds"].where(~from_bench, table["rule"].map(bench["seconds"])).astype(float)
     return table[columns]
+
+
+def critical_path(job_root: Path | str) -> tuple[float, list[str]]:
+    """The longest chain of jobs, each reading what the previous one wrote, by summed wall time: how long the
+    run takes with unlimited parallel slots. Returns (seconds, the chain's rules in order)."""
+    records = [json.loads(p.read_text()) for p in sorted(Path(job_root).rglob("*.json"))]
+    records = [r for r in records if r.get("seconds") is not None]
+    producer = {out: i for i, r in enumerate(records) for out in r.get("outputs", [])}
+
+    def parents(record: Mapping[str, Any]) -> set[int]:
+        # An input is a recorded output, or a file inside a recorded output directory (activation stores).
+        found = set()
+        for path in record.get("inputs", []):
+            for candidate in [path, *map(str, Path(path).parents)]:
+                if candidate in producer:
+                    found.add(producer[candidate])
+                    break
+        return found
+
+    best: dict[int, tuple[float, list[int]]] = {}
+
+    def longest(i: int, visiting: frozenset = frozenset()) -> tuple[float, list[int]]:
+        if i not in best:
+            chains = [longest(p, visiting | {i}) for p in parents(records[i]) if p not in visiting]
+            seconds, chain = max(chains, default=(0.0, []), key=lambda c: c[0])
+            best[i] = (seconds + records[i]["seconds"], [*chain, i])
+        return best[i]
+
+    if not records:
+        return 0.0, []
+    seconds, chain = max((longest(i) for i in range(len(records))), key=lambda c: c[0])
+    return seconds, [records[i]["rule"] for i in chain]
 
 
 def rule_wall_times(benchmark_root: Path | str) -> pd.DataFrame:

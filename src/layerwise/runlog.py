@@ -19,7 +19,7 @@ def log_to_file(path: str | Path, level: int = logging.INFO) -> logging.Logger:
     # Snakemake's script preamble defines `snakemake` in the script's namespace, __main__.
     job = getattr(sys.modules["__main__"], "snakemake", None)
     if job is not None:
-        record_job(job.rule, dict(job.wildcards.items()))
+        record_job(job.rule, dict(job.wildcards.items()), job.input, job.output)
         # Torch's intra-op pool follows the rule's `threads:` (scripts that use torch import it before this).
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(job.threads)
