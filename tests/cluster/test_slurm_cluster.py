@@ -99,10 +99,19 @@ def test_slurm_jobs_equal_a_local_run(tmp_path, shared_data):
         logs = list((cluster / ".snakemake/slurm_logs" / f"rule_{rule}").rglob(f"{job['JobId']}.log"))
         assert len(logs) == 1, (rule, job["JobId"])
         assert f"rule {rule}:" in logs[0].read_text() or f"rule_{rule}" in logs[0].read_text(), logs[0]
-    # The localrules ran on the submit host: their outputs exist, no SLURM log was written for them.
+    # Each job's own record (results/benchmarks/jobs, for the appendix) and its rule log name that SLURM job.
+    for rule, job in zip(ran, jobs):
+        records = [json.loads(p.read_text()) for p in (cluster / "results/benchmarks/jobs" / rule).glob("*.json")]
+        assert [r["slurm_job_id"] for r in records] == [job["JobId"]], (rule, records)
+        assert records[0]["seconds"] is not None and records[0]["host"] == job["BatchHost"]
+        logs = list((cluster / "logs").rglob("*.log"))
+        assert any(f"'slurm_job_id': '{job['JobId']}'" in p.read_text() for p in logs), rule
+    # The localrules ran on the submit host: no SLURM log, their records carry no SLURM job id.
     for rule in LOCAL_RULES:
         assert not (cluster / ".snakemake/slurm_logs" / f"rule_{rule}").exists(), rule
         assert re.search(rf"^localrule {rule}:", out, flags=re.M), rule
+        records = [json.loads(p.read_text()) for p in (cluster / "results/benchmarks/jobs" / rule).glob("*.json")]
+        assert records and all(r["slurm_job_id"] == "" for r in records), (rule, records)
 
     # Same bytes as the local run for every result, but the measured times (benchmark files, the extraction
     # manifest's speed), which differ between any two runs.
