@@ -34,5 +34,5 @@ Path(snakemake.output.tables).write_text("\n".join([
     latex_table(jobs, "Where each rule's jobs ran: hosts, CPU cores available to a job x CPU model, GPUs "
                 "(name, memory, driver), summed wall time (s; from \\texttt{benchmark:} files where the rule "
                 "has them, else from the job's own record) and peak memory (MB).", "tab:jobs",
-                wrap={"cpu": "0.25\\linewidth", "gpu": "0.2\\linewidth"}),
+                wrap={"cpu": "0.24\\linewidth", "gpu": "0.08\\linewidth"}),
 ]))
