@@ -8,6 +8,14 @@ CORES ?= all
 # incomplete instead of stopping at them; outputs are written so that a redo equals an uninterrupted run.
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 export PYTHONHASHSEED := 0
+# `make paper` runs through profiles/local, so local runs honour the rules' resources as a cluster would. Its
+# `gpu` cap is the number of GPUs here; on a CPU-only machine the GPU rules run on the CPU and the cap is the
+# core count (the cores limit them anyway), so they are not serialised on a GPU that does not exist.
+GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+GPU_SLOTS ?= $(if $(filter-out 0,$(GPUS)),$(GPUS),$(shell nproc))
+# Memory the jobs may reserve together: 80% of this machine's RAM.
+MEM_MB ?= $(shell awk '/^MemTotal/ {print int($$2 / 1024 * 0.8)}' /proc/meminfo)
+LOCAL_PROFILE := --profile profiles/local --resources gpu=$(GPU_SLOTS) mem_mb=$(MEM_MB)
 
 .PHONY: paper test bench verify report dryrun-paper-config latex unlock clean
 
@@ -34,7 +42,7 @@ latex:
 	fi
 
 paper: $(VENV)/.installed-run latex
-	$(SNAKEMAKE) --configfile config.yaml
+	$(SNAKEMAKE) $(LOCAL_PROFILE) --configfile config.yaml
 
 test: $(VENV)/.installed-test latex
 	$(BIN)/pytest -q

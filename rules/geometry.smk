@@ -29,7 +29,7 @@ rule geometry:
     benchmark:
         "results/benchmarks/rules/geometry/{model}/{dataset}/{sampling}.tsv"
     conda:
-        "../envs/analysis.yaml"
+        "../envs/gpu.yaml"
     script:
         "../scripts/geometry.py"
 

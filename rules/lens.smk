@@ -59,7 +59,7 @@ rule lens_heatmap:
     log:
         "logs/lens/{model}/heatmap/{text}/{value}.{view}.log",
     conda:
-        "../envs/analysis.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/lens_heatmap.py"
 
@@ -114,7 +114,7 @@ rule lens_figures:
     log:
         "logs/lens/figures.log",
     conda:
-        "../envs/analysis.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/lens_figures.py"
 

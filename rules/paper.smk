@@ -1,5 +1,10 @@
 # Figures and generated macros → the PDF (latexmk). Local: cheap, and needs the TeX install.
 
+from layerwise.preflight import preflight
+
+# Included last: every study has named its models by now. Missing local models or data fail here, not in the queue.
+preflight(config, USED_MODELS)
+
 
 localrules:
     provenance,
@@ -18,8 +23,14 @@ rule provenance:
         library=library("provenance.py"),
         config=config,
         benchmark_root="results/benchmarks/rules",
+        job_root="results/benchmarks/jobs",
     log:
         "logs/paper/provenance.log",
+    benchmark:
+        "results/benchmarks/rules/provenance/provenance.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../envs/torch.yaml"
     script:
@@ -44,6 +55,11 @@ rule paper:
         library=library("paper.py"),
     log:
         "logs/paper/latexmk.log",
+    benchmark:
+        "results/benchmarks/rules/paper/paper.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../envs/latex.yaml"
     script:
@@ -60,6 +76,11 @@ rule verify:
         library=library("verify.py"),
     log:
         "logs/paper/verify.log",
+    benchmark:
+        "results/benchmarks/rules/verify/verify.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
     conda:
         "../envs/analysis.yaml"
     script:

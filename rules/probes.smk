@@ -166,7 +166,7 @@ rule probe_figures:
     log:
         "logs/probes/figures.log",
     conda:
-        "../envs/analysis.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/probe_figures.py"
 

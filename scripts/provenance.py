@@ -6,17 +6,22 @@ from pathlib import Path
 import pandas as pd
 
 from layerwise.paper import latex_table, write_macros
-from layerwise.provenance import config_hash, hardware, model_revisions, package_versions, rule_wall_times
+from layerwise.provenance import (config_hash, critical_path, hardware, job_table, model_revisions, package_versions,
+                                  rule_wall_times)
 from layerwise.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 cards = [json.loads(Path(p).read_text()) for p in snakemake.input.cards]
 hw = hardware()
 times = rule_wall_times(snakemake.params.benchmark_root)
+jobs = job_table(snakemake.params.job_root, snakemake.params.benchmark_root)
+path_seconds, path_rules = critical_path(snakemake.params.job_root)
 write_macros({
     "ConfigHash": config_hash(snakemake.params.config)[:16],
     "HardwareSummary": f"{hw['cpu_count']} CPU cores ({hw['processor']}), {hw['memory_gib']} GiB RAM, GPU: {hw['gpu']}",
     "TotalRuleHours": times["seconds"].sum() / 3600 if len(times) else 0.0,
+    "CriticalPathHours": path_seconds / 3600,
+    "CriticalPathRules": ", ".join(path_rules) or "none recorded",
 }, snakemake.output.macros, header="rule provenance")
 
 versions = [{"package": k, "version": v} for k, v in package_versions().items()]
@@ -26,4 +31,8 @@ Path(snakemake.output.tables).write_text("\n".join([
     latex_table(pd.DataFrame(versions), "Library versions of this run.", "tab:versions"),
     latex_table(times, "Wall time (s) and peak memory (MB) per rule, from Snakemake \\texttt{benchmark:} files.",
                 "tab:walltime"),
+    latex_table(jobs, "Where each rule's jobs ran: hosts, CPU cores available to a job x CPU model, GPUs "
+                "(name, memory, driver), summed wall time (s; from \\texttt{benchmark:} files where the rule "
+                "has them, else from the job's own record) and peak memory (MB).", "tab:jobs",
+                wrap={"cpu": "0.24\\linewidth", "gpu": "0.08\\linewidth"}),
 ]))

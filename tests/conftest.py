@@ -3,6 +3,7 @@ and the two real pretrained models of the default config (slow, loaded once per 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,11 @@ from layerwise.models import LoadedModel, load_model, materialise, read_card
 REPO = Path(__file__).resolve().parents[1]
 # CI clones the repository with `../shared` beside it (see ../shared/data/README.md).
 SHARED_DATA = REPO.parent / "shared" / "data"
+# Once SLURM's client tools are installed, the SLURM executor plugin runs `scontrol show config` (10 s
+# timeout) whenever `snakemake` starts; with a slurm.conf and no controller every call would cost 10 s. Tests
+# get a stand-in `scontrol` that fails at once; the cluster test (tests/cluster/) passes REAL_PATH to its runs.
+REAL_PATH = os.environ.get("PATH", os.defpath)
+os.environ["PATH"] = f"{REPO / 'tests' / 'cluster' / 'no_controller'}{os.pathsep}{REAL_PATH}"
 RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert")
 
 

@@ -1,6 +1,7 @@
 """Cluster execution: the SLURM profile renders GPU requests for the paper-scale config (dry run)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -63,3 +64,22 @@ def test_slurm_profile_requests_gpus_for_gpu_rules():
     assert LOCAL_RULES <= local, LOCAL_RULES - local
     for rule in set(resources) - set(GPU_RULES):
         assert resources[rule].get("gpu", "0") == "0", (rule, resources[rule])
+
+
+def make_paper_command(**variables: str) -> str:
+    """The snakemake command `make paper` would run here with these make variables (dry run of make)."""
+    done = subprocess.run(["make", "-n", "paper", *(f"{k}={v}" for k, v in variables.items())], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return next(line for line in done.stdout.splitlines() if "snakemake" in line and "--configfile" in line)
+
+
+def test_make_paper_runs_through_the_local_profile_sized_to_this_machine():
+    cpu_only = make_paper_command(GPUS="0")
+    assert "--profile profiles/local" in cpu_only
+    # No GPU: the GPU rules run on the CPU, capped by the cores only, not one at a time.
+    assert f"gpu={os.cpu_count()} " in cpu_only or f"gpu={len(os.sched_getaffinity(0))} " in cpu_only, cpu_only
+    assert "gpu=3 " in make_paper_command(GPUS="3")
+    mem_mb = int(re.search(r"mem_mb=(\d+)", cpu_only).group(1))
+    total_mb = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1)) // 1024
+    assert 0.7 * total_mb < mem_mb < total_mb

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import platform
+import shutil
+import socket
+import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas is imported inside the table functions only: every rule script records its job through runlog,
+# including the paper rule, whose env (envs/latex.yaml) has no pandas.
 
 PACKAGES = ("torch", "transformers", "numpy", "scipy", "scikit-learn", "pandas", "seaborn",
             "snakemake", "cupy-cuda12x", "umap-learn", "gguf")
@@ -36,13 +44,138 @@ def hardware() -> dict[str, Any]:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+    return {"machine": platform.machine(), "processor": cpu_model(),
             "cpu_count": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "gpu": gpu, "python": platform.python_version(), "system": platform.system()}
 
 
+# Where each job leaves its record (beside the `benchmark:` files): results/benchmarks/jobs/<rule>/<wildcards>.json
+JOB_RECORDS = Path("results/benchmarks/jobs")
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (platform.processor() is empty on most Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def visible_gpus() -> list[dict[str, str]]:
+    """Name, memory and driver of each GPU this process may use, from nvidia-smi (no torch needed, so every
+    env can answer); [] without an NVIDIA driver. Honours CUDA_VISIBLE_DEVICES as SLURM sets it."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    done = subprocess.run(["nvidia-smi", "--query-gpu=index,name,memory.total,driver_version",
+                           "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    wanted = None if visible is None else {v.strip() for v in visible.split(",") if v.strip()}
+    gpus = []
+    for line in done.stdout.strip().splitlines():
+        index, name, memory, driver = (field.strip() for field in line.split(",", 3))
+        if wanted is None or index in wanted:
+            gpus.append({"name": name, "memory": memory, "driver": driver})
+    return gpus
+
+
+def job_hardware() -> dict[str, Any]:
+    """What one job ran on: host, CPU model and the cores it may use, GPUs, and its SLURM job id if any."""
+    gpus = visible_gpus()
+    return {"host": socket.gethostname(), "cpu": cpu_model(), "cpus": len(os.sched_getaffinity(0)),
+            "gpu": "; ".join(f"{g['name']} ({g['memory']}, driver {g['driver']})" for g in gpus) or "none",
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
+
+
+def record_job(rule: str, wildcards: Mapping[str, str], inputs: Iterable[str] = (), outputs: Iterable[str] = (),
+               root: Path | str = JOB_RECORDS) -> Path:
+    """Write this job's hardware now and its wall time when the process exits (a crash still records the
+    time it ran). One file per job, so a re-run of a job replaces its record. Inputs and outputs let the
+    appendix find the critical path."""
+    name = "_".join(str(v).replace("/", "_") for v in wildcards.values()) or rule
+    path = Path(root) / rule / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"rule": rule, "wildcards": dict(wildcards), **job_hardware(), "inputs": sorted(map(str, inputs)),
+              "outputs": sorted(map(str, outputs)), "seconds": None}
+    path.write_text(json.dumps(record, indent=1))
+    start = time.perf_counter()
+
+    def finish() -> None:
+        record["seconds"] = round(time.perf_counter() - start, 3)
+        path.write_text(json.dumps(record, indent=1))
+
+    atexit.register(finish)
+    return path
+
+
+def job_table(job_root: Path | str, benchmark_root: Path | str) -> pd.DataFrame:
+    """Per rule: how many jobs, the hosts, CPUs and GPUs they ran on, and their summed wall time. Wall time
+    and peak memory come from the `benchmark:` files where the rule has them (they include Snakemake's own
+    start-up), else from the jobs' records."""
+    import pandas as pd
+
+    records = [json.loads(p.read_text()) for p in sorted(Path(job_root).rglob("*.json"))]
+    columns = ["rule", "jobs", "host", "cpu", "gpu", "seconds", "max_rss_mb"]
+    if not records:
+        return pd.DataFrame(columns=columns)
+    jobs = pd.DataFrame(records)
+    jobs["cpu"] = jobs["cpus"].astype(str) + " x " + jobs["cpu"]
+
+    def distinct(values: pd.Series, shown: int = 3) -> str:
+        # A rule spread over many nodes lists a few and counts the rest, so the table fits the page.
+        names = sorted(set(map(str, values)))
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        return ", ".join(names[:shown]) + more
+
+    table = jobs.groupby("rule").agg(jobs=("rule", "size"), host=("host", distinct), cpu=("cpu", distinct),
+                                     gpu=("gpu", distinct), seconds=("seconds", "sum")).reset_index()
+    bench = rule_wall_times(benchmark_root).set_index("rule")
+    table["max_rss_mb"] = table["rule"].map(bench["max_rss_mb"]).astype(float)
+    from_bench = table["rule"].isin(bench.index)
+    table["seconds"] = table["seconds"].where(~from_bench, table["rule"].map(bench["seconds"])).astype(float)
+    return table[columns]
+
+
+def critical_path(job_root: Path | str) -> tuple[float, list[str]]:
+    """The longest chain of jobs, each reading what the previous one wrote, by summed wall time: how long the
+    run takes with unlimited parallel slots. Returns (seconds, the chain's rules in order)."""
+    records = [json.loads(p.read_text()) for p in sorted(Path(job_root).rglob("*.json"))]
+    records = [r for r in records if r.get("seconds") is not None]
+    producer = {out: i for i, r in enumerate(records) for out in r.get("outputs", [])}
+
+    def parents(record: Mapping[str, Any]) -> set[int]:
+        # An input is a recorded output, or a file inside a recorded output directory (activation stores).
+        found = set()
+        for path in record.get("inputs", []):
+            for candidate in [path, *map(str, Path(path).parents)]:
+                if candidate in producer:
+                    found.add(producer[candidate])
+                    break
+        return found
+
+    best: dict[int, tuple[float, list[int]]] = {}
+
+    def longest(i: int, visiting: frozenset = frozenset()) -> tuple[float, list[int]]:
+        if i not in best:
+            chains = [longest(p, visiting | {i}) for p in parents(records[i]) if p not in visiting]
+            seconds, chain = max(chains, default=(0.0, []), key=lambda c: c[0])
+            best[i] = (seconds + records[i]["seconds"], [*chain, i])
+        return best[i]
+
+    if not records:
+        return 0.0, []
+    seconds, chain = max((longest(i) for i in range(len(records))), key=lambda c: c[0])
+    return seconds, [records[i]["rule"] for i in chain]
+
+
 def rule_wall_times(benchmark_root: Path | str) -> pd.DataFrame:
     """Sum of Snakemake `benchmark:` seconds and max RSS per rule (first path component below the root)."""
+    import pandas as pd
+
     root = Path(benchmark_root)
     rows = []
     for tsv in sorted(root.rglob("*.tsv")):
@@ -58,6 +191,8 @@ def rule_wall_times(benchmark_root: Path | str) -> pd.DataFrame:
 
 
 def model_revisions(cards: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame([{"model": c["key"], "source": c["source"], "id": c["model_id"],
                           "revision": _short(c.get("commit") or c["revision"])} for c in cards])
 
