@@ -8,12 +8,15 @@ from layerwise.models import check_hub_cache, hub_offline
 config["datasets"] = {**DEFAULT_DATASETS, **config["datasets"]}
 for _name, _entry in config["datasets"].items():
     parse_spec(_name, _entry)
+# Datasets the studies use; their provenance (resolved hub commit or local path) feeds the appendix.
+USED_DATASETS = set()
 for _setting in ("norms.dataset", "geometry.dataset", "training.dataset", "lens.dataset", "probes.dataset",
                  "probes.transfer_dataset"):
     _section, _key = _setting.split(".")
     if config[_section][_key] not in config["datasets"]:
         raise ValueError(f"config '{_setting}': unknown dataset {config[_section][_key]!r}; "
                          f"registry (config 'datasets') has {sorted(config['datasets'])}")
+    USED_DATASETS.add(config[_section][_key])
 
 
 def check_hub_models(keys):
