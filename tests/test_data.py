@@ -13,7 +13,8 @@ from tokenizers.processors import TemplateProcessing
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
 from hub_cache import cache_snapshot
-from layerwise.data import (DEFAULT_DATASETS, DatasetNotFound, DatasetSpecError, hub_files, load_dataset_table,
+from layerwise.data import (DEFAULT_DATASETS, DatasetNotFound, DatasetSpecError, check_hub_cache, hub_files,
+                            load_dataset_table,
                             parse_spec, read_ag_news_csv, read_jsonl, read_text, sample_inputs, special_affixes)
 
 
@@ -368,6 +369,9 @@ def test_hub_dataset_loads_offline_from_the_cache_at_its_revision(hf_home):
     assert provenance["commit"] == commit and provenance["revision"] == "v1"
     assert provenance["files"] == ["plain_text/test-0.parquet"]
 
+    check_hub_cache(parse_spec("reviews", registry["reviews"]))  # the parse-time check passes
     registry["reviews"]["revision"] = "v2"  # not cached
+    with pytest.raises(DatasetNotFound, match=r"config 'datasets.reviews'.*'org/reviews' revision 'v2'.*source: local"):
+        check_hub_cache(parse_spec("reviews", registry["reviews"]))
     with pytest.raises(DatasetNotFound, match=r"config 'datasets.reviews'.*'org/reviews' revision 'v2'.*source: local"):
         load_dataset_table("reviews", [], allow_hub=True, registry=registry)

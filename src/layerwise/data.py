@@ -311,6 +311,17 @@ def _from_hub(spec: DatasetSpec, search_path: Sequence[str | Path]) -> tuple[pd.
                 "undecodable": bad}
 
 
+def check_hub_cache(spec: DatasetSpec) -> None:
+    """Offline, refuse (before any job runs) a hub dataset whose revision is not in the local cache."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(spec.hub.id, repo_type="dataset", revision=spec.hub.revision, local_files_only=True)
+    except Exception as err:  # LocalEntryNotFoundError and friends: the cache cannot serve this revision
+        raise DatasetNotFound(_not_found_message(spec, [], "HF_HUB_OFFLINE is set and the revision is not in "
+                                                           "the local cache")) from err
+
+
 def _not_found_message(spec: DatasetSpec, search_path: Sequence[str | Path], hub_error: str) -> str:
     looked = [str(p.resolve()) for p in _candidates(spec, search_path)]
     where = f"Looked locally for: {looked or '(empty search path)'}; " if spec.source == "local" else ""
