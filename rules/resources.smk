@@ -1,8 +1,6 @@
 # Datasets and models → resources/. Downloads run on the submit host (localrules).
 
 from layerwise.data import DEFAULT_DATASETS, parse_spec
-from layerwise.data import check_hub_cache as check_hub_dataset
-from layerwise.models import check_hub_cache, hub_offline
 
 # The dataset registry: the built-in entries, replaced or extended by config 'datasets'; every entry
 # parses and every study names a registered dataset, before any job runs.
@@ -18,20 +16,6 @@ for _setting in ("norms.dataset", "geometry.dataset", "training.dataset", "lens.
         raise ValueError(f"config '{_setting}': unknown dataset {config[_section][_key]!r}; "
                          f"registry (config 'datasets') has {sorted(config['datasets'])}")
     USED_DATASETS.add(config[_section][_key])
-
-
-def check_hub_cache_before_jobs(models):
-    """With HF_HUB_OFFLINE set, refuse hub models and hub datasets whose revision is not cached, naming the
-    config key; a local dataset with a hub fallback is checked when its job runs (its file may appear)."""
-    if not hub_offline():
-        return
-    for key in sorted(models):
-        if config["models"][key]["source"] == "hf":
-            check_hub_cache(key, config["models"][key])
-    for name in sorted(USED_DATASETS):
-        spec = parse_spec(name, config["datasets"][name])
-        if spec.source == "hf":
-            check_hub_dataset(spec)
 
 
 localrules:
