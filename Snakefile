@@ -36,6 +36,9 @@ include: "rules/lens.smk"
 include: "rules/paper.smk"
 
 
+check_hub_cache_before_jobs(USED_MODELS)  # offline: every hub revision any study uses is cached, or fail now
+
+
 rule all:
     input:
         PAPER_PDF,

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from layerwise.code_deps import library_digest
-from layerwise.models import check_context, validate_spec
+from layerwise.data import check_hub_cache as check_hub_dataset, parse_spec
+from layerwise.models import check_context, check_hub_cache, hub_offline, validate_spec
 
 for _key, _spec in config["models"].items():
     validate_spec(_key, _spec)
@@ -88,3 +89,17 @@ def probe_inputs(model):
         "transfer_nopunct": f"results/probes/{model}/transfer_nopunct.csv",
         "stability": f"results/probes/{model}/stability_runs.csv",
     }
+
+
+def check_hub_cache_before_jobs(models):
+    """With HF_HUB_OFFLINE set, refuse hub models and hub datasets whose revision is not cached, naming the
+    config key; a local dataset with a hub fallback is checked when its job runs (its file may appear)."""
+    if not hub_offline():
+        return
+    for key in sorted(models):
+        if config["models"][key]["source"] == "hf":
+            check_hub_cache(key, config["models"][key])
+    for name in sorted(USED_DATASETS):
+        spec = parse_spec(name, config["datasets"][name])
+        if spec.source == "hf":
+            check_hub_dataset(spec)

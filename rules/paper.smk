@@ -15,6 +15,7 @@ localrules:
 rule provenance:
     input:
         cards=[model_card(m) for m in sorted(USED_MODELS)],
+        datasets=[f"resources/datasets/{d}.json" for d in sorted(USED_DATASETS)],
         generated=list(PAPER_INPUTS),
     output:
         macros="results/macros/provenance.tex",

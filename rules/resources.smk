@@ -1,5 +1,22 @@
 # Datasets and models → resources/. Downloads run on the submit host (localrules).
 
+from layerwise.data import DEFAULT_DATASETS, parse_spec
+
+# The dataset registry: the built-in entries, replaced or extended by config 'datasets'; every entry
+# parses and every study names a registered dataset, before any job runs.
+config["datasets"] = {**DEFAULT_DATASETS, **config["datasets"]}
+for _name, _entry in config["datasets"].items():
+    parse_spec(_name, _entry)
+# Datasets the studies use; their provenance (resolved hub commit or local path) feeds the appendix.
+USED_DATASETS = set()
+for _setting in ("norms.dataset", "geometry.dataset", "training.dataset", "lens.dataset", "probes.dataset",
+                 "probes.transfer_dataset"):
+    _section, _key = _setting.split(".")
+    if config[_section][_key] not in config["datasets"]:
+        raise ValueError(f"config '{_setting}': unknown dataset {config[_section][_key]!r}; "
+                         f"registry (config 'datasets') has {sorted(config['datasets'])}")
+    USED_DATASETS.add(config[_section][_key])
+
 
 localrules:
     dataset,
@@ -14,6 +31,7 @@ rule dataset:
         library=library("dataset.py"),
         search_path=config["data"]["search_path"],
         allow_hub=config["data"]["allow_hub"],
+        entry=lambda wc: config["datasets"][wc.dataset.split(".")[0]],
     log:
         "logs/dataset/{dataset}.log",
     conda:

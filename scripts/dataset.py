@@ -1,4 +1,4 @@
-"""Rule `dataset`: find a dataset (local search path, then hub) and normalise it to a table."""
+"""Rule `dataset`: read a registry entry (local file/folder, else the hub at its revision) into a table."""
 
 import json
 
@@ -7,7 +7,8 @@ from layerwise.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 base, variant = split_variant(snakemake.wildcards.dataset)
-table, provenance = load_dataset_table(base, snakemake.params.search_path, allow_hub=snakemake.params.allow_hub)
+table, provenance = load_dataset_table(base, snakemake.params.search_path, allow_hub=snakemake.params.allow_hub,
+                                       registry={base: snakemake.params.entry})
 table = apply_variant(table, variant)
 provenance["variant"] = variant
 log.info("loaded %s", provenance)

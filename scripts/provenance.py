@@ -12,6 +12,10 @@ from layerwise.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 cards = [json.loads(Path(p).read_text()) for p in snakemake.input.cards]
+# Datasets join the revisions table in the same shape: hub id and resolved commit, or the local file.
+cards += [{"key": d["dataset"], "source": d["origin"], "model_id": d.get("hub_id") or Path(d["path"]).name,
+           "revision": d.get("revision", "local"), "commit": d.get("commit")}
+          for d in (json.loads(Path(p).read_text()) for p in snakemake.input.datasets)]
 hw = hardware()
 times = rule_wall_times(snakemake.params.benchmark_root)
 jobs = job_table(snakemake.params.job_root, snakemake.params.benchmark_root)
@@ -26,7 +30,7 @@ write_macros({
 
 versions = [{"package": k, "version": v} for k, v in package_versions().items()]
 Path(snakemake.output.tables).write_text("\n".join([
-    latex_table(model_revisions(cards), "Models and the exact revisions used.", "tab:revisions",
+    latex_table(model_revisions(cards), "Models and datasets, and the exact revisions used.", "tab:revisions",
                 wrap={"id": "0.5\\linewidth"}),
     latex_table(pd.DataFrame(versions), "Library versions of this run.", "tab:versions"),
     latex_table(times, "Wall time (s) and peak memory (MB) per rule, from Snakemake \\texttt{benchmark:} files.",

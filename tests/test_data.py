@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 
 import numpy as np
@@ -11,8 +12,10 @@ import pytest
 from tokenizers.processors import TemplateProcessing
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.data import (DatasetNotFound, load_dataset_table, read_ag_news_csv, read_enwik8, read_imdb_jsonl,
-                            sample_inputs, special_affixes)
+from hub_cache import cache_snapshot
+from layerwise.data import (DEFAULT_DATASETS, DatasetNotFound, DatasetSpecError, check_hub_cache, hub_files,
+                            load_dataset_table,
+                            parse_spec, read_ag_news_csv, read_jsonl, read_text, sample_inputs, special_affixes)
 
 
 def gpt2_bytes_to_unicode() -> dict[int, str]:
@@ -174,7 +177,7 @@ def test_invalid_utf8_lines_are_counted_not_fatal(tmp_path):
              imdb_line(2, "bad film", 0), b""]
     path = tmp_path / "imdb_test.jsonl.gz"
     path.write_bytes(gzip.compress(b"\n".join(lines)))
-    df, bad = read_imdb_jsonl(path)
+    df, bad = read_jsonl(path)
     assert bad == 1
     assert df["text"].tolist() == ["good film", "bad film"] and df["label"].tolist() == [1, 0]
 
@@ -197,7 +200,7 @@ def test_ag_news_reader_joins_title_and_description_and_skips_bad_bytes(tmp_path
 def test_enwik8_reader_replaces_and_counts_bad_bytes(tmp_path):
     path = tmp_path / "enwik8"
     path.write_bytes(b"<page>ok\xff\xfe</page>")
-    df, bad = read_enwik8(path)
+    df, bad = read_text(path)
     assert bad == 2 and df["text"].tolist() == ["<page>ok\ufffd\ufffd</page>"]
 
 
@@ -212,20 +215,27 @@ def test_missing_dataset_names_every_place_looked_without_hub(tmp_path):
     assert "hub disabled" in message
 
 
-def test_missing_dataset_with_unreachable_hub(tmp_path, monkeypatch):
-    import datasets
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch):
+    """An empty hub cache in offline mode: only what a test puts there can load."""
     import huggingface_hub.constants
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no cached copy to fall back on
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return home
+
+
+def test_missing_dataset_with_unreachable_hub(tmp_path, hf_home):
     with pytest.raises(DatasetNotFound) as err:
         load_dataset_table("ag_news", [tmp_path / "nowhere"], allow_hub=True)
     message = str(err.value)
     assert str((tmp_path / "nowhere").resolve() / "ag_news_test.csv") in message
-    assert "fancyzhx/ag_news" in message
+    # The config key, the repository and revision, and both ways out.
+    for part in ("config 'datasets.ag_news'", "'fancyzhx/ag_news' revision 'main'", "source: local",
+                 "hf download fancyzhx/ag_news --repo-type dataset --revision main"):
+        assert part in message
 
 
 def test_unknown_dataset_name(tmp_path):
@@ -260,3 +270,108 @@ def test_real_ag_news_matches_the_readme(shared_data):
     assert len(df) == 7_600
     assert df["label"].value_counts().to_dict() == {0: 1_900, 1: 1_900, 2: 1_900, 3: 1_900}
     assert df["text"].str.len().min() > 0 and not df["text"].str.contains("\\", regex=False).any()
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_a_corpus_of_ones_own_is_a_config_edit(tmp_path):
+    """A user's corpus: a folder of gzipped JSON lines with its own column names, string labels."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [{"body": f"text number {i}", "topic": ["sport", "art"][i % 2]} for i in range(5)]
+    (corpus / "b.jsonl.gz").write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows[3:]).encode()))
+    (corpus / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:3]))
+    registry = {"mine": {"source": "local", "path": "corpus", "text_column": "body", "label_column": "topic",
+                         "layout": "documents"}}
+    df, provenance = load_dataset_table("mine", [tmp_path / "elsewhere", tmp_path], allow_hub=False, registry=registry)
+    assert df["text"].tolist() == [r["body"] for r in rows]  # files in name order, rows in file order
+    assert df["label"].tolist() == [1, 0, 1, 0, 1]  # sorted class names: art = 0, sport = 1
+    assert provenance["origin"] == "local" and provenance["path"] == str(corpus.resolve())
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".txt"])
+def test_every_local_format_reads_the_same_texts(tmp_path, suffix):
+    texts = ["alpha beta", "gamma, delta", "epsilon"]
+    path = tmp_path / f"corpus{suffix}"
+    if suffix == ".csv":
+        pd.DataFrame({"text": texts}).to_csv(path, index=False)
+    elif suffix == ".parquet":
+        pd.DataFrame({"text": texts}).to_parquet(path)
+    else:  # a text file is one text: a stream
+        path.write_text("\n".join(texts))
+    layout = "stream" if suffix == ".txt" else "documents"
+    registry = {"mine": {"source": "local", "path": str(path), "layout": layout}}
+    df, _ = load_dataset_table("mine", [], allow_hub=False, registry=registry)
+    assert df["text"].tolist() == (["\n".join(texts)] if layout == "stream" else texts)
+    assert (df["label"] == -1).all()
+
+
+def test_a_stream_of_many_rows_is_one_text(tmp_path):
+    path = tmp_path / "lines.csv"
+    pd.DataFrame({"line": ["one", "two", "three"]}).to_csv(path, index=False)
+    registry = {"s": {"source": "local", "path": str(path), "text_column": "line", "layout": "stream"}}
+    df, provenance = load_dataset_table("s", [], allow_hub=False, registry=registry)
+    assert df["text"].tolist() == ["one\ntwo\nthree"] and provenance["layout"] == "stream"
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"source": "ftp"}, r"'datasets.bad.source' must be one of"),
+    ({"source": "local"}, r"'datasets.bad' \(local\): missing field 'path'"),
+    ({"source": "hf"}, r"'datasets.bad' \(hf\): missing field 'id'"),
+    ({"source": "local", "path": "x", "layout": "chunks"}, r"'datasets.bad.layout' must be one of"),
+    ({"source": "local", "path": "x", "format": "xlsx"}, r"'datasets.bad.format' must be one of"),
+])
+def test_malformed_entries_name_the_key(entry, message):
+    with pytest.raises(DatasetSpecError, match=message):
+        parse_spec("bad", entry)
+
+
+def test_a_missing_column_names_the_key_and_the_columns(tmp_path):
+    (tmp_path / "c.csv").write_text("body\nhello\n")
+    with pytest.raises(DatasetSpecError, match=r"'datasets.c'.*\['text'\].*columns: \['body'\]"):
+        load_dataset_table("c", [tmp_path], allow_hub=False, registry={"c": {"source": "local", "path": "c.csv"}})
+
+
+def test_builtin_entries_parse():
+    assert {parse_spec(k, v).layout for k, v in DEFAULT_DATASETS.items()} == {"documents", "stream"}
+
+
+def test_hub_split_selection_follows_the_common_layouts(tmp_path):
+    from layerwise.data import HubDataset
+
+    for rel in ["plain_text/test-00000-of-00001.parquet", "plain_text/train-00000-of-00001.parquet",
+                "unsupervised/test-00000-of-00001.parquet", "data/test-00000-of-00002.parquet",
+                "enwik8/train/0000.parquet", "README.md"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    rel = lambda hub: [p.relative_to(tmp_path).as_posix() for p in hub_files(tmp_path, hub)]  # noqa: E731
+    assert rel(HubDataset("x", config="plain_text", split="test")) == ["plain_text/test-00000-of-00001.parquet"]
+    assert rel(HubDataset("x", files="data/test-*.parquet")) == ["data/test-00000-of-00002.parquet"]
+    assert rel(HubDataset("x", config="enwik8", split="train")) == ["enwik8/train/0000.parquet"]
+
+
+def test_hub_dataset_loads_offline_from_the_cache_at_its_revision(hf_home):
+    """Two revisions of one dataset in the cache: the entry's revision is the one read, and its commit is
+    recorded, with HF_HUB_OFFLINE set (nothing may call the hub)."""
+    def parquet(texts):
+        buf = io.BytesIO()
+        pd.DataFrame({"text": texts, "label": list(range(len(texts)))}).to_parquet(buf)
+        return buf.getvalue()
+
+    cache_snapshot(hf_home, "org/reviews", "main", {"plain_text/test-0.parquet": parquet(["new"])}, "dataset")
+    commit = cache_snapshot(hf_home, "org/reviews", "v1", {"plain_text/test-0.parquet": parquet(["old a", "old b"]),
+                                                           "plain_text/train-0.parquet": parquet(["x"])}, "dataset")
+    registry = {"reviews": {"source": "hf", "id": "org/reviews", "revision": "v1", "config": "plain_text",
+                            "split": "test", "label_column": "label"}}
+    df, provenance = load_dataset_table("reviews", [], allow_hub=True, registry=registry)
+    assert df["text"].tolist() == ["old a", "old b"] and df["label"].tolist() == [0, 1]
+    assert provenance["commit"] == commit and provenance["revision"] == "v1"
+    assert provenance["files"] == ["plain_text/test-0.parquet"]
+
+    check_hub_cache(parse_spec("reviews", registry["reviews"]))  # the parse-time check passes
+    registry["reviews"]["revision"] = "v2"  # not cached
+    with pytest.raises(DatasetNotFound, match=r"config 'datasets.reviews'.*'org/reviews' revision 'v2'.*source: local"):
+        check_hub_cache(parse_spec("reviews", registry["reviews"]))
+    with pytest.raises(DatasetNotFound, match=r"config 'datasets.reviews'.*'org/reviews' revision 'v2'.*source: local"):
+        load_dataset_table("reviews", [], allow_hub=True, registry=registry)

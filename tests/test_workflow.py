@@ -106,7 +106,7 @@ def test_second_run_does_nothing(tiny_run):
     ({"models.hub-model": {"source": "hf", "id": "openai-community/gpt2", "revision": "main; rm -rf /"}},
      r"'main; rm -rf /' does not match[\s\S]*On instance\['models'\]\['hub-model'\]\['revision'\]"),
     ({"norms.n_texts": 0}, r"0 is less than the minimum of 1[\s\S]*On instance\['norms'\]\['n_texts'\]"),
-    ({"norms.dataset": "wikitext"}, r"'wikitext' is not one of[\s\S]*On instance\['norms'\]\['dataset'\]"),
+    ({"norms.dataset": "wikitext"}, r"config 'norms.dataset': unknown dataset 'wikitext'; registry \(config 'datasets'\) has"),
     ({"norms.max_tokens": "twelve"}, r"'twelve' is not of type 'integer'[\s\S]*On instance\['norms'\]\['max_tokens'\]"),
     ({"probes.n_texts": -3}, r"-3 is less than the minimum of 1[\s\S]*On instance\['probes'\]\['n_texts'\]"),
     ({"geometry.max_tokens": 600},

