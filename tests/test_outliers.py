@@ -10,8 +10,8 @@ import torch
 
 from layerwise.geometry import anisotropy, layer_geometry
 from layerwise.outlier_probes import massive_dims, outlier_rows, probe_without_outliers
-from layerwise.outliers import (batch_attribution, layer_outliers, massive_activations, outlier_mask, outlier_study,
-                                profile_shape, sigma1_share, top_outlier_tokens)
+from layerwise.outlier_geometry import batch_attribution, layer_outliers, outlier_study, sigma1_share
+from layerwise.outliers import massive_activations, outlier_mask, profile_shape, top_outlier_tokens
 
 D = 20
 

@@ -1,0 +1,123 @@
+"""Outlier tokens in words: which tokens, how much of Study 3's anisotropy they carry, whether each model's
+profile shape survives their removal, and what Study 1's probe does without them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from layerwise.outliers import profile_shape
+from layerwise.paper import LaTeX, latex_escape
+
+# Byte-level BPE marks a leading space with Ġ and a newline with Ċ; shown as a visible space and \n.
+_MARKS = {"Ġ": r"\textvisiblespace{}", "Ċ": r"\textbackslash{}n", "▁": r"\textvisiblespace{}"}
+
+
+def token_latex(token: str) -> str:
+    """A token string as LaTeX: escaped, with BPE space/newline marks made visible, in typewriter font."""
+    text = "".join(_MARKS.get(c, latex_escape(c)) for c in str(token))
+    return rf"\texttt{{{text}}}" if text else r"\textit{(empty)}"
+
+
+def shape_survives(with_all: dict[str, float], without: dict[str, float]) -> bool:
+    """The sources' "bell shape" survives when the peak stays within one layer and keeps at least half of its
+    height above the rest (prominence - 1)."""
+    return (abs(with_all["peak_layer"] - without["peak_layer"]) <= 1
+            and without["prominence"] - 1 >= 0.5 * (with_all["prominence"] - 1))
+
+
+def model_sentences(rows: pd.DataFrame, model: str, *, k: float) -> str:
+    """Sentences for one model's per-layer outlier table (columns of :data:`layerwise.outlier_geometry.LAYER_COLUMNS`)."""
+    rows = rows.sort_values("layer")
+    name = latex_escape(model)
+    layers = rows["layer"].to_numpy()
+    with_all = profile_shape(layers, rows["anisotropy"].to_numpy())
+    without = profile_shape(layers, rows["anisotropy_without"].to_numpy())
+    n_with = int((rows["n_outliers"] > 0).sum())
+    worst = rows.loc[rows["max_norm_ratio"].idxmax()]
+    out = [f"In {name}, {n_with} of {len(rows)} layers have outlier tokens (norm above {k:g}$\\times$ the layer's "
+           f"median); the largest norm ratio is {worst['max_norm_ratio']:.3g} (layer {int(worst['layer'])})."]
+    if n_with:
+        most = rows.loc[rows["outlier_share"].idxmax()]
+        out.append(f"At most {100 * most['outlier_share']:.2g}\\% of a layer's tokens are outliers "
+                   f"(layer {int(most['layer'])}).")
+    peak = rows.set_index("layer").loc[with_all["peak_layer"]]
+    out.append(f"Anisotropy peaks at layer {with_all['peak_layer']} at {with_all['peak_value']:.3g} "
+               f"({with_all['prominence']:.3g}$\\times$ the median of the other layers); there the outliers, "
+               f"{100 * peak['outlier_share']:.2g}\\% of the tokens, carry {100 * peak['sigma1_share']:.3g}\\% of "
+               f"$\\sigma_1^2$, and without them anisotropy is {peak['anisotropy_without']:.3g}.")
+    verdict = "survives" if shape_survives(with_all, without) else "does not survive"
+    out.append(f"Without outlier tokens the profile peaks at layer {without['peak_layer']} at "
+               f"{without['peak_value']:.3g} ({without['prominence']:.3g}$\\times$ the rest): the profile's shape "
+               f"{verdict} the removal.")
+    if rows["twonn_id"].notna().all():
+        diff = (rows["twonn_id_without"] - rows["twonn_id"]).abs()
+        at = rows.loc[diff.idxmax()]
+        out.append(f"TwoNN changes by at most {diff.max():.3g} (layer {int(at['layer'])}: {at['twonn_id']:.3g} "
+                   f"with, {at['twonn_id_without']:.3g} without).")
+    n_massive = int(rows["n_massive"].sum())
+    if n_massive:
+        dims = sorted({int(d) for v in rows["massive_dims"].dropna().astype(str) for d in v.split(";") if d})
+        n_layers = int((rows["n_massive"] > 0).sum())
+        out.append(f"It has {n_massive} massive activations in {n_layers} layers, in dimension(s) "
+                   f"{', '.join(map(str, dims))}, the largest $|x|={rows['max_abs'].max():.3g}$.")
+    else:
+        out.append(f"No entry is a massive activation (largest $|x|={rows['max_abs'].max():.3g}$).")
+    return " ".join(out)
+
+
+def probe_sentences(scores: pd.DataFrame, dims: pd.DataFrame, model: str) -> str:
+    """Study 1's probe with and without outlier tokens, and whether its top dimensions are massive ones."""
+    acc = scores.set_index("condition")
+    name = latex_escape(model)
+    out = [f"The layer probe of {name} scores {acc.loc['all', 'accuracy']:.3f} with all vectors and "
+           f"{acc.loc['without_outliers', 'accuracy']:.3f} with the {int(acc.loc['without_outliers', 'n_removed'])} "
+           f"outlier vectors removed from train and test."]
+    top = dims[dims["condition"] == "all"]
+    massive = str(dims["massive_dims"].iloc[0]) if len(dims) and pd.notna(dims["massive_dims"].iloc[0]) else ""
+    hits = top[top["is_massive"]]["dim"].tolist()
+    if massive:
+        out.append(f"Of its {len(top)} most used dimensions ({', '.join(map(str, top['dim']))}), {len(hits)} "
+                   f"carr{'ies' if len(hits) == 1 else 'y'} massive activations (massive dimensions: "
+                   f"{massive.replace(';', ', ')}).")
+    else:
+        out.append(f"It has no massive-activation dimension, so its most used dimensions "
+                   f"({', '.join(map(str, top['dim']))}) are not massive ones.")
+    return " ".join(out)
+
+
+def token_table(tops: dict[str, pd.DataFrame], *, dataset: str, k: float) -> str:
+    """LaTeX table of the top outlier tokens per model (columns of :func:`top_outlier_tokens`)."""
+    lines = [r"\begin{table}[t]\centering\small",
+             rf"\caption{{Tokens most often outliers (norm $>{k:g}\times$ the layer's median) on "
+             rf"\texttt{{{latex_escape(dataset)}}}: count of (layer, vector) outlier pairs, their share of all pairs, "
+             r"distinct vectors, largest norm ratio, most frequent text positions and layers. "
+             r"\textvisiblespace{} marks a leading space.}\label{tab:outlier-tokens}",
+             r"\begin{tabular}{lllrrrll}", r"\hline",
+             r"model & token & & pairs & share & vectors & max ratio & positions / layers \\", r"\hline"]
+    for model, top in tops.items():
+        if top.empty:
+            lines.append(rf"{latex_escape(model)} & \multicolumn{{7}}{{l}}{{no outlier token}} \\")
+        for i, row in enumerate(top.itertuples()):
+            lines.append(f"{latex_escape(model) if i == 0 else ''} & {token_latex(row.token)} & & {row.occurrences} & "
+                         f"{100 * row.share:.1f}\\% & {row.n_vectors} & {row.max_norm_ratio:.3g} & "
+                         f"{latex_escape(row.positions)} / {latex_escape(row.layers)} \\\\")
+        lines.append(r"\hline")
+    lines += [r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def outlier_macros(layers: dict[str, pd.DataFrame], tops: dict[str, pd.DataFrame],
+                   probes: dict[str, tuple[pd.DataFrame, pd.DataFrame]], *, k: float, absolute: float,
+                   relative: float, dataset: str, probe_dataset: str) -> dict[str, float | str]:
+    """All macros of the outlier section."""
+    summary = " ".join(model_sentences(rows, model, k=k) for model, rows in layers.items())
+    probe = " ".join(probe_sentences(scores, dims, model) for model, (scores, dims) in probes.items())
+    shares = [float(np.nanmax(rows["sigma1_share"])) for rows in layers.values()]
+    return {
+        "OutliersK": k, "OutliersMassiveAbsolute": absolute, "OutliersMassiveRelative": relative,
+        "OutliersDataset": dataset, "OutliersProbeDataset": probe_dataset,
+        "OutliersSummary": LaTeX(summary), "OutliersProbe": LaTeX(probe),
+        "OutliersMaxSigmaShare": 100 * max(shares),
+        "OutliersTokenTable": LaTeX(token_table(tops, dataset=dataset, k=k)),
+    }
