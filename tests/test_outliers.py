@@ -168,3 +168,37 @@ def test_real_decoder_has_outlier_tokens_in_early_layers_that_raise_anisotropy(s
         assert r["anisotropy_without"] < r["anisotropy"]
         assert r["sigma1_share"] > r["outlier_share"]  # outliers carry more of sigma_1^2 than their head count
         assert anisotropy(layers[r["layer"]]) == pytest.approx(r["anisotropy"])
+
+
+# --------------------------------------------------------------------------- narrative
+
+
+def layer_rows(anisotropy: list[float], without: list[float], kind: str) -> pd.DataFrame:
+    n = len(anisotropy)
+    return pd.DataFrame({"layer": range(n), "anisotropy": anisotropy, "anisotropy_without": without, "kind": kind,
+                         "n_outliers": [3] * n, "outlier_share": [0.01] * n, "max_norm_ratio": [8.0] * n,
+                         "sigma1_share": [0.9] * n, "twonn_id": [10.0] * n, "twonn_id_without": [11.0] * n,
+                         "n_massive": [0] * n, "massive_dims": [np.nan] * n, "max_abs": [40.0] * n})
+
+
+def test_narrative_says_a_bell_carried_by_outliers_does_not_survive():
+    from layerwise.narrative.outliers import model_sentences, shape_survives, source_comparison
+
+    bell = layer_rows([0.1, 0.6, 0.3, 0.1, 0.1], [0.1, 0.12, 0.11, 0.1, 0.1], "decoder")
+    kept = layer_rows([0.1, 0.6, 0.3, 0.1, 0.1], [0.1, 0.5, 0.3, 0.1, 0.1], "decoder")
+    flat = layer_rows([0.05] * 5, [0.05] * 5, "encoder")
+    assert "does not survive" in model_sentences(bell, "A", k=5)
+    assert "shape survives" in model_sentences(kept, "B", k=5)
+    assert not shape_survives({"peak_layer": 1, "prominence": 6.0}, {"peak_layer": 1, "prominence": 1.2})
+    assert shape_survives({"peak_layer": 1, "prominence": 6.0}, {"peak_layer": 2, "prominence": 4.0})
+    text = source_comparison({"A": bell, "E": flat})
+    assert "is, in A, a property of its outlier tokens" in text
+    assert "12$\\times$ with all tokens and 2.4$\\times$ without" in text
+
+
+def test_token_strings_become_visible_latex():
+    from layerwise.narrative.outliers import token_latex
+
+    assert token_latex("Ġthe") == r"\texttt{\textvisiblespace{}the}"
+    assert token_latex("Ċ") == r"\texttt{\textbackslash{}n}"
+    assert token_latex("##_%") == r"\texttt{\#\#\_\%}"

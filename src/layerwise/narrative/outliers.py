@@ -66,6 +66,28 @@ def model_sentences(rows: pd.DataFrame, model: str, *, k: float) -> str:
     return " ".join(out)
 
 
+def source_comparison(layers: dict[str, pd.DataFrame]) -> str:
+    """Which of the sources' Study 3 claims are about the outliers: the decoders' bell shape (per decoder) and the
+    decoder/encoder contrast in peak anisotropy, each with and without the outlier tokens."""
+    out, peaks = [], {}
+    for model, rows in layers.items():
+        kind = str(rows["kind"].iloc[0]) if "kind" in rows else "model"
+        layer = rows["layer"].to_numpy()
+        with_all = profile_shape(layer, rows["anisotropy"].to_numpy())
+        without = profile_shape(layer, rows["anisotropy_without"].to_numpy())
+        peaks.setdefault(kind, []).append((with_all["peak_value"], without["peak_value"]))
+        if kind == "decoder":
+            held = shape_survives(with_all, without)
+            out.append(f"The sources' bell-shaped decoder profile {'holds in' if held else 'is, in'} "
+                       f"{latex_escape(model)}{' without the outlier tokens too' if held else ', a property of its outlier tokens'}.")
+    if {"decoder", "encoder"} <= set(peaks):
+        dec = np.max(peaks["decoder"], axis=0)
+        enc = np.max(peaks["encoder"], axis=0)
+        out.append(f"The decoder/encoder contrast in peak anisotropy is {dec[0] / enc[0]:.3g}$\\times$ with all tokens "
+                   f"and {dec[1] / enc[1]:.3g}$\\times$ without the outliers.")
+    return " ".join(out)
+
+
 def probe_sentences(scores: pd.DataFrame, dims: pd.DataFrame, model: str) -> str:
     """Study 1's probe with and without outlier tokens, and whether its top dimensions are massive ones."""
     acc = scores.set_index("condition")
@@ -118,6 +140,7 @@ def outlier_macros(layers: dict[str, pd.DataFrame], tops: dict[str, pd.DataFrame
         "OutliersK": k, "OutliersMassiveAbsolute": absolute, "OutliersMassiveRelative": relative,
         "OutliersDataset": dataset, "OutliersProbeDataset": probe_dataset,
         "OutliersSummary": LaTeX(summary), "OutliersProbe": LaTeX(probe),
+        "OutliersSourceComparison": LaTeX(source_comparison(layers)),
         "OutliersMaxSigmaShare": 100 * max(shares),
         "OutliersTokenTable": LaTeX(token_table(tops, dataset=dataset, k=k)),
     }
