@@ -202,3 +202,16 @@ def test_token_strings_become_visible_latex():
     assert token_latex("Ġthe") == r"\texttt{\textvisiblespace{}the}"
     assert token_latex("Ċ") == r"\texttt{\textbackslash{}n}"
     assert token_latex("##_%") == r"\texttt{\#\#\_\%}"
+
+
+def test_probe_without_outliers_equals_the_full_probe_when_there_are_none():
+    from layerwise.probes import make_layered_vectors
+
+    data = make_layered_vectors(n_texts=12, n_positions=5, n_layers=2, width=8, seed=1)
+    scores, dims = probe_without_outliers(data.X, data.y, data.text_ids, k=50, test_fraction=0.25, seed=0,
+                                          probe_params={"max_epochs": 10}, mask_k=2, top_n=3, absolute=100,
+                                          relative=1000)
+    assert scores["n_removed"].tolist() == [0, 0]
+    assert scores["accuracy"].nunique() == 1
+    by_condition = dims.groupby("condition")["dim"].apply(list)
+    assert by_condition["all"] == by_condition["without_outliers"]

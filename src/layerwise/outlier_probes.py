@@ -48,9 +48,11 @@ def probe_without_outliers(X: np.ndarray, y: np.ndarray, text_ids: np.ndarray, *
     outlier = outlier_rows(X, y, k)
     massive = set(massive_dims(X, y, absolute, relative))
     scores, dims = [], []
+    run = None
     for condition, keep in (("all", np.ones(len(y), dtype=bool)), ("without_outliers", ~outlier)):
         tr, te = np.flatnonzero(train & keep), np.flatnonzero(test & keep)
-        run = fit_probe(X[tr], y[tr], X[te], y[te], make_probe("logistic", seed, **probe_params))
+        if run is None or not keep.all():  # nothing removed: the same fit, not paid twice
+            run = fit_probe(X[tr], y[tr], X[te], y[te], make_probe("logistic", seed, **probe_params))
         scores.append({"condition": condition, "accuracy": float(np.mean(run.y_pred == run.y_test)),
                        "n_train": len(tr), "n_test": len(te), "n_removed": int((~keep).sum())})
         attribution = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_test, run.y_test)
