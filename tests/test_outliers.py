@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from layerwise.geometry import anisotropy, layer_geometry
-from layerwise.outlier_probes import massive_dims, outlier_rows, probe_without_outliers
+from layerwise.outlier_probes import massive_dims, outlier_rows, peak_dims, probe_without_outliers
 from layerwise.outlier_geometry import batch_attribution, layer_outliers, outlier_study, sigma1_share
 from layerwise.outliers import massive_activations, outlier_mask, profile_shape, top_outlier_tokens
 
@@ -123,6 +123,8 @@ def test_probe_outlier_rows_are_decided_per_layer():
     assert np.flatnonzero(outlier_rows(X, y, 5)).tolist() == [10]
     X[150, 3] = 1e6
     assert massive_dims(X, y, 100, 1000) == [3]
+    X[20, 5] = -1e3  # layer 0's largest entry (row 10 is only scaled, its entries stay below 1e3)
+    assert peak_dims(X, y) == [3, 5]
 
 
 def test_probe_without_outliers_removes_exactly_the_planted_rows():
@@ -178,7 +180,8 @@ def layer_rows(anisotropy: list[float], without: list[float], kind: str) -> pd.D
     return pd.DataFrame({"layer": range(n), "anisotropy": anisotropy, "anisotropy_without": without, "kind": kind,
                          "n_outliers": [3] * n, "outlier_share": [0.01] * n, "max_norm_ratio": [8.0] * n,
                          "sigma1_share": [0.9] * n, "twonn_id": [10.0] * n, "twonn_id_without": [11.0] * n,
-                         "n_massive": [0] * n, "massive_dims": [np.nan] * n, "max_abs": [40.0] * n})
+                         "n_massive": [0] * n, "massive_dims": [np.nan] * n, "max_abs": [40.0] * n,
+                         "median_abs": [0.5] * n})
 
 
 def test_narrative_says_a_bell_carried_by_outliers_does_not_survive():
@@ -188,6 +191,7 @@ def test_narrative_says_a_bell_carried_by_outliers_does_not_survive():
     kept = layer_rows([0.1, 0.6, 0.3, 0.1, 0.1], [0.1, 0.5, 0.3, 0.1, 0.1], "decoder")
     flat = layer_rows([0.05] * 5, [0.05] * 5, "encoder")
     assert "does not survive" in model_sentences(bell, "A", k=5)
+    assert "the largest, $|x|=40$ (layer 0), is 80$\\times$ the layer's median" in model_sentences(bell, "A", k=5)
     assert "shape survives" in model_sentences(kept, "B", k=5)
     assert not shape_survives({"peak_layer": 1, "prominence": 6.0}, {"peak_layer": 1, "prominence": 1.2})
     assert shape_survives({"peak_layer": 1, "prominence": 6.0}, {"peak_layer": 2, "prominence": 4.0})
@@ -215,3 +219,15 @@ def test_probe_without_outliers_equals_the_full_probe_when_there_are_none():
     assert scores["accuracy"].nunique() == 1
     by_condition = dims.groupby("condition")["dim"].apply(list)
     assert by_condition["all"] == by_condition["without_outliers"]
+
+
+def test_probe_sentences_count_massive_and_peak_dims():
+    from layerwise.narrative.outliers import probe_sentences
+
+    scores = pd.DataFrame({"condition": ["all", "without_outliers"], "accuracy": [0.9, 0.8], "n_removed": [0, 7]})
+    dims = pd.DataFrame({"condition": "all", "dim": [4, 9], "is_massive": [True, False], "is_peak": [True, True],
+                         "massive_dims": "4", "peak_dims": "4;9;11"})
+    text = probe_sentences(scores, dims, "M")
+    assert "0.900 with all vectors and 0.800 with the 7 outlier vectors removed" in text
+    assert "(4, 9), 1 hold massive activations (massive dimensions: 4) and 2 are among" in text
+    assert "(4, 9, 11)" in text

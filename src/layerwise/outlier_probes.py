@@ -35,18 +35,26 @@ def massive_dims(X: np.ndarray, y: np.ndarray, absolute: float, relative: float)
     return sorted(dims)
 
 
+def peak_dims(X: np.ndarray, y: np.ndarray) -> list[int]:
+    """The dimension holding each layer's largest |x_ij|: where a layer's most extreme entry lives, whether or
+    not it passes the massive-activation thresholds."""
+    return sorted({int(np.abs(X[y == layer]).max(axis=0).argmax()) for layer in np.unique(y)})
+
+
 def probe_without_outliers(X: np.ndarray, y: np.ndarray, text_ids: np.ndarray, *, k: float, test_fraction: float,
                            seed: int, probe_params: dict[str, Any], mask_k: int, top_n: int, absolute: float,
                            relative: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The reference probe fitted on all vectors and on the vectors that are not outlier tokens (removed from
     train and test), on the same text-level split.
 
-    Returns (scores: condition, accuracy, n_train, n_test, n_removed; dims: condition, dim, rank,
-    is_massive), where dims are the probe's ``mask_k`` most frequent top-``top_n`` attribution dimensions.
+    Returns (scores: condition, accuracy, n_train, n_test, n_removed; dims: condition, dim, rank, is_massive,
+    is_peak, massive_dims, peak_dims), where dims are the probe's ``mask_k`` most frequent top-``top_n``
+    attribution dimensions and peak dims those of :func:`peak_dims`.
     """
     train, test = split_by_text(text_ids, test_fraction, seed)
     outlier = outlier_rows(X, y, k)
     massive = set(massive_dims(X, y, absolute, relative))
+    peaks = set(peak_dims(X, y))
     scores, dims = [], []
     run = None
     for condition, keep in (("all", np.ones(len(y), dtype=bool)), ("without_outliers", ~outlier)):
@@ -57,7 +65,8 @@ def probe_without_outliers(X: np.ndarray, y: np.ndarray, text_ids: np.ndarray, *
                        "n_train": len(tr), "n_test": len(te), "n_removed": int((~keep).sum())})
         attribution = attribution_table(run.estimator.coef_, run.estimator.classes_, run.X_test, run.y_test)
         top = frequent_top_dimensions(attribution, mask_k, top_n)
-        dims += [{"condition": condition, "dim": int(d), "rank": r + 1, "is_massive": int(d) in massive}
-                 for r, d in enumerate(top["dim"])]
-    dims_table = pd.DataFrame(dims)
-    return pd.DataFrame(scores), dims_table.assign(massive_dims=";".join(str(d) for d in sorted(massive)))
+        dims += [{"condition": condition, "dim": int(d), "rank": r + 1, "is_massive": int(d) in massive,
+                  "is_peak": int(d) in peaks} for r, d in enumerate(top["dim"])]
+    dims_table = pd.DataFrame(dims).assign(massive_dims=";".join(str(d) for d in sorted(massive)),
+                                           peak_dims=";".join(str(d) for d in sorted(peaks)))
+    return pd.DataFrame(scores), dims_table

@@ -62,7 +62,10 @@ def model_sentences(rows: pd.DataFrame, model: str, *, k: float) -> str:
         out.append(f"It has {n_massive} massive activations in {n_layers} layers, in dimension(s) "
                    f"{', '.join(map(str, dims))}, the largest $|x|={rows['max_abs'].max():.3g}$.")
     else:
-        out.append(f"No entry is a massive activation (largest $|x|={rows['max_abs'].max():.3g}$).")
+        top = rows.loc[rows["max_abs"].idxmax()]
+        out.append(f"No entry passes both massive-activation thresholds: the largest, $|x|={top['max_abs']:.3g}$ "
+                   f"(layer {int(top['layer'])}), is {top['max_abs'] / top['median_abs']:.3g}$\\times$ the layer's "
+                   f"median $|x|$.")
     return " ".join(out)
 
 
@@ -96,15 +99,19 @@ def probe_sentences(scores: pd.DataFrame, dims: pd.DataFrame, model: str) -> str
            f"{acc.loc['without_outliers', 'accuracy']:.3f} with the {int(acc.loc['without_outliers', 'n_removed'])} "
            f"outlier vectors removed from train and test."]
     top = dims[dims["condition"] == "all"]
-    massive = str(dims["massive_dims"].iloc[0]) if len(dims) and pd.notna(dims["massive_dims"].iloc[0]) else ""
-    hits = top[top["is_massive"]]["dim"].tolist()
-    if massive:
-        out.append(f"Of its {len(top)} most used dimensions ({', '.join(map(str, top['dim']))}), {len(hits)} "
-                   f"carr{'ies' if len(hits) == 1 else 'y'} massive activations (massive dimensions: "
-                   f"{massive.replace(';', ', ')}).")
-    else:
-        out.append(f"It has no massive-activation dimension, so its most used dimensions "
-                   f"({', '.join(map(str, top['dim']))}) are not massive ones.")
+    listed = ", ".join(map(str, top["dim"]))
+
+    def dim_set(column: str) -> str:
+        value = dims[column].iloc[0] if len(dims) else ""
+        return "" if pd.isna(value) else str(value).replace(";", ", ")
+
+    massive, peaks = dim_set("massive_dims"), dim_set("peak_dims")
+    n_massive, n_peak = int(top["is_massive"].sum()), int(top["is_peak"].sum())
+    out.append(f"Of its {len(top)} most used dimensions ({listed}), "
+               + (f"{n_massive} hold massive activations (massive dimensions: {massive}) and " if massive
+                  else "none holds a massive activation (no dimension does) and ")
+               + f"{n_peak} {'is' if n_peak == 1 else 'are'} among the dimensions holding a layer's largest entry "
+               f"({peaks}).")
     return " ".join(out)
 
 
