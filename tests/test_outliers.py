@@ -191,7 +191,9 @@ def test_narrative_says_a_bell_carried_by_outliers_does_not_survive():
     kept = layer_rows([0.1, 0.6, 0.3, 0.1, 0.1], [0.1, 0.5, 0.3, 0.1, 0.1], "decoder")
     flat = layer_rows([0.05] * 5, [0.05] * 5, "encoder")
     assert "does not survive" in model_sentences(bell, "A", k=5)
-    assert "the largest, $|x|=40$ (layer 0), is 80$\\times$ the layer's median" in model_sentences(bell, "A", k=5)
+    assert "relative to its layer, $|x|=40$ (layer 0), is 80$\\times$ the layer's median" in model_sentences(bell, "A", k=5)
+    none = model_sentences(flat.assign(n_outliers=0), "E", k=5)
+    assert "0 of 5 layers have outlier tokens" in none and "Nothing is removed" in none
     assert "shape survives" in model_sentences(kept, "B", k=5)
     assert not shape_survives({"peak_layer": 1, "prominence": 6.0}, {"peak_layer": 1, "prominence": 1.2})
     assert shape_survives({"peak_layer": 1, "prominence": 6.0}, {"peak_layer": 2, "prominence": 4.0})

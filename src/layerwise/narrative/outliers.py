@@ -19,6 +19,32 @@ def token_latex(token: str) -> str:
     return rf"\texttt{{{text}}}" if text else r"\textit{(empty)}"
 
 
+def _num(value: float) -> str:
+    """3 significant digits, whole numbers from 1000 on (no exponent in running text)."""
+    return f"{value:,.0f}".replace(",", "{,}") if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _attribution_sentences(rows: pd.DataFrame, with_all: dict[str, float], without: dict[str, float]) -> list[str]:
+    """How many tokens are outliers, what they carry at the anisotropy peak, and whether the shape survives."""
+    most = rows.loc[rows["outlier_share"].idxmax()]
+    peak = rows.set_index("layer").loc[with_all["peak_layer"]]
+    verdict = "survives" if shape_survives(with_all, without) else "does not survive"
+    out = [f"At most {100 * most['outlier_share']:.2g}\\% of a layer's tokens are outliers (layer {int(most['layer'])}).",
+           f"Anisotropy peaks at layer {with_all['peak_layer']} at {with_all['peak_value']:.3g} "
+           f"({with_all['prominence']:.3g}$\\times$ the median of the other layers); there the outliers, "
+           f"{100 * peak['outlier_share']:.2g}\\% of the tokens, carry {100 * peak['sigma1_share']:.3g}\\% of "
+           f"$\\sigma_1^2$, and without them anisotropy is {peak['anisotropy_without']:.3g}.",
+           f"Without outlier tokens the profile peaks at layer {without['peak_layer']} at "
+           f"{without['peak_value']:.3g} ({without['prominence']:.3g}$\\times$ the rest): the profile's shape "
+           f"{verdict} the removal."]
+    if rows["twonn_id"].notna().all():
+        diff = (rows["twonn_id_without"] - rows["twonn_id"]).abs()
+        at = rows.loc[diff.idxmax()]
+        out.append(f"TwoNN changes by at most {diff.max():.3g} (layer {int(at['layer'])}: {at['twonn_id']:.3g} "
+                   f"with, {at['twonn_id_without']:.3g} without).")
+    return out
+
+
 def shape_survives(with_all: dict[str, float], without: dict[str, float]) -> bool:
     """The sources' "bell shape" survives when the peak stays within one layer and keeps at least half of its
     height above the rest (prominence - 1)."""
@@ -37,35 +63,22 @@ def model_sentences(rows: pd.DataFrame, model: str, *, k: float) -> str:
     worst = rows.loc[rows["max_norm_ratio"].idxmax()]
     out = [f"In {name}, {n_with} of {len(rows)} layers have outlier tokens (norm above {k:g}$\\times$ the layer's "
            f"median); the largest norm ratio is {worst['max_norm_ratio']:.3g} (layer {int(worst['layer'])})."]
-    if n_with:
-        most = rows.loc[rows["outlier_share"].idxmax()]
-        out.append(f"At most {100 * most['outlier_share']:.2g}\\% of a layer's tokens are outliers "
-                   f"(layer {int(most['layer'])}).")
-    peak = rows.set_index("layer").loc[with_all["peak_layer"]]
-    out.append(f"Anisotropy peaks at layer {with_all['peak_layer']} at {with_all['peak_value']:.3g} "
-               f"({with_all['prominence']:.3g}$\\times$ the median of the other layers); there the outliers, "
-               f"{100 * peak['outlier_share']:.2g}\\% of the tokens, carry {100 * peak['sigma1_share']:.3g}\\% of "
-               f"$\\sigma_1^2$, and without them anisotropy is {peak['anisotropy_without']:.3g}.")
-    verdict = "survives" if shape_survives(with_all, without) else "does not survive"
-    out.append(f"Without outlier tokens the profile peaks at layer {without['peak_layer']} at "
-               f"{without['peak_value']:.3g} ({without['prominence']:.3g}$\\times$ the rest): the profile's shape "
-               f"{verdict} the removal.")
-    if rows["twonn_id"].notna().all():
-        diff = (rows["twonn_id_without"] - rows["twonn_id"]).abs()
-        at = rows.loc[diff.idxmax()]
-        out.append(f"TwoNN changes by at most {diff.max():.3g} (layer {int(at['layer'])}: {at['twonn_id']:.3g} "
-                   f"with, {at['twonn_id_without']:.3g} without).")
+    if not n_with:
+        out.append(f"Nothing is removed, so anisotropy (peak {with_all['peak_value']:.3g} at layer "
+                   f"{with_all['peak_layer']}) and TwoNN are unchanged.")
+    else:
+        out += _attribution_sentences(rows, with_all, without)
     n_massive = int(rows["n_massive"].sum())
     if n_massive:
         dims = sorted({int(d) for v in rows["massive_dims"].dropna().astype(str) for d in v.split(";") if d})
         n_layers = int((rows["n_massive"] > 0).sum())
         out.append(f"It has {n_massive} massive activations in {n_layers} layers, in dimension(s) "
-                   f"{', '.join(map(str, dims))}, the largest $|x|={rows['max_abs'].max():.3g}$.")
+                   f"{', '.join(map(str, dims))}, the largest $|x|={_num(rows['max_abs'].max())}$.")
     else:
-        top = rows.loc[rows["max_abs"].idxmax()]
-        out.append(f"No entry passes both massive-activation thresholds: the largest, $|x|={top['max_abs']:.3g}$ "
-                   f"(layer {int(top['layer'])}), is {top['max_abs'] / top['median_abs']:.3g}$\\times$ the layer's "
-                   f"median $|x|$.")
+        top = rows.loc[(rows["max_abs"] / rows["median_abs"]).idxmax()]
+        out.append(f"No entry passes both massive-activation thresholds; the most extreme relative to its layer, "
+                   f"$|x|={_num(top['max_abs'])}$ (layer {int(top['layer'])}), is "
+                   f"{top['max_abs'] / top['median_abs']:.3g}$\\times$ the layer's median $|x|$.")
     return " ".join(out)
 
 
