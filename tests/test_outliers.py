@@ -233,3 +233,14 @@ def test_probe_sentences_count_massive_and_peak_dims():
     assert "0.900 with all vectors and 0.800 with the 7 outlier vectors removed" in text
     assert "(4, 9), 1 hold massive activations (massive dimensions: 4) and 2 are among" in text
     assert "(4, 9, 11)" in text
+
+
+def test_figure_has_both_curves_per_model():
+    from layerwise.plots.outliers import plot_outlier_anisotropy
+
+    table = pd.concat([layer_rows([0.1, 0.6, 0.2], [0.1, 0.1, 0.1], "decoder").assign(model="A"),
+                       layer_rows([0.05] * 4, [0.05] * 4, "encoder").assign(model="B")])
+    fig = plot_outlier_anisotropy(table, k=5)
+    assert [ax.get_title() for ax in fig.axes] == ["A", "B", "", ""]  # top row: one panel per model
+    curves = [line.get_ydata().tolist() for line in fig.axes[0].get_lines()]
+    assert curves == [[0.1, 0.6, 0.2], [0.1, 0.1, 0.1]]

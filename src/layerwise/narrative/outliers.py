@@ -135,15 +135,15 @@ def token_table(tops: dict[str, pd.DataFrame], *, dataset: str, k: float) -> str
              rf"\texttt{{{latex_escape(dataset)}}}: count of (layer, vector) outlier pairs, their share of all pairs, "
              r"distinct vectors, largest norm ratio, most frequent text positions and layers. "
              r"\textvisiblespace{} marks a leading space.}\label{tab:outlier-tokens}",
-             r"\begin{tabular}{lllrrrll}", r"\hline",
-             r"model & token & & pairs & share & vectors & max ratio & positions / layers \\", r"\hline"]
+             r"\begin{tabular}{llrrrrl}", r"\hline",
+             r"model & token & pairs & share & vectors & max ratio & positions / layers \\", r"\hline"]
     for model, top in tops.items():
         if top.empty:
-            lines.append(rf"{latex_escape(model)} & \multicolumn{{7}}{{l}}{{no outlier token}} \\")
+            lines.append(rf"{latex_escape(model)} & \multicolumn{{6}}{{l}}{{no outlier token}} \\")
         for i, row in enumerate(top.itertuples()):
-            lines.append(f"{latex_escape(model) if i == 0 else ''} & {token_latex(row.token)} & & {row.occurrences} & "
+            lines.append(f"{latex_escape(model) if i == 0 else ''} & {token_latex(row.token)} & {row.occurrences} & "
                          f"{100 * row.share:.1f}\\% & {row.n_vectors} & {row.max_norm_ratio:.3g} & "
-                         f"{latex_escape(row.positions)} / {latex_escape(row.layers)} \\\\")
+                         f"{latex_escape(row.positions.replace(',', ', '))} / {latex_escape(row.layers)} \\\\")
         lines.append(r"\hline")
     lines += [r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)

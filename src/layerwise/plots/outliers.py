@@ -25,8 +25,8 @@ def plot_outlier_anisotropy(table: pd.DataFrame, *, k: float) -> Figure:
         top.plot(rows["layer"], rows["anisotropy_without"], "s--", ms=3, color="C3",
                  label=f"without outlier tokens (norm > {k:g}× median)")
         top.set_title(model)
-        top.set_ylim(0, max(0.05, float(rows[["anisotropy", "anisotropy_without"]].to_numpy().max()) * 1.1))
-        top.set_ylabel(r"anisotropy $\sigma_1^2/\sum_i\sigma_i^2$")
+        top.set_ylim(0, max(0.05, float(rows[["anisotropy", "anisotropy_without"]].to_numpy().max()) * 1.4))  # legend room
+        top.set_ylabel("anisotropy")
         bottom.plot(rows["layer"], rows["sigma1_share"], "o-", ms=3, color="C2", label=r"outliers' share of $\sigma_1^2$")
         bottom.plot(rows["layer"], rows["outlier_share"], ":", color="grey", label="outliers' share of tokens")
         bottom.set_ylim(-0.02, 1.02)
@@ -34,6 +34,6 @@ def plot_outlier_anisotropy(table: pd.DataFrame, *, k: float) -> Figure:
         bottom.set_ylabel("share")
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, loc="best")
-    axes[1, 0].legend(fontsize=7, loc="best")
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[1, 0].legend(fontsize=7, loc="center right")
     return fig
