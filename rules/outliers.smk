@@ -61,20 +61,15 @@ rule outlier_probe:
         "../scripts/outlier_probe.py"
 
 
-def outlier_dir(model, section):
-    """results/outliers/<model>/<dataset>/<sampling> of a study section (its dataset and sampling)."""
-    return f"results/outliers/{model}/{section['dataset']}/{sampling(section['n_texts'], section['max_tokens'])}"
-
-
 OUTLIER_PROBE_MODELS = [m for m in PROBES["models"] if OUTLIERS["probe"]]
 
 
 rule outlier_figures:
     input:
-        layers=[f"{outlier_dir(m, GEOMETRY)}/layers.csv" for m in GEOMETRY["models"]],
-        occurrences=[f"{outlier_dir(m, GEOMETRY)}/occurrences.csv" for m in GEOMETRY["models"]],
-        probes=[f"{outlier_dir(m, PROBES)}/probe.csv" for m in OUTLIER_PROBE_MODELS],
-        probe_dims=[f"{outlier_dir(m, PROBES)}/probe_dims.csv" for m in OUTLIER_PROBE_MODELS],
+        layers=[f"{study_dir('outliers', m, GEOMETRY)}/layers.csv" for m in GEOMETRY["models"]],
+        occurrences=[f"{study_dir('outliers', m, GEOMETRY)}/occurrences.csv" for m in GEOMETRY["models"]],
+        probes=[f"{study_dir('outliers', m, PROBES)}/probe.csv" for m in OUTLIER_PROBE_MODELS],
+        probe_dims=[f"{study_dir('outliers', m, PROBES)}/probe_dims.csv" for m in OUTLIER_PROBE_MODELS],
     output:
         figure=report("results/figures/outliers.pdf", caption="../report/outliers.rst", category="Geometry"),
         tokens="results/outliers/top_tokens.csv",
