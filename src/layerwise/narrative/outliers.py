@@ -94,8 +94,10 @@ def source_comparison(layers: dict[str, pd.DataFrame]) -> str:
         peaks.setdefault(kind, []).append((with_all["peak_value"], without["peak_value"]))
         if kind == "decoder":
             held = shape_survives(with_all, without)
-            out.append(f"The sources' bell-shaped decoder profile {'holds in' if held else 'is, in'} "
-                       f"{latex_escape(model)}{' without the outlier tokens too' if held else ', a property of its outlier tokens'}.")
+            name = latex_escape(model)
+            out.append(f"The sources' bell-shaped decoder profile holds in {name} without the outlier tokens too."
+                       if held else
+                       f"The sources' bell-shaped decoder profile is, in {name}, a property of its outlier tokens.")
     if {"decoder", "encoder"} <= set(peaks):
         dec = np.max(peaks["decoder"], axis=0)
         enc = np.max(peaks["encoder"], axis=0)

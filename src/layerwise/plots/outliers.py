@@ -25,7 +25,8 @@ def plot_outlier_anisotropy(table: pd.DataFrame, *, k: float) -> Figure:
         top.plot(rows["layer"], rows["anisotropy_without"], "s--", ms=3, color="C3",
                  label=f"without outlier tokens (norm > {k:g}× median)")
         top.set_title(model)
-        top.set_ylim(0, max(0.05, float(rows[["anisotropy", "anisotropy_without"]].to_numpy().max()) * 1.4))  # legend room
+        highest = float(rows[["anisotropy", "anisotropy_without"]].to_numpy().max())
+        top.set_ylim(0, max(0.05, highest * 1.4))  # room for the legend above the curves
         top.set_ylabel("anisotropy")
         bottom.plot(rows["layer"], rows["sigma1_share"], "o-", ms=3, color="C2", label=r"outliers' share of $\sigma_1^2$")
         bottom.plot(rows["layer"], rows["outlier_share"], ":", color="grey", label="outliers' share of tokens")
