@@ -60,6 +60,11 @@ def study_table(study, model, section, ext="csv"):
     return f"results/{study}/{model}/{section['dataset']}/{sampling(section['n_texts'], section['max_tokens'])}.{ext}"
 
 
+def study_dir(study, model, section):
+    """results/<study>/<model>/<dataset>/<sampling>: a folder per store, for studies with several outputs."""
+    return study_table(study, model, section, ext="")[:-1]
+
+
 def model_card(model):
     return f"resources/models/{model}/layerwise_model.json"
 

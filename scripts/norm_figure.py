@@ -13,6 +13,7 @@ for key, name, path in zip(snakemake.params.models, snakemake.params.names, snak
     table = pd.read_csv(path).assign(model=name)
     tables.append(table)
     macros[macro_name("norm growth", key)] = norm_growth(table)
+    macros[macro_name("norm median growth", key)] = norm_growth(table, "q50")
     sentences.append(norm_summary_sentence(table, name))
 macros["NormsSummary"] = LaTeX(" ".join(sentences))
 norm_profile(pd.concat(tables)).savefig(snakemake.output.figure)

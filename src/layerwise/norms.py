@@ -29,17 +29,24 @@ def norm_table(layers: dict[int | str, np.ndarray], rows: np.ndarray | None = No
     return pd.DataFrame.from_records(records)
 
 
-def norm_growth(table: pd.DataFrame) -> float:
-    """Mean norm of the last residual layer over that of layer 0."""
-    mean = table[table["stat"] == "mean"].set_index("layer")["value"]
-    numeric = [l for l in mean.index if isinstance(l, (int, np.integer))]
-    return float(mean[max(numeric)] / mean[min(numeric)])
+def norm_growth(table: pd.DataFrame, stat: str = "mean") -> float:
+    """`stat` (mean or q50, the median) norm of the last residual layer over that of layer 0."""
+    values = table[table["stat"] == stat].set_index("layer")["value"]
+    numeric = [l for l in values.index if isinstance(l, (int, np.integer))]
+    return float(values[max(numeric)] / values[min(numeric)])
 
 
 def norm_summary_sentence(table: pd.DataFrame, model: str) -> str:
-    """One sentence for the paper; generated so it stays true when the config changes."""
-    mean = table[table["stat"] == "mean"].set_index("layer")["value"]
-    first, last = mean[mean.index.min()], mean[mean.index.max()]
-    peak = int(mean.idxmax())
-    return (f"In {latex_escape(model)} the mean norm goes from {first:.3g} (layer 0) to {last:.3g} (layer {int(mean.index.max())}), "
-            f"a factor of {last / first:.3g}, peaking at layer {peak} ({mean[peak]:.3g}).")
+    """Sentences for the paper, mean and median side by side: a few outlier tokens (massive activations) pull
+    the mean far above the typical token, and the median shows the typical token. Generated so they stay true
+    when the config changes."""
+    wide = table.pivot(index="layer", columns="stat", values="value")
+    mean, median = wide["mean"], wide["q50"]
+    first, last = mean.index.min(), mean.index.max()
+    peak, gap = int(mean.idxmax()), mean / median
+    widest = int(gap.idxmax())
+    return (f"In {latex_escape(model)} the mean norm goes from {mean[first]:.3g} (layer 0) to {mean[last]:.3g} "
+            f"(layer {int(last)}), a factor of {mean[last] / mean[first]:.3g}, peaking at layer {peak} "
+            f"({mean[peak]:.3g}); the median goes from {median[first]:.3g} to {median[last]:.3g} (a factor of "
+            f"{median[last] / median[first]:.3g}, peak at layer {int(median.idxmax())}), and the mean exceeds it "
+            f"most at layer {widest} ({gap[widest]:.3g}$\\times$).")

@@ -20,7 +20,7 @@ def norm_profile(table: pd.DataFrame) -> plt.Figure:
         x = wide.index.to_numpy()
         ax.fill_between(x, wide["q05"], wide["q95"], alpha=0.2, color="C0", label="5–95%")
         ax.fill_between(x, wide["q25"], wide["q75"], alpha=0.4, color="C0", label="25–75%")
-        sns.lineplot(x=x, y=wide["q50"].to_numpy(), ax=ax, color="C0", label="median")
+        sns.lineplot(x=x, y=wide["q50"].to_numpy(), ax=ax, color="navy", linewidth=1.4, label="median")
         sns.lineplot(x=x, y=wide["mean"].to_numpy(), ax=ax, color="C1", linestyle="--", label="mean")
         ax.plot(x, wide["min"], ":", color="grey", lw=0.8)
         ax.plot(x, wide["max"], ":", color="grey", lw=0.8, label="min / max")
