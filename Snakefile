@@ -33,6 +33,7 @@ include: "rules/probes.smk"
 include: "rules/geometry.smk"
 include: "rules/training.smk"
 include: "rules/lens.smk"
+include: "rules/crossstudy.smk"
 include: "rules/paper.smk"
 
 

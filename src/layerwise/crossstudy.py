@@ -237,3 +237,37 @@ def layer_intervals(name: str, point: np.ndarray, reps: np.ndarray | None, confi
         with np.errstate(invalid="ignore"):
             low, high = np.nanpercentile(reps, [tail, 100 - tail], axis=0)
     return pd.DataFrame({"layer": np.arange(len(point)), name: point, f"{name}_low": low, f"{name}_high": high})
+
+
+# --------------------------------------------------------------------------- one model
+
+
+def store_quantities(layers: Sequence[np.ndarray], codes: np.ndarray, weights: np.ndarray, *, fraction: float,
+                     block_size: int, n_candidates: int, backend: str = "numpy"
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Anisotropy, TwoNN ID and mean norm of every layer of one store (`layers[i]` = vectors of layer i, rows
+    aligned with `codes`): point values [L] and resamples [B, L] under `weights` [B, T]. Layers are visited
+    one at a time, so only one layer's per-text moments are ever held."""
+    points = {q: np.full(len(layers), np.nan) for q in ("anisotropy", "twonn_id", "mean_norm")}
+    reps = {q: np.full((len(weights), len(layers)), np.nan) for q in points}
+    norm_sums, norm_counts = [], []
+    for i, x in enumerate(layers):
+        x = np.asarray(x, dtype=np.float64)
+        points["anisotropy"][i], reps["anisotropy"][:, i] = anisotropy_replicates(x, codes, weights)
+        points["twonn_id"][i], reps["twonn_id"][:, i] = twonn_replicates(
+            x, codes, weights, fraction=fraction, block_size=block_size, n_candidates=n_candidates, backend=backend)
+        sums, counts = per_text_sums(np.linalg.norm(x, axis=1), codes, weights.shape[1])
+        norm_sums.append(sums)
+        norm_counts.append(counts)
+    points["mean_norm"], reps["mean_norm"] = ratio_replicates(np.stack(norm_sums, 1), np.stack(norm_counts, 1),
+                                                              weights)
+    return points, reps
+
+
+def peak_depths(table: pd.DataFrame, quantities: Sequence[str]) -> dict[str, float]:
+    """Relative depth of each quantity's largest value (first such layer) in one model's joined table."""
+    out = {}
+    for q in quantities:
+        if q in table and table[q].notna().any():
+            out[q] = float(table.loc[table[q].idxmax(), "relative_depth"])
+    return out
