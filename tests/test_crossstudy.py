@@ -119,3 +119,65 @@ def test_join_refuses_tables_whose_layer_counts_disagree(layers):
     bad = pd.DataFrame({"layer": layers, "kl_final": 1.0})
     with pytest.raises(ValueError, match="'lens'.*expected exactly one per layer 0..3"):
         join_layers("m", 3, {"geometry": good, "lens": bad})
+
+
+# --------------------------------------------------------------------------- readers, sentences, figure
+
+from layerwise.crossstudy_io import lens_per_text, probe_recall_from_confusion, probe_recall_per_text  # noqa: E402
+from layerwise.narrative.crossstudy import correlation_sentence  # noqa: E402
+from layerwise.plots.crossstudy import plot_crossstudy  # noqa: E402
+
+
+def test_probe_recall_is_the_confusion_diagonal_over_row_sums(tmp_path):
+    counts = np.array([[8, 2, 0], [1, 3, 0], [0, 5, 5]])
+    true, pred = np.meshgrid(range(3), range(3), indexing="ij")
+    pd.DataFrame({"true_layer": true.ravel(), "predicted_layer": pred.ravel(), "count": counts.ravel(),
+                  "fraction": 0.0}).to_csv(tmp_path / "confusion.csv", index=False)
+    recall = probe_recall_from_confusion(tmp_path / "confusion.csv")
+    assert recall["layer"].tolist() == [0, 1, 2]
+    assert recall["probe_recall"].tolist() == pytest.approx([0.8, 0.75, 0.5])
+
+
+def test_probe_recall_per_text_counts_each_texts_hits(tmp_path):
+    pd.DataFrame({"text_id": [7, 7, 9, 9, 9], "true_layer": [0, 1, 0, 1, 1],
+                  "predicted_layer": [0, 0, 0, 1, 0]}).to_csv(tmp_path / "p.csv", index=False)
+    sums, counts = probe_recall_per_text(tmp_path / "p.csv", np.array([3, 7, 9]), n_layers=1)
+    assert sums.tolist() == [[0, 0], [1, 0], [1, 1]] and counts.tolist() == [[0, 0], [1, 1], [1, 2]]
+
+
+def test_lens_reader_keeps_numbered_layers_drops_position0_and_scores_agreement(tmp_path):
+    rows = []
+    for text in ("a", "b"):
+        for layer in ("0", "1", "1.attn", "final"):
+            for position in (0, 1, 2):
+                rows.append({"text": text, "layer": layer, "position": position, "kl_final": position * 1.0,
+                             "kl_input": 2.0, "top1_id": position if layer == "1" else 99, "final_top1_id": position})
+    pd.DataFrame(rows).to_parquet(tmp_path / "lens.parquet")
+    texts, per_text = lens_per_text(tmp_path / "lens.parquet", include_position0=False)
+    assert texts.tolist() == ["a", "b"]
+    sums, counts = per_text["kl_final"]
+    assert counts.tolist() == [[2, 2], [2, 2]] and sums.tolist() == [[3, 3], [3, 3]]
+    agree_sums, _ = per_text["agreement"]
+    assert agree_sums.tolist() == [[0, 2], [0, 2]]
+
+
+def _row(rho, low, high, interval):
+    return pd.Series({"x": "anisotropy", "y": "twonn_id", "rho": rho, "ci_low": low, "ci_high": high,
+                      "confidence": 0.95, "interval": interval})
+
+
+def test_sentences_claim_a_direction_only_when_the_interval_excludes_zero():
+    includes = correlation_sentence(_row(0.4, -0.1, 0.7, "includes 0"))
+    assert "includes zero" in includes and "rise" not in includes and "opposite" not in includes
+    assert "rise together" in correlation_sentence(_row(0.8, 0.5, 0.9, "excludes 0"))
+    assert "opposite" in correlation_sentence(_row(-0.8, -0.9, -0.5, "excludes 0"))
+    assert "no interval" in correlation_sentence(_row(0.8, np.nan, np.nan, "none"))
+
+
+def test_figure_has_one_panel_per_quantity_present():
+    table = pd.DataFrame({"model": ["d"] * 3 + ["e"] * 3, "kind": ["decoder"] * 3 + ["encoder"] * 3,
+                          "relative_depth": [0, 0.5, 1] * 2, "anisotropy": np.linspace(0.1, 0.6, 6),
+                          "mean_norm": np.linspace(1, 6, 6), "kl_final": [3, 2, 0] + [np.nan] * 3})
+    fig = plot_crossstudy(table)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 3 and fig.axes[1].get_yscale() == "log"
