@@ -61,10 +61,11 @@ def test_ratio_replicates_equal_means_over_texts_repeated_by_their_draw_count():
         assert reps[b, 0] == pytest.approx(repeated.mean())
 
 
-def test_sufficient_statistics_anisotropy_equals_direct_svd_of_the_pooled_centred_batch():
+@pytest.mark.parametrize("width", [9, 80])  # below and above the width where Lanczos replaces eigh
+def test_sufficient_statistics_anisotropy_equals_direct_svd_of_the_pooled_centred_batch(width):
     rng = np.random.default_rng(4)
     # a large shared offset (as in residual streams) and one dominant direction
-    x = rng.normal(size=(120, 9)) * np.array([5.0, 1, 1, 1, 1, 1, 1, 1, 0.5]) + 300.0
+    x = rng.normal(size=(120, width)) * np.linspace(5.0, 0.5, width) + 300.0
     codes = rng.integers(0, 10, size=120)
     centred = x - x.mean(0)
     singular = np.linalg.svd(centred, compute_uv=False)
@@ -78,7 +79,7 @@ def test_sufficient_statistics_anisotropy_equals_direct_svd_of_the_pooled_centre
         s = np.linalg.svd(pooled - pooled.mean(0), compute_uv=False)
         assert reps[b] == pytest.approx(s[0] ** 2 / (s**2).sum(), rel=1e-9)
     counts, sums, second = text_moments(x, codes, 10)
-    assert counts.sum() == 120 and second.shape == (10, 9, 9)
+    assert counts.sum() == 120 and second.shape == (10, width, width)
     assert anisotropy_from_moments(counts, sums, second, np.ones((1, 10)))[0] == pytest.approx(direct, rel=1e-10)
 
 

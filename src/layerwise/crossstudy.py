@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import scipy.linalg
+from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 from scipy.stats import rankdata
 
 from layerwise.geometry import two_nearest_neighbour_distances, twonn_from_distances
@@ -96,6 +97,22 @@ def text_moments(x: np.ndarray, codes: np.ndarray, n_texts: int) -> tuple[np.nda
     return counts, sums, second
 
 
+LANCZOS_MIN_WIDTH = 64
+
+
+def _top_eigenvalue(cov: np.ndarray, start: np.ndarray | None) -> float:
+    """Largest eigenvalue of a symmetric matrix. Lanczos (ARPACK, to machine precision) started from the
+    pooled batch's top eigenvector is ~5x faster than a full tridiagonalisation at d ~ 600, and a resample's
+    top direction is close to the pool's; small matrices, or a Lanczos run that does not converge, use eigh."""
+    d = cov.shape[0]
+    if d >= LANCZOS_MIN_WIDTH and start is not None:
+        try:
+            return float(eigsh(cov, k=1, which="LA", v0=start, return_eigenvectors=False)[0])
+        except ArpackNoConvergence:
+            pass
+    return float(scipy.linalg.eigh(cov, eigvals_only=True, subset_by_index=[d - 1, d - 1])[0])
+
+
 def anisotropy_from_moments(counts: np.ndarray, sums: np.ndarray, second: np.ndarray, weights: np.ndarray,
                             chunk: int = 16) -> np.ndarray:
     """Anisotropy sigma_1^2 / sum sigma_i^2 of the centred weighted pool, for each row of `weights` [B, T].
@@ -104,9 +121,11 @@ def anisotropy_from_moments(counts: np.ndarray, sums: np.ndarray, second: np.nda
     """
     n_texts, d = sums.shape
     flat = second.reshape(n_texts, d * d)
+    pooled = second.sum(0) - np.outer(sums.sum(0), sums.sum(0)) / max(counts.sum(), 1.0)
+    start = scipy.linalg.eigh(pooled, subset_by_index=[d - 1, d - 1])[1][:, 0] if d >= LANCZOS_MIN_WIDTH else None
     out = np.full(len(weights), np.nan)
-    for start in range(0, len(weights), chunk):
-        w = weights[start:start + chunk]
+    for begin in range(0, len(weights), chunk):
+        w = weights[begin:begin + chunk]
         n = w @ counts
         scatter = (w @ flat).reshape(len(w), d, d)
         total = w @ sums
@@ -117,8 +136,7 @@ def anisotropy_from_moments(counts: np.ndarray, sums: np.ndarray, second: np.nda
             trace = float(np.trace(cov))
             if trace <= 0:
                 continue
-            top = scipy.linalg.eigh(cov, eigvals_only=True, subset_by_index=[d - 1, d - 1])[0]
-            out[start + i] = top / trace
+            out[begin + i] = _top_eigenvalue(cov, start) / trace
     return out
 
 
