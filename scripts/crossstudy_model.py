@@ -38,7 +38,7 @@ else:
         raise ValueError(f"{inp.confusion}: {len(recall)} layers, the store has {n_layers + 1}")
     points["probe_recall"], reps["probe_recall"] = recall["probe_recall"].to_numpy(), None
     sources["probe_recall"] = dict(data=p.probe_data, n_texts=np.nan,
-                                   interval="none: per-text test predictions not stored by the probe rule")
+                                   interval="none (the probe rule stores no per-text test predictions)")
 
 if "lens" in inp.keys():
     lens_texts, lens = lens_per_text(inp.lens, p.include_position0)

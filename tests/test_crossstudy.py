@@ -101,7 +101,9 @@ def test_spearman_ignores_missing_layers_and_is_nan_when_undefined():
 
 def test_correlation_without_resamples_has_no_interval():
     points = {"x": np.arange(5.0), "y": np.arange(5.0) ** 2}
-    row = correlation_table("m", points, {}, [("x", "y"), ("x", "absent")]).iloc[0]
+    table = correlation_table("m", points, {"y": np.tile(points["y"], (10, 1))}, [("x", "y"), ("x", "absent")])
+    assert len(table) == 1  # the pair with a quantity this model lacks is skipped
+    row = table.iloc[0]
     assert row["rho"] == pytest.approx(1.0) and row["interval"] == "none" and np.isnan(row["ci_low"])
 
 

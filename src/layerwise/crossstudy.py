@@ -107,7 +107,7 @@ def _top_eigenvalue(cov: np.ndarray, start: np.ndarray | None) -> float:
     d = cov.shape[0]
     if d >= LANCZOS_MIN_WIDTH and start is not None:
         try:
-            return float(eigsh(cov, k=1, which="LA", v0=start, return_eigenvectors=False)[0])
+            return float(eigsh(cov, k=1, which="LA", v0=start, tol=1e-12, return_eigenvectors=False)[0])
         except ArpackNoConvergence:
             pass
     return float(scipy.linalg.eigh(cov, eigvals_only=True, subset_by_index=[d - 1, d - 1])[0])
@@ -207,16 +207,13 @@ def rank_correlation(point_x: np.ndarray, point_y: np.ndarray, reps_x: np.ndarra
                      confidence: float = 0.95) -> dict[str, float]:
     """Spearman rho across layers and a percentile interval over paired resamples [B, L].
 
-    A quantity without resamples (None) is held at its point values: if neither side has resamples there is
-    no interval (NaN). `n_boot` counts the resamples in which rho was defined.
+    If either quantity has no resamples (None) there is no interval (NaN): holding one side fixed would
+    understate the uncertainty. `n_boot` counts the resamples in which rho was defined.
     """
     rho = spearman(point_x, point_y)
-    if reps_x is None and reps_y is None:
+    if reps_x is None or reps_y is None:
         return {"rho": rho, "ci_low": np.nan, "ci_high": np.nan, "n_boot": 0}
-    n_boot = len(reps_x if reps_x is not None else reps_y)
-    rx = reps_x if reps_x is not None else np.broadcast_to(point_x, (n_boot, len(point_x)))
-    ry = reps_y if reps_y is not None else np.broadcast_to(point_y, (n_boot, len(point_y)))
-    boot = np.array([spearman(rx[b], ry[b]) for b in range(n_boot)])
+    boot = np.array([spearman(reps_x[b], reps_y[b]) for b in range(len(reps_x))])
     boot = boot[np.isfinite(boot)]
     if boot.size == 0:
         return {"rho": rho, "ci_low": np.nan, "ci_high": np.nan, "n_boot": 0}

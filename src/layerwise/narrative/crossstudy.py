@@ -23,7 +23,7 @@ def correlation_sentence(row: pd.Series) -> str:
     """One clause: rho, its interval, and whether the interval includes zero (then no sign is claimed)."""
     head = f"{NAMES[row['x']]} and {NAMES[row['y']]}: $\\rho={row['rho']:.2f}$"
     if row["interval"] == "none" or not np.isfinite(row["ci_low"]):
-        return head + " (no interval: neither quantity has per-text ingredients, so this is a description only)"
+        return head + " (no interval: a quantity without per-text resamples; a description only, no claim)"
     level = f"{100 * row['confidence']:.0f}\\%"
     span = f"{level} interval {row['ci_low']:.2f} to {row['ci_high']:.2f}"
     if row["interval"] == "includes 0":

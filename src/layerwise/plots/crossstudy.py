@@ -14,10 +14,11 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 PANELS: dict[str, str] = {
     "probe_recall": "probe recall (own layer)",
-    "anisotropy": "anisotropy $\\sigma_1^2/\\sum_i\\sigma_i^2$",
+    "anisotropy": "anisotropy (top eigenvalue share)",
     "twonn_id": "TwoNN intrinsic dimension",
     "mean_norm": "mean norm $\\|x\\|$",
     "kl_final": "KL(final $\\|$ layer), nats",
@@ -56,6 +57,7 @@ def plot_crossstudy(table: pd.DataFrame, quantities: Sequence[str] = tuple(PANEL
         ax.tick_params(labelsize=8)
         if quantity == "mean_norm":
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
     for ax in axes[len(present):]:
         ax.axis("off")
     for ax in axes[max(0, len(present) - n_cols):len(present)]:
