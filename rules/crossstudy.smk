@@ -25,6 +25,7 @@ rule crossstudy_model:
         seed=config["seed"],
         n_boot=CROSS["n_bootstrap"],
         confidence=CROSS["confidence"],
+        max_units=CROSS["max_units"],
         pairs=CROSS["pairs"],
         include_position0=PROBES["include_position0"],
         fraction=GEOMETRY["twonn_fraction"],

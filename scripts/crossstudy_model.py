@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from layerwise.crossstudy import (correlation_table, join_layers, layer_intervals, multiplicities,
-                                  ratio_replicates, store_quantities, text_codes)
+from layerwise.crossstudy import (correlation_table, group_rows, join_layers, layer_intervals, multiplicities,
+                                  ratio_replicates, resampling_units, store_quantities, text_codes)
 from layerwise.crossstudy_io import (geometry_reference, lens_per_text, norms_reference,
                                      probe_recall_from_confusion, probe_recall_per_text)
 from layerwise.runlog import log_to_file
@@ -16,21 +16,28 @@ store = ActivationStore.open(inp.store)
 n_layers, kind = store.manifest["model"]["n_layers"], store.manifest["model"]["kind"]
 rows = store.position_mask(p.include_position0)
 codes, texts = text_codes(store.tokens["text_index"].to_numpy()[rows])
-# One seeded draw of text multiplicities per independent sample of texts: the store's, and the lens study's.
-store_weights = multiplicities(len(texts), p.n_boot, np.random.default_rng([p.seed, 0]))
-points, reps = store_quantities([store.layer(layer)[rows] for layer in store.layers], codes, store_weights,
+units = resampling_units(len(texts), p.max_units, np.random.default_rng([p.seed, 2]))
+n_units = int(units.max()) + 1
+# One seeded draw of unit multiplicities per independent sample of texts: the store's, and the lens study's.
+store_weights = multiplicities(n_units, p.n_boot, np.random.default_rng([p.seed, 0]))
+points, reps = store_quantities([store.layer(layer)[rows] for layer in store.layers], units[codes], store_weights,
                                 fraction=p.fraction, block_size=p.block_size, n_candidates=p.n_candidates,
                                 backend=p.backend)
 sources = {q: dict(data=p.store_data, n_texts=len(texts), interval="texts resampled")
            for q in ("anisotropy", "mean_norm")}
 sources["twonn_id"] = dict(data=p.store_data, n_texts=len(texts),
                            interval="texts resampled, neighbours fixed from the full pool")
-log.info("store %s: %d layers, %d vectors per layer, %d texts", inp.store, n_layers + 1, len(codes), len(texts))
+if n_units < len(texts):
+    for source in sources.values():
+        source["interval"] += f" (in {n_units} random groups of texts)"
+log.info("store %s: %d layers, %d vectors per layer, %d texts in %d resampling units", inp.store, n_layers + 1,
+         len(codes), len(texts), n_units)
 
 if "predictions" in inp.keys():
     sums, counts = probe_recall_per_text(inp.predictions, texts, n_layers)
-    points["probe_recall"], reps["probe_recall"] = ratio_replicates(sums, counts, store_weights)
     n_test = int((counts.sum(1) > 0).sum())
+    points["probe_recall"], reps["probe_recall"] = ratio_replicates(group_rows(sums, units),
+                                                                    group_rows(counts, units), store_weights)
     sources["probe_recall"] = dict(data=p.probe_data, n_texts=n_test, interval="test texts resampled")
 else:
     recall = probe_recall_from_confusion(inp.confusion).sort_values("layer")

@@ -184,3 +184,14 @@ def test_figure_has_one_panel_per_quantity_present():
     fig = plot_crossstudy(table)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(titles) == 3 and fig.axes[1].get_yscale() == "log"
+
+
+def test_resampling_units_are_texts_up_to_the_cap_then_balanced_random_groups():
+    from layerwise.crossstudy import group_rows, resampling_units
+    assert resampling_units(7, 10, np.random.default_rng(0)).tolist() == list(range(7))
+    units = resampling_units(25, 10, np.random.default_rng(0))
+    assert sorted(np.bincount(units)) == [2] * 5 + [3] * 5
+    per_text = np.arange(25.0)[:, None] * np.array([1.0, 2.0])
+    grouped = group_rows(per_text, units)
+    assert grouped.shape == (10, 2) and grouped.sum(0).tolist() == per_text.sum(0).tolist()
+    assert grouped[units[4], 0] >= 4  # text 4's value lands in its own unit

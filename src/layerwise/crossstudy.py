@@ -42,6 +42,25 @@ def text_codes(text_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(texts)
 
 
+def resampling_units(n_texts: int, max_units: int, rng: np.random.Generator) -> np.ndarray:
+    """Resampling unit of each text: the text itself when there are at most `max_units` texts, otherwise one
+    of `max_units` seeded random groups of (near) equal size. Texts are drawn independently, so random groups
+    of texts are independent too and resampling them is as valid as resampling texts; it bounds the memory of
+    the per-unit covariance sums (units x width^2 floats per layer) at the published scale."""
+    if max_units < 2:
+        raise ValueError(f"max_units must be at least 2, got {max_units}")
+    if n_texts <= max_units:
+        return np.arange(n_texts)
+    return rng.permutation(n_texts) % max_units
+
+
+def group_rows(per_text: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Sum the rows [T, ...] of per-text ingredients into their resampling units [U, ...]."""
+    out = np.zeros((int(units.max()) + 1, *per_text.shape[1:]))
+    np.add.at(out, units, per_text)
+    return out
+
+
 def multiplicities(n_texts: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """[n_boot, n_texts] counts of how often each text is drawn in each resample (n_texts draws each)."""
     if n_texts < 1 or n_boot < 1:
