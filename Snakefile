@@ -34,6 +34,7 @@ include: "rules/geometry.smk"
 include: "rules/training.smk"
 include: "rules/lens.smk"
 include: "rules/outliers.smk"
+include: "rules/crossstudy.smk"
 include: "rules/paper.smk"
 
 

@@ -108,3 +108,22 @@ def check_hub_cache_before_jobs(models):
         spec = parse_spec(name, config["datasets"][name])
         if spec.source == "hf":
             check_hub_dataset(spec)
+
+
+def crossstudy_inputs(wc):
+    """The probe store and the studies' tables for one model; a study that did not run it adds no column."""
+    main = probe_dir(wc.model)
+    inputs = {
+        "store": store_dir(wc.model, PROBES["dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+        "confusion": f"{main}/raw/confusion.csv",
+    }
+    if "predictions" in rules.probe.output.keys():  # per-text probe recall once Study 1 stores its predictions
+        inputs["predictions"] = rules.probe.output.predictions.format(
+            model=wc.model, dataset=PROBES["dataset"], sampling=PROBE_SAMPLING)
+    if wc.model in GEOMETRY["models"]:
+        inputs["geometry"] = study_table("geometry", wc.model, GEOMETRY)
+    if wc.model in NORMS["models"]:
+        inputs["norms"] = study_table("norms", wc.model, NORMS)
+    if wc.model in LENS["models"]:
+        inputs["lens"] = study_table("lens", wc.model, LENS, ext=f"{CROSS_DECODER}.parquet")
+    return inputs

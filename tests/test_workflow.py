@@ -114,8 +114,11 @@ def test_second_run_does_nothing(tiny_run):
     ({"probes.grid": {"n_texts": [6], "max_tokens": [8, 4096]}},
      r"config 'probes.grid.max_tokens' = 4096 exceeds the context of model 'tiny-gpt2'"),
     ({"geometry.twonn_fracton": 0.8}, r"Additional properties are not allowed \('twonn_fracton' was unexpected\)"),
+    ({"crossstudy.n_bootstrap": 3}, r"3 is less than the minimum of 10[\s\S]*On instance\['crossstudy'\]\['n_bootstrap'\]"),
+    ({"crossstudy.lens_decoder": "norm_only"}, r"config 'crossstudy.lens_decoder': 'norm_only' is not one of lens.decoders"),
 ], ids=["unknown-model", "bad-revision", "zero-texts", "unknown-dataset", "wrong-type", "negative-texts",
-        "length-beyond-context", "grid-length-beyond-context", "misspelt-key"])
+        "length-beyond-context", "grid-length-beyond-context", "misspelt-key", "too-few-resamples",
+        "crossstudy-decoder-not-run"])
 def test_bad_config_fails_before_any_job(tmp_path, change, message):
     # A data path that does not exist: the config must be refused before anything looks for data.
     configfile = tiny_config(tmp_path, tmp_path / "no-data", **change)
@@ -195,9 +198,10 @@ def test_editing_the_geometry_kernel_reruns_geometry_but_never_extraction(tiny_r
     with edited(tiny_run.snakefile.parent / "src" / "layerwise" / "geometry" / "neighbours.py", "\n# a faster kernel\n"):
         counts = tiny_run.dry_run_counts()
     assert counts.get("geometry") == 2 and counts.get("checkpoint_geometry", 0) > 0, counts
-    # outliers recomputes anisotropy/TwoNN with and without outlier tokens through the same kernel.
+    # outliers recomputes anisotropy/TwoNN with and without outlier tokens through the same kernel;
+    # the cross-study view reads both the geometry tables and the kernel.
     assert set(counts) == {"geometry", "checkpoint_geometry", "geometry_figures", "training_figures", "outliers",
-                           "outlier_figures", "provenance", "paper"}, counts
+                           "outlier_figures", "provenance", "paper", "crossstudy_model", "crossstudy_figures"}, counts
 
 
 @pytest.mark.slow
