@@ -3,12 +3,15 @@ batching, token table, float16 overflow; on random models of every family and on
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from conftest import random_spec
+from workflow_runs import snakemake, tiny_config
 from layerwise.data import Sample
 from layerwise.extract import extract_to_store, length_batches
 from layerwise.models import base_model, final_norm, load_model, materialise
@@ -239,3 +242,35 @@ def test_slice_of_an_encoder_store_differs_from_its_direct_extraction(tiny_model
     slice_store(big, tmp_path / "slice", n_texts=3, max_tokens=6, manifest={})
     sliced = ActivationStore.open(tmp_path / "slice")
     assert not np.allclose(sliced.layer(2), direct.layer(2), atol=1e-3)
+
+
+def planned_stores(output: str) -> dict[str, set[str]]:
+    """Dry-run output → {rule: activation stores it would write}."""
+    stores: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        rule = re.match(r"(?:local)?rule (\w+):", block.strip())
+        written = re.search(r"output: (results/activations/\S+)", block)
+        if rule and written:
+            stores.setdefault(rule.group(1), set()).add(written.group(1).rstrip(","))
+    return stores
+
+
+def test_a_smaller_grid_cell_runs_no_forward_pass_of_the_decoder(tmp_path, shared_data):
+    """Adding smaller (n, l) cells to the probe grid adds slicing jobs for the decoder, extraction jobs
+    for the encoder (its states depend on later tokens), and leaves the decoder's extractions as they were."""
+    grid = {"n_texts": [6, 8], "max_tokens": [8, 12]}
+    plans = {}
+    for name, cells in {"before": grid, "after": {"n_texts": [4, 6, 8], "max_tokens": [5, 8, 12]}}.items():
+        workdir = tmp_path / name
+        workdir.mkdir()
+        done = snakemake(workdir, tiny_config(workdir, shared_data, **{"probes.grid": cells}), "-n")
+        assert done.returncode == 0, done.stderr[-3000:]
+        plans[name] = planned_stores(done.stdout + done.stderr)
+    decoder_extracts = {name: {s for s in plan["extract"] if "/tiny-gpt2/" in s} for name, plan in plans.items()}
+    assert decoder_extracts["after"] == decoder_extracts["before"]
+    assert "results/activations/tiny-gpt2/imdb/n4_l5_s0" in plans["after"]["slice_store"]
+    assert "results/activations/tiny-gpt2/imdb/n6_l8_s0" in plans["before"]["slice_store"]
+    assert all("/tiny-gpt2/" in s for s in plans["after"]["slice_store"])  # encoders are never sliced
+    assert "results/activations/tiny-bert/imdb/n4_l5_s0" in plans["after"]["extract"]
+    # The largest imdb cell is extracted once and shared by the main setting, the grid and the norms.
+    assert sum("/tiny-gpt2/imdb/" in s for s in decoder_extracts["after"]) == 1
