@@ -33,6 +33,12 @@ def model_sizes(model):
     return int(spec.get("n_layers", 32)), int(spec.get("width", 1024))
 
 
+def declared_facts(model):
+    """What the registry says of a model that the plan and the estimates rely on; the job checks it."""
+    spec = config["models"][model]
+    return {key: spec[key] for key in ("n_layers", "width") if key in spec} | {"kind": MODEL_KINDS[model]}
+
+
 def extract_mem_mb(wc):
     n_layers, width = model_sizes(wc.model)
     return extraction_mem_mb(n_texts=int(wc.n), max_tokens=int(wc.length), n_layers=n_layers, width=width,
@@ -52,7 +58,7 @@ rule extract:
         max_batch_tokens=EXTRACTION["max_batch_tokens"],
         min_tokens=EXTRACTION["min_tokens"],
         device=config["device"],
-        declared_kind=lambda wc: MODEL_KINDS[wc.model],
+        declared=lambda wc: declared_facts(wc.model),
     resources:
         mem_mb=extract_mem_mb,
     log:

@@ -12,8 +12,9 @@ from layerwise.runlog import log_to_file
 log = log_to_file(snakemake.log[0])
 wc, p = snakemake.wildcards, snakemake.params
 loaded = load_model(read_card(snakemake.input.card), device=p.device)
-if p.declared_kind is not None and loaded.facts.kind != p.declared_kind:  # the slicing plan relies on it
-    raise ValueError(f"model '{wc.model}' is a {loaded.facts.kind}, the registry declares kind {p.declared_kind!r}")
+for key, declared in p.declared.items():  # the slicing plan and mem_mb rely on these
+    if declared is not None and getattr(loaded.facts, key) != declared:
+        raise ValueError(f"model '{wc.model}': {key} is {getattr(loaded.facts, key)!r}, the registry declares {declared!r}")
 provenance = json.loads(open(snakemake.input.provenance).read())
 sample = sample_inputs(pd.read_parquet(snakemake.input.table), provenance["layout"], loaded.tokenizer,
                        n=int(wc.n), max_tokens=int(wc.length), seed=int(wc.seed), min_tokens=p.min_tokens)

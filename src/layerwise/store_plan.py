@@ -87,7 +87,7 @@ def extraction_mem_mb(*, n_texts: int, max_tokens: int, n_layers: int, width: in
     return int(np.ceil(total / 2**20))
 
 
-def slice_mem_mb(*, n_layers: int, width: int, dtype: str, chunk_rows: int, vocab: int = ASSUMED_VOCAB) -> int:
+def slice_mem_mb(n_layers: int, width: int, *, dtype: str, chunk_rows: int, vocab: int = ASSUMED_VOCAB) -> int:
     """Peak memory of a slicing job: the model (loaded to check its kind and tokenizer) and one chunk
     of rows of every layer, read and written."""
     chunk = 2 * chunk_rows * (n_layers + 2) * width * np.dtype(dtype).itemsize
