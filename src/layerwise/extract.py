@@ -129,7 +129,7 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
             block, batch_max = batch_states(loaded, [sample.input_ids[i] for i in batch], pad_id, writer.dtype,
                                             width=pad_to)
             max_abs = max(max_abs, batch_max)
-            background.put(block, [(int(offsets[i]), lengths[i]) for i in batch])
+            background.put(block, [(int(offsets[i]), lengths[i]) for i in batch])  # row b = batch[b]
             bar.update(sum(lengths[i] for i in batch))
     bar.close()
     seconds = time.perf_counter() - start
@@ -152,11 +152,12 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
 
 def batch_states(loaded: LoadedModel, sequences: list[list[int]], pad_id: int, dtype: np.dtype,
                  width: int | None = None) -> tuple[np.ndarray, float]:
-    """One padded forward pass → `[layers, real tokens, width]` in the store dtype, and the largest
-    |activation| of the real tokens (padding is neither stored nor counted).
+    """One padded forward pass → `[layers, batch, positions, width]` in the store dtype (padding rows
+    zeroed), and the largest |activation| of the real tokens as stored.
 
-    Rows follow the batch: sequence after sequence, each `len(seq)` rows. The cast and the gather
-    of real tokens happen once, in torch (multi-threaded, no float32 numpy copy per layer).
+    Few, large torch ops: one cast-copy per layer, one fill of the padding, one min/max over the
+    block. Each op of torch's thread pool has a fixed synchronisation cost, large on a busy machine,
+    so per-layer gathers and reductions are avoided; the writer thread picks the real rows.
     """
     key, n_layers = loaded.facts.key, loaded.facts.n_layers
     ids, mask = pad_batch(sequences, pad_id, width)
@@ -164,17 +165,18 @@ def batch_states(loaded: LoadedModel, sequences: list[list[int]], pad_id: int, d
     if len(hidden) != n_layers + 1:
         raise RuntimeError(f"{key}: got {len(hidden)} hidden states, expected {n_layers + 1}")
     states = hidden + ([post] if post is not None else [])
-    real = mask.to(loaded.device).bool()
-    n_real, max_abs = int(real.sum()), 0.0
-    block = torch.empty((len(states), n_real, loaded.facts.width), dtype=_TORCH_DTYPES[np.dtype(dtype).name])
+    block = torch.empty((len(states), *ids.shape, loaded.facts.width), dtype=_TORCH_DTYPES[np.dtype(dtype).name])
     with torch.inference_mode():
         for layer, h in enumerate(states):
-            rows = h[real]  # one layer's real tokens: float32 temporaries stay one layer big
-            low, high = torch.aminmax(rows)
-            max_abs = max(max_abs, float(high), -float(low))
-            if dtype == np.float16 and max_abs > FLOAT16_MAX:
-                raise OverflowError(f"{key}: activations reach {max_abs:.3g}, beyond float16; use dtype float32")
-            block[layer] = rows
+            block[layer].copy_(h)
+        del hidden, post, states
+        padding = ~mask.bool()
+        if padding.any():  # pad tokens are neither stored nor counted
+            block[:, padding] = 0
+        low, high = torch.aminmax(block)
+    max_abs = max(float(high), -float(low))
+    if not np.isfinite(max_abs) or (dtype == np.float16 and max_abs > FLOAT16_MAX):
+        raise OverflowError(f"{key}: activations reach {max_abs:.3g}, beyond float16; use dtype float32")
     return block.numpy(), max_abs
 
 

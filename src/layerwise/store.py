@@ -69,20 +69,19 @@ class StoreWriter:
         self.filled[start:start + rows] = True
 
     def write_block(self, block: np.ndarray, segments: list[tuple[int, int]]) -> None:
-        """Write a batch laid out `[layer, row, width]` (layers in the writer's order): its rows are
-        consecutive segments `(store start, length)`, one per text."""
-        if block.shape[0] != len(self.arrays) or block.shape[2:] != (self.width,):
-            raise ValueError(f"block of shape {block.shape} for {len(self.arrays)} layers of width {self.width}")
-        if sum(length for _, length in segments) != block.shape[1]:
-            raise ValueError(f"segments cover {sum(n for _, n in segments)} rows of a block of {block.shape[1]}")
-        row = 0
-        for start, length in segments:
-            if start < 0 or start + length > self.n_tokens:
-                raise ValueError(f"rows {start}:{start + length} outside a store of {self.n_tokens} tokens")
+        """Write a padded batch laid out `[layer, sequence, position, width]` (layers in the writer's
+        order): sequence b's first `length` positions go to rows `start:start+length`, where
+        `segments[b] = (start, length)`."""
+        if block.shape[0] != len(self.arrays) or block.shape[1] != len(segments) or block.shape[3] != self.width:
+            raise ValueError(f"block of shape {block.shape} for {len(segments)} sequences, {len(self.arrays)} layers "
+                             f"of width {self.width}")
+        for b, (start, length) in enumerate(segments):
+            if start < 0 or start + length > self.n_tokens or length > block.shape[2]:
+                raise ValueError(f"rows {start}:{start + length} outside a store of {self.n_tokens} tokens "
+                                 f"or a batch of {block.shape[2]} positions")
             for k, arr in enumerate(self.arrays.values()):
-                arr[start:start + length] = block[k, row:row + length]
+                arr[start:start + length] = block[k, b, :length]
             self.filled[start:start + length] = True
-            row += length
 
     def finish(self, tokens: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, Any]:
         """Flush arrays, write the token table, then (last) the manifest with checksums."""
