@@ -17,6 +17,8 @@ import numpy as np
 
 # Vocabulary size assumed when a registry entry does not say (the embedding table's share of the weights).
 ASSUMED_VOCAB = 65_536
+# Sizes assumed for a registry entry that declares none (over-estimating memory is the safe side).
+ASSUMED_LAYERS, ASSUMED_WIDTH = 32, 1024
 # Interpreter, torch and transformers before any weights: measured ~0.5 GB RSS here; rounded up.
 BASE_MB = 800
 
@@ -44,6 +46,31 @@ def declared_kind(spec: Mapping[str, Any]) -> str | None:
     if spec.get("source") == "random":
         return "encoder" if spec.get("architecture") == "bert" else "decoder"
     return None
+
+
+def requested_cells(config: Mapping[str, Any]) -> list[Cell]:
+    """Every activation store the studies read, from the validated config (the cells their rules ask for)."""
+    seed, cells = int(config["seed"]), []
+    for section in ("norms", "geometry"):
+        sec = config[section]
+        cells += [Cell(m, sec["dataset"], sec["n_texts"], sec["max_tokens"], seed) for m in sec["models"]]
+    pr = config["probes"]
+    for m in pr["models"]:
+        for dataset in (pr["dataset"], f"{pr['dataset']}.nopunct", pr["transfer_dataset"]):
+            cells.append(Cell(m, dataset, pr["n_texts"], pr["max_tokens"], seed))
+        cells += [Cell(m, pr["dataset"], n, l, seed) for n in pr["grid"]["n_texts"] for l in pr["grid"]["max_tokens"]]
+    return cells
+
+
+def declared_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What the registry says of a model that the slicing plan and the memory estimates rely on
+    (kind, n_layers, width when given); the extraction job checks it against the loaded model."""
+    return {key: spec[key] for key in ("n_layers", "width") if key in spec} | {"kind": declared_kind(spec)}
+
+
+def declared_sizes(spec: Mapping[str, Any]) -> dict[str, int]:
+    """(n_layers, width) for memory estimates; undeclared sizes are assumed large (a 1 GB-class model)."""
+    return {"n_layers": int(spec.get("n_layers", ASSUMED_LAYERS)), "width": int(spec.get("width", ASSUMED_WIDTH))}
 
 
 def slice_sources(cells: Iterable[Cell], kinds: Mapping[str, str | None]) -> dict[Cell, Cell]:
@@ -87,7 +114,7 @@ def extraction_mem_mb(*, n_texts: int, max_tokens: int, n_layers: int, width: in
     return int(np.ceil(total / 2**20))
 
 
-def slice_mem_mb(n_layers: int, width: int, *, dtype: str, chunk_rows: int, vocab: int = ASSUMED_VOCAB) -> int:
+def slice_mem_mb(*, n_layers: int, width: int, dtype: str, chunk_rows: int, vocab: int = ASSUMED_VOCAB) -> int:
     """Peak memory of a slicing job: the model (loaded to check its kind and tokenizer) and one chunk
     of rows of every layer, read and written."""
     chunk = 2 * chunk_rows * (n_layers + 2) * width * np.dtype(dtype).itemsize
