@@ -19,8 +19,10 @@ import numpy as np
 ASSUMED_VOCAB = 65_536
 # Sizes assumed for a registry entry that declares none (over-estimating memory is the safe side).
 ASSUMED_LAYERS, ASSUMED_WIDTH = 32, 1024
-# Interpreter, torch and transformers before any weights: measured ~0.5 GB RSS here; rounded up.
-BASE_MB = 800
+# Interpreter, torch, transformers and the dataset table being sampled, before any weights. Measured
+# here (Snakemake benchmark max_rss): SmolLM2 on IMDB N=1000 × L=30 peaked at 2611 MB, on enwik8
+# 168 × 128 at 2280 MB, MiniLM on IMDB at 954 MB; 1300 MB keeps every one of them under its estimate.
+BASE_MB = 1300
 
 
 @dataclass(frozen=True, order=True)
