@@ -5,7 +5,9 @@ import json
 import pandas as pd
 
 from layerwise.data import sample_inputs
-from layerwise.models import load_model, read_card
+from transformers import AutoConfig, AutoTokenizer
+
+from layerwise.models import model_kind, read_card
 from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore, slice_store
 
@@ -13,13 +15,16 @@ log = log_to_file(snakemake.log[0])
 p = snakemake.params
 model, dataset, sampling = snakemake.wildcards.cell.split("/")
 n, length, seed = (int(part[1:]) for part in sampling.split("_"))
-loaded = load_model(read_card(snakemake.input.card), device="cpu")  # the tokenizer and the kind; no forward pass
-if loaded.facts.kind != "decoder":
-    raise ValueError(f"{model} is a {loaded.facts.kind}: its states depend on later tokens, so it cannot be sliced")
-provenance = json.loads(open(snakemake.input.provenance).read())
-sample = sample_inputs(pd.read_parquet(snakemake.input.table), provenance["layout"], loaded.tokenizer,
-                       n=n, max_tokens=length, seed=seed, min_tokens=p.min_tokens)
+card = read_card(snakemake.input.card)
+kw = {"gguf_file": card["gguf_file"]} if card.get("gguf_file") else {}  # config and tokenizer only: no weights
+kind = model_kind(AutoConfig.from_pretrained(card["folder"], trust_remote_code=False, **kw), card.get("spec", {}).get("kind"))
+tokenizer = AutoTokenizer.from_pretrained(card["folder"], trust_remote_code=False, **kw)
 source = ActivationStore.open(snakemake.input.source, verify="size")
+if kind != "decoder" or source.manifest["model"]["kind"] != "decoder":
+    raise ValueError(f"{model} is a {kind}: its states depend on later tokens, so it cannot be sliced")
+provenance = json.loads(open(snakemake.input.provenance).read())
+sample = sample_inputs(pd.read_parquet(snakemake.input.table), provenance["layout"], tokenizer,
+                       n=n, max_tokens=length, seed=seed, min_tokens=p.min_tokens)
 tokens = source.tokens
 kept = tokens[(tokens["text_index"] < n) & (tokens["position"] < length)]
 if kept["token_id"].tolist() != [t for ids in sample.input_ids for t in ids] or \

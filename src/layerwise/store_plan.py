@@ -116,8 +116,8 @@ def extraction_mem_mb(*, n_texts: int, max_tokens: int, n_layers: int, width: in
     return int(np.ceil(total / 2**20))
 
 
-def slice_mem_mb(*, n_layers: int, width: int, dtype: str, chunk_rows: int, vocab: int = ASSUMED_VOCAB) -> int:
-    """Peak memory of a slicing job: the model (loaded to check its kind and tokenizer) and one chunk
-    of rows of every layer, read and written."""
+def slice_mem_mb(*, n_layers: int, width: int, dtype: str, chunk_rows: int) -> int:
+    """Peak memory of a slicing job: the dataset table and tokenizer (no weights are loaded) and one
+    chunk of rows of every layer, read and written."""
     chunk = 2 * chunk_rows * (n_layers + 2) * width * np.dtype(dtype).itemsize
-    return int(np.ceil((BASE_MB * 2**20 + 2 * weight_bytes(n_layers, width, vocab) + chunk) / 2**20))
+    return int(np.ceil((BASE_MB * 2**20 + chunk) / 2**20))
