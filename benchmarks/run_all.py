@@ -41,6 +41,7 @@ def main() -> None:
     run([py, "benchmarks/bench_probe.py", "--out", str(out / "probe.json"), "--store", PROBE_STORE, *quick])
     run([py, "benchmarks/bench_logit_lens.py", "--out", str(out / "logit_lens.json"), "--gguf", gguf, *quick])
     run([py, "benchmarks/bench_training.py", "--out", str(out / "training.json"), *quick])
+    run([py, "benchmarks/bench_scaling.py", "--out", str(out / "scaling"), *quick])
     summary = {p.stem: json.loads(p.read_text()).get("goals", "see file") for p in sorted(out.glob("*.json"))}
     print(json.dumps(summary, indent=1, default=str))
 

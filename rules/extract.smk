@@ -1,4 +1,17 @@
-# Hidden states of every layer → activation stores (GPU when there is one).
+# Hidden states of every layer → activation stores (GPU when there is one). A causal decoder's smaller
+# cells (first n texts, first l tokens) are sliced from its largest store instead of re-running it.
+
+import re
+
+from layerwise.store_plan import (declared_facts, declared_kind, declared_sizes, extraction_mem_mb, requested_cells,
+                                  slice_mem_mb, slice_sources)
+
+EXTRACTION = config["extraction"]
+SLICE_CHUNK_ROWS = 4096
+
+
+MODEL_KINDS = {key: declared_kind(spec) for key, spec in config["models"].items()}
+SLICED = {cell.path: source for cell, source in slice_sources(requested_cells(config), MODEL_KINDS).items()}
 
 
 rule extract:
@@ -10,10 +23,15 @@ rule extract:
         store=directory("results/activations/{model}/{dataset}/n{n}_l{length}_s{seed}"),
     params:
         library=library("extract.py"),
-        dtype=config["extraction"]["dtype"],
-        max_batch_tokens=config["extraction"]["max_batch_tokens"],
-        min_tokens=config["extraction"]["min_tokens"],
+        dtype=EXTRACTION["dtype"],
+        max_batch_tokens=EXTRACTION["max_batch_tokens"],
+        min_tokens=EXTRACTION["min_tokens"],
         device=config["device"],
+        declared=lambda wc: declared_facts(config["models"][wc.model]),
+    resources:
+        mem_mb=lambda wc: extraction_mem_mb(n_texts=int(wc.n), max_tokens=int(wc.length), dtype=EXTRACTION["dtype"],
+                                            max_batch_tokens=EXTRACTION["max_batch_tokens"],
+                                            **declared_sizes(config["models"][wc.model])),
     log:
         "logs/extract/{model}/{dataset}/n{n}_l{length}_s{seed}.log",
     benchmark:
@@ -22,3 +40,35 @@ rule extract:
         "../envs/torch.yaml"
     script:
         "../scripts/extract.py"
+
+
+if SLICED:
+
+    ruleorder: slice_store > extract
+
+    rule slice_store:
+        input:
+            source=lambda wc: store_dir(SLICED[wc.cell].model, SLICED[wc.cell].dataset, SLICED[wc.cell].n,
+                                        SLICED[wc.cell].length, SLICED[wc.cell].seed),
+            card=lambda wc: model_card(SLICED[wc.cell].model),
+            table=lambda wc: f"resources/datasets/{SLICED[wc.cell].dataset}.parquet",
+            provenance=lambda wc: f"resources/datasets/{SLICED[wc.cell].dataset}.json",
+        output:
+            store=directory("results/activations/{cell}"),
+        wildcard_constraints:
+            cell="|".join(re.escape(path) for path in sorted(SLICED)),
+        params:
+            library=library("slice_store.py"),
+            min_tokens=EXTRACTION["min_tokens"],
+            chunk_rows=SLICE_CHUNK_ROWS,
+        resources:
+            mem_mb=lambda wc: slice_mem_mb(**declared_sizes(config["models"][SLICED[wc.cell].model]),
+                                           dtype=EXTRACTION["dtype"], chunk_rows=SLICE_CHUNK_ROWS),
+        log:
+            "logs/slice_store/{cell}.log",
+        benchmark:
+            "results/benchmarks/rules/slice_store/{cell}.tsv"
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../scripts/slice_store.py"

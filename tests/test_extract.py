@@ -3,15 +3,19 @@ batching, token table, float16 overflow; on random models of every family and on
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from conftest import random_spec
+from workflow_runs import snakemake, tiny_config
 from layerwise.data import Sample
 from layerwise.extract import extract_to_store, length_batches
 from layerwise.models import base_model, final_norm, load_model, materialise
-from layerwise.store import FINAL_NORM, MANIFEST, ActivationStore
+from layerwise.store import FINAL_NORM, MANIFEST, ActivationStore, slice_store
 
 TEXTS = ["The cat sat.", "A much longer sentence, with commas; and more words in it.", "Hi", "Layer by layer",
          "Residual streams grow in norm through the depth of the network."]
@@ -197,3 +201,76 @@ def test_minilm_last_layer_is_last_hidden_state(minilm, tmp_path):
         last_hidden_state, _ = run_alone(minilm, ids)
         np.testing.assert_allclose(rows_of(store, 6, k), last_hidden_state, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(rows_of(store, 0, k), input_embeddings(minilm, ids), rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- slices of a decoder's store
+
+
+@pytest.mark.parametrize("architecture", DECODERS)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_slice_of_a_decoder_store_equals_its_direct_extraction(architecture, dtype, tiny_model, tmp_path):
+    """First n texts × first l positions cut from the big store are bit for bit what a forward pass on
+    that cell writes at the same padded width, although batches and sequence lengths differ between
+    the two runs; at its own (shorter) width the cell differs by float32 rounding only."""
+    loaded = tiny_model(architecture)
+    big_sample = sample_of(loaded.tokenizer)
+    width = max(map(len, big_sample.input_ids))
+    big = extract(loaded, big_sample, tmp_path / "big", dtype=dtype, max_batch_tokens=64, pad_to=width)
+    n, length = 3, 6
+    cell = Sample([ids[:length] for ids in big_sample.input_ids[:n]], big_sample.text_ids[:n], {})
+    assert any(len(ids) > length for ids in big_sample.input_ids[:n])  # truncation really happens
+    direct = extract(loaded, cell, tmp_path / "direct", dtype=dtype, max_batch_tokens=7, pad_to=width)
+    slice_store(big, tmp_path / "slice", n_texts=n, max_tokens=length, manifest={})
+    sliced = ActivationStore.open(tmp_path / "slice", verify="sha256")
+    pd.testing.assert_frame_equal(sliced.tokens, direct.tokens)
+    layers = [name for name in direct.manifest["files"] if name.endswith(".npy")]
+    assert sorted(layers) == sorted(name for name in sliced.manifest["files"] if name.endswith(".npy"))
+    own_width = extract(loaded, cell, tmp_path / "own", dtype=dtype, max_batch_tokens=7)
+    for name in layers:
+        np.testing.assert_array_equal(np.load(sliced.root / name), np.load(direct.root / name), err_msg=name)
+        np.testing.assert_allclose(np.load(own_width.root / name), np.load(direct.root / name), rtol=2e-3, atol=1e-5)
+    assert sliced.manifest["n_texts"] == n and sliced.manifest["sliced_from"]["n_texts"] == len(TEXTS)
+
+
+def test_slice_of_an_encoder_store_differs_from_its_direct_extraction(tiny_model, tmp_path):
+    """Why encoders re-extract: with bidirectional attention, truncating a text changes every state."""
+    loaded = tiny_model("bert")
+    big_sample = sample_of(loaded.tokenizer)
+    big = extract(loaded, big_sample, tmp_path / "big")
+    cell = Sample([ids[:6] for ids in big_sample.input_ids[:3]], big_sample.text_ids[:3], {})
+    direct = extract(loaded, cell, tmp_path / "direct")
+    slice_store(big, tmp_path / "slice", n_texts=3, max_tokens=6, manifest={})
+    sliced = ActivationStore.open(tmp_path / "slice")
+    assert not np.allclose(sliced.layer(2), direct.layer(2), atol=1e-3)
+
+
+def planned_stores(output: str) -> dict[str, set[str]]:
+    """Dry-run output → {rule: activation stores it would write}."""
+    stores: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        rule = re.match(r"(?:local)?rule (\w+):", block.strip())
+        written = re.search(r"output: (results/activations/\S+)", block)
+        if rule and written:
+            stores.setdefault(rule.group(1), set()).add(written.group(1).rstrip(","))
+    return stores
+
+
+def test_a_smaller_grid_cell_runs_no_forward_pass_of_the_decoder(tmp_path, shared_data):
+    """Adding smaller (n, l) cells to the probe grid adds slicing jobs for the decoder, extraction jobs
+    for the encoder (its states depend on later tokens), and leaves the decoder's extractions as they were."""
+    grid = {"n_texts": [6, 8], "max_tokens": [8, 12]}
+    plans = {}
+    for name, cells in {"before": grid, "after": {"n_texts": [4, 6, 8], "max_tokens": [5, 8, 12]}}.items():
+        workdir = tmp_path / name
+        workdir.mkdir()
+        done = snakemake(workdir, tiny_config(workdir, shared_data, **{"probes.grid": cells}), "-n")
+        assert done.returncode == 0, done.stderr[-3000:]
+        plans[name] = planned_stores(done.stdout + done.stderr)
+    decoder_extracts = {name: {s for s in plan["extract"] if "/tiny-gpt2/" in s} for name, plan in plans.items()}
+    assert decoder_extracts["after"] == decoder_extracts["before"]
+    assert "results/activations/tiny-gpt2/imdb/n4_l5_s0" in plans["after"]["slice_store"]
+    assert "results/activations/tiny-gpt2/imdb/n6_l8_s0" in plans["before"]["slice_store"]
+    assert all("/tiny-gpt2/" in s for s in plans["after"]["slice_store"])  # encoders are never sliced
+    assert "results/activations/tiny-bert/imdb/n4_l5_s0" in plans["after"]["extract"]
+    # The largest imdb cell is extracted once and shared by the main setting, the grid and the norms.
+    assert sum("/tiny-gpt2/imdb/" in s for s in decoder_extracts["after"]) == 1

@@ -168,3 +168,60 @@ def test_position_mask(tmp_path, values, include_position0, expected):
     write_store(tmp_path / "s", values)
     mask = ActivationStore.open(tmp_path / "s").position_mask(include_position0)
     assert mask.dtype == bool and mask.astype(int).tolist() == expected
+
+
+# --------------------------------------------------------------------------- planning: slices and memory
+
+
+def test_decoder_cells_are_sliced_from_one_covering_store_encoders_never():
+    from layerwise.store_plan import Cell, declared_kind, slice_sources
+
+    kinds = {"dec": declared_kind({"source": "random", "architecture": "llama"}),
+             "enc": declared_kind({"source": "random", "architecture": "bert"}),
+             "unknown": declared_kind({"source": "pypi", "package": "x==1", "path": "m"})}
+    assert kinds == {"dec": "decoder", "enc": "encoder", "unknown": None}
+    cells = [Cell(m, "imdb", n, l, 0) for m in kinds for n, l in [(1000, 30), (100, 10), (300, 30), (200, 30)]]
+    cells += [Cell("dec", "ag_news", 1000, 30, 0), Cell("dec", "enwik8", 50, 128, 0), Cell("dec", "enwik8", 100, 64, 0)]
+    plan = slice_sources(cells, kinds)
+    big = Cell("dec", "imdb", 1000, 30, 0)
+    assert {c: s for c, s in plan.items() if c.dataset == "imdb"} == {
+        Cell("dec", "imdb", 100, 10, 0): big, Cell("dec", "imdb", 300, 30, 0): big, Cell("dec", "imdb", 200, 30, 0): big}
+    assert Cell("dec", "ag_news", 1000, 30, 0) not in plan  # alone in its dataset: extracted
+    # No requested enwik8 cell covers both: one store of 100 texts × 128 tokens serves both.
+    assert plan[Cell("dec", "enwik8", 50, 128, 0)] == plan[Cell("dec", "enwik8", 100, 64, 0)] == Cell("dec", "enwik8", 100, 128, 0)
+    assert not [c for c in plan if c.model != "dec"]
+
+
+def test_extraction_memory_estimate_bounds_a_measured_peak(tmp_path):
+    """A real extraction in a fresh process (a random Llama with a large batch of states) stays under
+    the estimate; and the estimate's batch term is what makes it grow with width and layers."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from layerwise.store_plan import extraction_mem_mb
+
+    script = f"""
+import resource, sys
+sys.path.insert(0, {str(REPO / 'tests')!r})
+from conftest import random_spec
+from layerwise.data import Sample
+from layerwise.extract import extract_to_store
+from layerwise.models import load_model, materialise
+loaded = load_model(materialise("m", random_spec("llama", n_layers=6, width=512, n_heads=8), {str(tmp_path)!r}), device="cpu")
+ids = [[(7 * k + i) % 250 + 3 for i in range(64)] for k in range(128)]
+extract_to_store(loaded, Sample(ids, list(range(128)), {{}}), {str(tmp_path / 'store')!r}, max_batch_tokens=4096,
+                 pad_to=64, progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))  # this checkout's library, not an installed one
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak_mb = int(done.stdout.split()[-1])
+    estimate = extraction_mem_mb(n_texts=128, max_tokens=64, n_layers=6, width=512, dtype="float16",
+                                 max_batch_tokens=4096, vocab=256)
+    assert peak_mb <= estimate, (peak_mb, estimate)
+    small = extraction_mem_mb(n_texts=128, max_tokens=64, n_layers=6, width=256, dtype="float16",
+                              max_batch_tokens=4096, vocab=256)
+    assert small < estimate

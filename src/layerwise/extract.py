@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import platform
+import queue
+import threading
 import time
 from typing import Any
 
@@ -42,9 +44,12 @@ def length_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]]
     return batches
 
 
-def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded `input_ids` and `attention_mask`: real tokens keep positions 0..len-1."""
-    width = max(len(s) for s in sequences)
+def pad_batch(sequences: list[list[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded `input_ids` and `attention_mask`: real tokens keep positions 0..len-1.
+
+    `width` (≥ the longest sequence) fixes the padded length; by default it is the longest sequence.
+    """
+    width = max([len(s) for s in sequences] + ([width] if width is not None else []))
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
@@ -90,9 +95,21 @@ def forward_hidden_states(loaded: LoadedModel, input_ids: torch.Tensor, attentio
 
 
 def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str = "float16",
-                     max_batch_tokens: int = 4096, manifest: dict[str, Any] | None = None,
-                     progress: bool = True) -> dict[str, Any]:
-    """Write every layer's vectors for every (text, position) of `sample`; return the manifest."""
+                     max_batch_tokens: int = 4096, pad_to: int | None = None,
+                     manifest: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Write every layer's vectors for every (text, position) of `sample`; return the manifest.
+
+    `pad_to` pads every batch to that many positions, so that a text's states are computed in the
+    same shapes whichever texts share its batch: CPU kernels sum in an order that depends on the
+    sequence length (softmax, attention × values), which moves float32 results by ~1e-7. With a
+    fixed width, a causal decoder's first l positions of the first n texts are bit for bit the same
+    in a store of N ≥ n texts × L ≥ l tokens as in one of exactly n × l extracted at the same width,
+    which is what lets smaller cells be sliced instead of recomputed (`store.slice_store`).
+
+    The forward pass is the only work on the critical path: each batch's states are cast once, in
+    torch, to the store dtype, and a writer thread copies them into the memory maps while the next
+    batch runs; the checksums are computed in parallel at the end.
+    """
     facts = loaded.facts
     lengths = [len(s) for s in sample.input_ids]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -106,10 +123,14 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
     max_abs = 0.0
     start = time.perf_counter()
     bar = tqdm(total=n_tokens, unit="tok", unit_scale=True, disable=not progress, desc=f"extract {facts.key}")
-    for batch in length_batches(lengths, max_batch_tokens):
-        max_abs = max(max_abs, _write_batch(loaded, writer, [sample.input_ids[i] for i in batch],
-                                            [int(offsets[i]) for i in batch], pad_id))
-        bar.update(sum(lengths[i] for i in batch))
+    with BackgroundWriter(writer) as background:
+        widths = lengths if pad_to is None else [max(n, pad_to) for n in lengths]
+        for batch in length_batches(widths, max_batch_tokens):
+            block, batch_max = batch_states(loaded, [sample.input_ids[i] for i in batch], pad_id, writer.dtype,
+                                            width=pad_to)
+            max_abs = max(max_abs, batch_max)
+            background.put(block, [(int(offsets[i]), lengths[i]) for i in batch])  # row b = batch[b]
+            bar.update(sum(lengths[i] for i in batch))
     bar.close()
     seconds = time.perf_counter() - start
     tokens = token_table(sample, loaded.tokenizer)
@@ -122,34 +143,84 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
         pre_norm_last_layer="forward hook on the final norm input; config.tie_last_hidden_states=False",
         positions_stored="all (position 0 included); analyses choose via include_position0",
         position0_is_special=_first_token_is_special(sample, loaded.tokenizer),
+        padded_width=pad_to or "longest text of each batch",
         max_abs_activation=max_abs, extraction_seconds=seconds, tokens_per_second=n_tokens / max(seconds, 1e-9),
         device=str(loaded.device), versions=library_versions(),
     )
     return writer.finish(tokens, record)
 
 
-def _write_batch(loaded: LoadedModel, writer: StoreWriter, sequences: list[list[int]], starts: list[int],
-                 pad_id: int) -> float:
-    """One padded forward pass → the real tokens' rows of every layer; returns their largest |activation|.
+def batch_states(loaded: LoadedModel, sequences: list[list[int]], pad_id: int, dtype: np.dtype,
+                 width: int | None = None) -> tuple[np.ndarray, float]:
+    """One padded forward pass → `[layers, batch, positions, width]` in the store dtype (padding rows
+    zeroed), and the largest |activation| of the real tokens as stored.
 
-    A function of its own so that a batch's hidden states are freed before the next forward pass
-    (peak memory: one batch, not two).
+    Few, large torch ops: one cast-copy per layer, one fill of the padding, one min/max over the
+    block. Each op of torch's thread pool has a fixed synchronisation cost, large on a busy machine,
+    so per-layer gathers and reductions are avoided; the writer thread picks the real rows.
     """
     key, n_layers = loaded.facts.key, loaded.facts.n_layers
-    ids, mask = pad_batch(sequences, pad_id)
+    ids, mask = pad_batch(sequences, pad_id, width)
     hidden, post = forward_hidden_states(loaded, ids.to(loaded.device), mask.to(loaded.device))
     if len(hidden) != n_layers + 1:
         raise RuntimeError(f"{key}: got {len(hidden)} hidden states, expected {n_layers + 1}")
-    states = {layer: h.float().cpu().numpy() for layer, h in enumerate(hidden)}
-    if post is not None:
-        states[FINAL_NORM] = post.float().cpu().numpy()
-    real = mask.numpy().astype(bool)  # padding is neither stored nor counted
-    max_abs = max(float(np.abs(v[real]).max()) for v in states.values())
-    if writer.dtype == np.float16 and max_abs > FLOAT16_MAX:
+    states = hidden + ([post] if post is not None else [])
+    block = torch.empty((len(states), *ids.shape, loaded.facts.width), dtype=_TORCH_DTYPES[np.dtype(dtype).name])
+    with torch.inference_mode():
+        for layer, h in enumerate(states):
+            block[layer].copy_(h)
+        del hidden, post, states
+        padding = ~mask.bool()
+        if padding.any():  # pad tokens are neither stored nor counted
+            block[:, padding] = 0
+        low, high = torch.aminmax(block)
+    max_abs = max(float(high), -float(low))
+    if not np.isfinite(max_abs) or (dtype == np.float16 and max_abs > FLOAT16_MAX):
         raise OverflowError(f"{key}: activations reach {max_abs:.3g}, beyond float16; use dtype float32")
-    for row, (seq, start) in enumerate(zip(sequences, starts)):
-        writer.write(start, {layer: v[row, :len(seq)] for layer, v in states.items()})
-    return max_abs
+    return block.numpy(), max_abs
+
+
+_TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
+
+
+class BackgroundWriter:
+    """Copies batches into the store on a thread of its own, so memmap writes overlap the next forward.
+
+    The queue holds one batch: memory stays at most two batches of states above the forward pass.
+    An error in the thread is raised in the caller at the next `put` or on exit.
+    """
+
+    def __init__(self, writer: StoreWriter):
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+
+    def __enter__(self) -> "BackgroundWriter":
+        self.thread.start()
+        return self
+
+    def put(self, block: np.ndarray, segments: list[tuple[int, int]]) -> None:
+        self._raise()
+        self.queue.put((block, segments))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if exc_type is None:
+            self._raise()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write_block(*item)
+                except BaseException as error:  # re-raised in the caller's thread
+                    self.error = error
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def token_table(sample: Sample, tokenizer) -> pd.DataFrame:

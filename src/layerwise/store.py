@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -66,6 +68,21 @@ class StoreWriter:
             self.arrays[layer][start:start + rows] = arr
         self.filled[start:start + rows] = True
 
+    def write_block(self, block: np.ndarray, segments: list[tuple[int, int]]) -> None:
+        """Write a padded batch laid out `[layer, sequence, position, width]` (layers in the writer's
+        order): sequence b's first `length` positions go to rows `start:start+length`, where
+        `segments[b] = (start, length)`."""
+        if block.shape[0] != len(self.arrays) or block.shape[1] != len(segments) or block.shape[3] != self.width:
+            raise ValueError(f"block of shape {block.shape} for {len(segments)} sequences, {len(self.arrays)} layers "
+                             f"of width {self.width}")
+        for b, (start, length) in enumerate(segments):
+            if start < 0 or start + length > self.n_tokens or length > block.shape[2]:
+                raise ValueError(f"rows {start}:{start + length} outside a store of {self.n_tokens} tokens "
+                                 f"or a batch of {block.shape[2]} positions")
+            for k, arr in enumerate(self.arrays.values()):
+                arr[start:start + length] = block[k, b, :length]
+            self.filled[start:start + length] = True
+
     def finish(self, tokens: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, Any]:
         """Flush arrays, write the token table, then (last) the manifest with checksums."""
         if not self.filled.all():
@@ -76,8 +93,10 @@ class StoreWriter:
             arr.flush()
         self.arrays.clear()
         tokens.to_parquet(self.root / TOKENS, index=False)
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
-                 for p in [*self.paths.values(), self.root / TOKENS]}
+        paths = [*self.paths.values(), self.root / TOKENS]
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
+            digests = list(pool.map(file_sha256, paths))
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": d} for p, d in zip(paths, digests)}
         manifest = dict(manifest, n_tokens=self.n_tokens, width=self.width, dtype=self.dtype.name, files=files)
         tmp = self.root / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
@@ -138,3 +157,32 @@ class ActivationStore:
             yield layer, self.layer(layer)
         if include_final_norm and self.manifest.get("has_final_norm"):
             yield FINAL_NORM, self.layer(FINAL_NORM)
+
+
+def slice_store(source: ActivationStore, out_dir: Path | str, *, n_texts: int, max_tokens: int,
+                manifest: dict[str, Any], chunk_rows: int = 4096) -> dict[str, Any]:
+    """Write the store of the first `n_texts` texts truncated to `max_tokens` positions, cut from a
+    larger store of the same model and sampling order (valid for causal decoders only: the caller
+    checks the model kind and that the token ids equal those a direct sampling would give).
+
+    The rows keep the store order (text by text, position by position); values are copied bit for bit.
+    """
+    tokens = source.tokens
+    keep = (tokens["text_index"].to_numpy() < n_texts) & (tokens["position"].to_numpy() < max_tokens)
+    if tokens["text_index"].max() + 1 < n_texts:
+        raise ValueError(f"{source.root} holds {tokens['text_index'].max() + 1} texts, fewer than {n_texts}")
+    rows = np.flatnonzero(keep)
+    layers: list[int | str] = list(source.layers) + ([FINAL_NORM] if source.manifest.get("has_final_norm") else [])
+    arrays = {layer: source.layer(layer) for layer in layers}
+    writer = StoreWriter(out_dir, layers, len(rows), int(source.manifest["width"]), source.manifest["dtype"])
+    max_abs = 0.0
+    for start in range(0, len(rows), chunk_rows):
+        chunk = rows[start:start + chunk_rows]
+        block = {layer: np.asarray(arr[chunk]) for layer, arr in arrays.items()}
+        max_abs = max([max_abs] + [float(np.abs(v).max(initial=0.0)) for v in block.values()])
+        writer.write(start, block)
+    record = {k: v for k, v in source.manifest.items() if k not in ("files", "n_tokens", "width", "dtype")}
+    record.update(manifest, n_texts=n_texts, max_abs_activation=max_abs,
+                  sliced_from={"store": str(source.root), "n_texts": int(tokens["text_index"].max() + 1),
+                               "n_tokens": int(source.manifest["n_tokens"])})
+    return writer.finish(tokens[keep].reset_index(drop=True), record)
