@@ -6,6 +6,7 @@ from pathlib import Path
 from layerwise.code_deps import library_digest
 from layerwise.data import check_hub_cache as check_hub_dataset, parse_spec
 from layerwise.models import check_context, check_hub_cache, hub_offline, validate_spec
+from layerwise.store_plan import BASE_MB, analysis_mem_mb, declared_sizes, weight_bytes
 
 for _key, _spec in config["models"].items():
     validate_spec(_key, _spec)
@@ -127,3 +128,22 @@ def crossstudy_inputs(wc):
     if wc.model in LENS["models"]:
         inputs["lens"] = study_table("lens", wc.model, LENS, ext=f"{CROSS_DECODER}.parquet")
     return inputs
+
+
+
+# Threads and memory of compute jobs: each declares `threads: COMPUTE_THREADS` (torch and BLAS follow it
+# through layerwise.runlog) and its `mem_mb` from the size of the data it holds.
+COMPUTE_THREADS = config["threads"]
+
+
+def store_mem_mb(wc, copies):
+    """mem_mb of a job over the store {model}/{dataset}/{sampling}: `copies` float32 copies of its vectors."""
+    n, length, _ = wc.sampling.split("_")
+    return analysis_mem_mb(n_texts=int(n[1:]), max_tokens=int(length[1:]), copies=copies,
+                           **declared_sizes(config["models"][wc.model]))
+
+
+def model_mem_mb(wc, extra_mb):
+    """mem_mb of a job that runs a model forward: its weights twice (loading keeps a transient copy) plus
+    `extra_mb` of working memory (e.g. the logit lens's positions × vocabulary chunks)."""
+    return int(BASE_MB + 2 * weight_bytes(**declared_sizes(config["models"][wc.model])) / 2**20 + extra_mb)

@@ -36,6 +36,9 @@ rule crossstudy_model:
         probe_data=f"Study 1 main probe, test texts of the same store",
         lens_data=f"{LENS['dataset']}: {LENS['n_texts']} texts, at most {LENS['max_tokens']} tokens "
                   f"(Study 2 sample, {CROSS_DECODER} decoder)",
+    threads: COMPUTE_THREADS
+    resources:
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(config['models'][wc.model])),
     log:
         "logs/crossstudy/{model}.log",
     benchmark:

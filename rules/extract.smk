@@ -28,7 +28,9 @@ rule extract:
         min_tokens=EXTRACTION["min_tokens"],
         device=config["device"],
         declared=lambda wc: declared_facts(config["models"][wc.model]),
+    threads: COMPUTE_THREADS
     resources:
+        gpu=1,
         mem_mb=lambda wc: extraction_mem_mb(n_texts=int(wc.n), max_tokens=int(wc.length), dtype=EXTRACTION["dtype"],
                                             max_batch_tokens=EXTRACTION["max_batch_tokens"],
                                             **declared_sizes(config["models"][wc.model])),
@@ -61,6 +63,7 @@ if SLICED:
             library=library("slice_store.py"),
             min_tokens=EXTRACTION["min_tokens"],
             chunk_rows=SLICE_CHUNK_ROWS,
+        threads: 1  # copies rows between memory maps: I/O, no compute
         resources:
             mem_mb=lambda wc: slice_mem_mb(**declared_sizes(config["models"][SLICED[wc.cell].model]),
                                            dtype=EXTRACTION["dtype"], chunk_rows=SLICE_CHUNK_ROWS),

@@ -24,6 +24,10 @@ rule geometry:
         block_size=GEOMETRY["block_size"],
         n_candidates=GEOMETRY["n_candidates"],
         include_position0=GEOMETRY["include_position0"],
+    threads: COMPUTE_THREADS
+    resources:
+        mem_mb=lambda wc: store_mem_mb(wc, 1.5),
+        gpu=1,
     log:
         "logs/geometry/{model}/{dataset}/{sampling}.log",
     benchmark:

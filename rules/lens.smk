@@ -31,6 +31,10 @@ rule lens_example:
         subblocks=LENS["subblocks"],
         max_tokens=LENS["example_max_tokens"],
         device=config["device"],
+    threads: COMPUTE_THREADS
+    resources:
+        mem_mb=lambda wc: model_mem_mb(wc, 2000),
+        gpu=1,
     log:
         "logs/lens/{model}/example_{text}.log",
     benchmark:
@@ -82,6 +86,10 @@ rule lens_dataset:
         subblocks=LENS["subblocks"],
         include_position0=LENS["include_position0"],
         device=config["device"],
+    threads: COMPUTE_THREADS
+    resources:
+        mem_mb=lambda wc: model_mem_mb(wc, 4000),
+        gpu=1,
     log:
         "logs/lens/{model}/{dataset}/{sampling}.{decoder}.log",
     benchmark:

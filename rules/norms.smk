@@ -17,8 +17,13 @@ rule norm_table:
     params:
         library=library("norm_table.py"),
         include_position0=NORMS["include_position0"],
+    threads: COMPUTE_THREADS
+    resources:
+        mem_mb=lambda wc: store_mem_mb(wc, 1.0),
     log:
         "logs/norms/{model}/{dataset}/{sampling}.log",
+    benchmark:
+        "results/benchmarks/rules/norm_table/{model}_{dataset}_{sampling}.tsv"
     conda:
         "../envs/analysis.yaml"
     script:

@@ -28,6 +28,10 @@ rule outliers:
         block_size=GEOMETRY["block_size"],
         n_candidates=GEOMETRY["n_candidates"],
         include_position0=GEOMETRY["include_position0"],
+    threads: COMPUTE_THREADS
+    resources:
+        mem_mb=lambda wc: store_mem_mb(wc, 1.5),
+        gpu=1,
     log:
         "logs/outliers/{model}/{dataset}/{sampling}.log",
     benchmark:
@@ -53,8 +57,14 @@ rule outlier_probe:
         include_position0=PROBES["include_position0"],
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
+    threads: COMPUTE_THREADS
+    resources:
+        mem_mb=lambda wc: store_mem_mb(wc, 2.5),
+        gpu=1,
     log:
         "logs/outliers/{model}/{dataset}/{sampling}/probe.log",
+    benchmark:
+        "results/benchmarks/rules/outlier_probe/{model}_{dataset}_{sampling}.tsv"
     conda:
         "../envs/torch.yaml"
     script:

@@ -32,6 +32,9 @@ rule train:
         threads=TRAINING["threads"],
         device=config["device"],
     threads: TRAINING["threads"]
+    resources:
+        mem_mb=2000,
+        gpu=1,
     log:
         "logs/training/{kind}.log",
     benchmark:
@@ -62,8 +65,13 @@ rule checkpoint_geometry:
         include_position0=GEOMETRY["include_position0"],
         backend=config["backend"],
         device=config["device"],
+    threads: COMPUTE_THREADS
+    resources:
+        mem_mb=2000,
     log:
         "logs/training/{kind}/geometry_step{step}.log",
+    benchmark:
+        "results/benchmarks/rules/checkpoint_geometry/{kind}_step{step}.tsv"
     conda:
         "../envs/torch.yaml"
     script:
