@@ -25,6 +25,9 @@ configfile: "config.yaml"
 validate(config, "schemas/config.schema.yaml", set_default=True)
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/resources.smk"
 include: "rules/extract.smk"

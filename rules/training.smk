@@ -127,8 +127,10 @@ rule hub_checkpoint_figures:
     input:
         tables=lambda wc: [study_table("geometry", m, GEOMETRY) for m in HUB_CHECKPOINTS[wc.key]],
     output:
-        anisotropy="results/figures/hub_checkpoints/{key}_anisotropy.pdf",
-        intrinsic_dimension="results/figures/hub_checkpoints/{key}_id.pdf",
+        anisotropy=report("results/figures/hub_checkpoints/{key}_anisotropy.pdf",
+                          caption="../report/hub_checkpoints.rst", category="Training", subcategory="{key}"),
+        intrinsic_dimension=report("results/figures/hub_checkpoints/{key}_id.pdf",
+                                   caption="../report/hub_checkpoints.rst", category="Training", subcategory="{key}"),
     params:
         library=library("hub_checkpoint_figures.py"),
         steps=lambda wc: [int(m.rsplit("@step", 1)[1]) for m in HUB_CHECKPOINTS[wc.key]],
