@@ -37,7 +37,7 @@ rule outliers:
     benchmark:
         "results/benchmarks/rules/outliers/{model}/{dataset}/{sampling}.tsv"
     conda:
-        "../envs/analysis.yaml"
+        "../envs/gpu.yaml"
     script:
         "../scripts/outliers.py"
 
