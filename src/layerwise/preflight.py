@@ -36,11 +36,12 @@ def missing_datasets(config: Mapping[str, Any]) -> list[str]:
     if config["data"]["allow_hub"]:
         return []
     search_path = config["data"]["search_path"]
+    registry = config.get("datasets") or None  # the workflow's registry (built-ins merged in), else the built-ins
     problems = []
     for name, key in sorted(used_datasets(config).items()):
-        base, _ = split_variant(name)
-        if locate_local(base, search_path) is None:
-            files = ", ".join(get_spec(base).local_files)
+        spec = get_spec(split_variant(name)[0], registry)
+        if spec.source == "local" and locate_local(spec, search_path) is None:
+            files = ", ".join(spec.local_files)
             problems.append(f"{key} = {name!r}: none of {files} is in data.search_path {list(search_path)} "
                             "and data.allow_hub is false")
     return problems
