@@ -8,6 +8,7 @@ Usage: PYTHONPATH=src python benchmarks/probe_passes.py STORE [--texts N] [--tol
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 import numpy as np
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=1000)
     parser.add_argument("--coarse", type=float, default=0.1)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train, test = split_layer_dataset(ActivationStore.open(args.store), 0.2, 0)
     if args.texts:
         keep = np.unique(np.concatenate([train.text_ids, test.text_ids]))[:args.texts]
