@@ -19,8 +19,7 @@ Warm starts and coarse-to-fine. The objective is strictly convex (L2 > 0), so it
 the starting point changes only the path to it, never the answer (to `tol`). A fit may therefore start
 from a related problem's solution (`fit(..., init=WarmStart(...))`: the masked refit from the raw probe,
 the mixed-data transfer probe from the single-dataset one), and a cold fit with `coarse_fraction > 0`
-first solves the same objective (same L2 strength) on a seeded row subsample to the subsample's own
-gradient noise, then finishes on all rows. Both are recorded: `warm_start_` names the starting point,
+first solves the same objective (same L2 strength) on a seeded row subsample, then finishes on all rows. Both are recorded: `warm_start_` names the starting point,
 `passes_` counts the work in full-data passes (a subsample pass counts as its fraction).
 
 Memory: the features are used as given (float32, C-contiguous: no copy) and the gradient is the product
@@ -334,11 +333,13 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
         return self
 
     def _coarse(self, problem: _Problem) -> np.ndarray | None:
-        """Solve the full objective's L2 strength on a seeded row subsample, to that subsample's noise.
+        """Solve the full objective's L2 strength on a seeded row subsample, to its gradient noise.
 
-        Stopping at max |gradient| <= 1/sqrt(rows) (the order of the subsample's sampling noise in the
-        gradient of a mean loss over standardised features) avoids polishing what the full data will move
-        anyway. None when the subsample would be too small to help.
+        Stops at max |gradient| <= 1/sqrt(rows), the order of the subsample's sampling noise. Measured on
+        SmolLM2 (100 texts x 30 tokens, 76k rows) this saved little (204 vs 209 passes); solving the
+        subsample to `tol` saved 19% (10% of rows) and 27% (25%) there, but on planted data at tol=1e-6 the
+        full stage then stalled at the float32 line-search floor, so that variant is not used. Off by default.
+        None when the subsample would be too small to help.
         """
         n_rows = problem.X.shape[0]
         rows = int(round(self.coarse_fraction * n_rows))
