@@ -26,6 +26,11 @@ PROBE_COMMON = dict(
 )
 
 
+# The probe fits are BLAS-bound: each takes both cores (capped by --cores) and runs its torch ops on
+# exactly that many threads, so two fits never oversubscribe the cores or hold two training matrices.
+PROBE_THREADS = 2
+
+
 # Figures are drawn on the submit host: cheap, and they need no GPU.
 localrules:
     probe_figures,
@@ -48,6 +53,7 @@ rule probe:
         **PROBE_COMMON,
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
+    threads: PROBE_THREADS
     log:
         "logs/probes/{model}/{dataset}/{sampling}/raw.log",
     benchmark:
@@ -68,6 +74,7 @@ rule probe_condition:
         library=library("probe_condition.py"),
         **PROBE_COMMON,
         shuffle_permutations=PROBES["shuffle_permutations"],
+    threads: PROBE_THREADS
     log:
         "logs/probes/{model}/{dataset}/{sampling}/{condition}.log",
     benchmark:
@@ -88,6 +95,7 @@ rule probe_transfer:
         library=library("probe_transfer.py"),
         **PROBE_COMMON,
         names=(PROBES["dataset"], PROBES["transfer_dataset"]),
+    threads: PROBE_THREADS
     log:
         "logs/probes/{model}/transfer_{punct}.log",
     conda:
@@ -108,6 +116,7 @@ rule probe_stability:
         seeds=PROBES["stability_seeds"],
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
+    threads: PROBE_THREADS
     log:
         "logs/probes/{model}/stability.log",
     conda:

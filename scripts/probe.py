@@ -1,6 +1,7 @@
 """Rule `probe`: the reference layer probe (raw vectors) and everything read off it."""
 
 import numpy as np
+import torch
 
 from layerwise.probes.conditions import raw_probe_analyses, run_condition, scores
 from layerwise.probes.features import split_layer_dataset
@@ -8,6 +9,7 @@ from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)  # the rule's threads, no more
 p, out = snakemake.params, snakemake.output
 train, test = split_layer_dataset(ActivationStore.open(snakemake.input.store), p.test_fraction, p.seed,
                                   include_position0=p.include_position0)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import torch
 
 from layerwise.probes.conditions import random_control_scores, run_condition, scores, shuffled_label_scores
 from layerwise.probes.features import split_layer_dataset
@@ -9,6 +10,7 @@ from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)  # the rule's threads, no more
 p, condition, out = snakemake.params, snakemake.wildcards.condition, snakemake.output
 # with_position0: the raw probe keeping position 0. post_faithful: the post's setting, position 0 kept and
 # the last class the state after the final norm (HF hidden_states[-1] for GPT-2).

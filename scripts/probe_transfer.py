@@ -5,6 +5,7 @@ explanation of the IMDB → AG News drop, tested on both sides).
 """
 
 import numpy as np
+import torch
 
 from layerwise.probes.conditions import transfer_scores
 from layerwise.probes.features import split_layer_dataset
@@ -12,6 +13,7 @@ from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)  # the rule's threads, no more
 p = snakemake.params
 train_a, test_a = split_layer_dataset(ActivationStore.open(snakemake.input.source), p.test_fraction, p.seed,
                                       include_position0=p.include_position0)

@@ -60,3 +60,12 @@ def test_ablation_of_carrying_and_of_noise_dimensions():
     assert abs(noise.loc["masked_at_test", "delta_pp"]) < 1.5
     assert abs(noise.loc["masked_retrained", "delta_pp"]) < 1.5
     assert noise["dims"].iloc[0] == "6,7" and noise["n_masked"].iloc[0] == 2
+    # the re-fit starts from the full probe and still lands where a cold re-fit does
+    assert noise.loc["masked_retrained", "warm_start"] == "raw" and noise.loc["masked_retrained", "passes"] > 0
+    masked_train = run.X_train.copy()
+    masked_train[:, [6, 7]] = 0
+    masked_test = run.X_test.copy()
+    masked_test[:, [6, 7]] = 0
+    cold = TorchLogisticProbe(device="cpu").fit(masked_train, run.y_train)
+    cold_accuracy = float(np.mean(cold.predict(masked_test) == run.y_test))
+    assert noise.loc["masked_retrained", "accuracy"] == pytest.approx(cold_accuracy, abs=0.002)

@@ -7,6 +7,7 @@ import pytest
 from layerwise.probes.conditions import raw_probe_analyses, run_condition, split, transfer_scores
 from layerwise.probes.features import LayerDataset, layer_dataset
 from layerwise.probes.summary import condition_table
+from layerwise.probes.training import fit_probe, make_probe
 from layerwise.probes.synthetic import make_layered_vectors
 from layerwise.store import ActivationStore, StoreWriter
 
@@ -65,6 +66,16 @@ def test_raw_analyses_and_transfer_tables():
     table = transfer_scores(train, test, train_b, test_b, labels, seed=0, probe_params=PROBE, names=("a", "b"))
     assert len(table) == 4
     assert (table["accuracy"] > 0.9).all()
+    # the mixed probe starts from the A-only one and scores as a cold-started mixed probe does
+    mixed = table[table["train"] == "a+b"]
+    assert (mixed["warm_start"] == "a").all() and (table.loc[table["train"] == "a", "warm_start"] == "zero").all()
+    tight = {**PROBE, "tol": 1e-6, "max_epochs": 1000, "device": "cpu"}
+    warm = transfer_scores(train, test, train_b, test_b, labels, seed=0, probe_params=tight, names=("a", "b"))
+    cold = fit_probe(np.concatenate([train.X, train_b.X]), np.concatenate([train.y, train_b.y]), test.X, test.y,
+                     make_probe("logistic", 0, **tight))
+    for tested, data in (("a", test), ("b", test_b)):
+        row = warm[(warm["train"] == "a+b") & (warm["test"] == tested)].iloc[0]
+        assert row["converged"] and row["accuracy"] == pytest.approx(np.mean(cold.predict(data.X) == data.y), abs=0.01)
 
 
 def test_condition_table_collects_every_condition():

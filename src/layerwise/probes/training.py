@@ -19,7 +19,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from layerwise.probes.logistic import TorchLogisticProbe, check_features, check_labels
+from layerwise.probes.logistic import TorchLogisticProbe, WarmStart, check_features, check_labels
 
 PROBE_KINDS = ("logistic", "tree")
 
@@ -86,13 +86,13 @@ class ProbeRun:
 
 
 def fit_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
-              estimator: ClassifierMixin, *, overwrite: bool = False) -> ProbeRun:
+              estimator: ClassifierMixin, *, overwrite: bool = False, init: WarmStart | None = None) -> ProbeRun:
     """Standardise with train statistics, fit `estimator`, predict the test vectors.
 
     Estimators whose `fit` accepts `X_val, y_val` (the torch probe) get the test set too, only to
     record test curves per epoch; it never influences the fit. `overwrite=True` standardises the
     given float32 arrays in place (the caller must not use them afterwards): peak memory is then the
-    two matrices plus the fit's [n, n_layers] buffers.
+    two matrices plus the fit's [n, n_layers] buffers. `init` warm-starts the torch probe (same optimum).
     """
     X_train, X_test = check_features(X_train, "X_train"), check_features(X_test, "X_test")
     y_train = check_labels(y_train, X_train.shape[0], "y_train")
@@ -101,7 +101,9 @@ def fit_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_te
         raise ValueError(f"X_train has {X_train.shape[1]} columns, X_test has {X_test.shape[1]}")
     scaler = fit_scaler(X_train)
     X_train, X_test = standardise(X_train, scaler, overwrite), standardise(X_test, scaler, overwrite)
-    if "X_val" in inspect.signature(estimator.fit).parameters:
+    if init is not None:
+        estimator.fit(X_train, y_train, X_val=X_test, y_val=y_test, init=init)
+    elif "X_val" in inspect.signature(estimator.fit).parameters:
         estimator.fit(X_train, y_train, X_val=X_test, y_val=y_test)
     else:
         estimator.fit(X_train, y_train)
