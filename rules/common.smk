@@ -117,10 +117,8 @@ def crossstudy_inputs(wc):
     inputs = {
         "store": store_dir(wc.model, PROBES["dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
         "confusion": f"{main}/raw/confusion.csv",
+        "predictions": f"{main}/raw/predictions.parquet",  # per-text probe recall
     }
-    if "predictions" in rules.probe.output.keys():  # per-text probe recall once Study 1 stores its predictions
-        inputs["predictions"] = rules.probe.output.predictions.format(
-            model=wc.model, dataset=PROBES["dataset"], sampling=PROBE_SAMPLING)
     if wc.model in GEOMETRY["models"]:
         inputs["geometry"] = study_table("geometry", wc.model, GEOMETRY)
     if wc.model in NORMS["models"]:

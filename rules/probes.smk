@@ -26,9 +26,9 @@ PROBE_COMMON = dict(
 )
 
 
-# The probe fits are BLAS-bound: each takes both cores (capped by --cores) and runs its torch ops on
-# exactly that many threads, so two fits never oversubscribe the cores or hold two training matrices.
-PROBE_THREADS = 2
+# The probe fits are BLAS-bound: each takes `threads` cores (capped by --cores) and runs its torch ops on
+# exactly that many threads, so on 2 cores two fits never oversubscribe them or hold two training matrices.
+PROBE_THREADS = COMPUTE_THREADS
 
 
 # Figures are drawn on the submit host: cheap, and they need no GPU.
@@ -48,12 +48,16 @@ rule probe:
         cumulative="results/probes/{model}/{dataset}/{sampling}/raw/cumulative.csv",
         dims_for_share="results/probes/{model}/{dataset}/{sampling}/raw/dims_for_share.csv",
         masks="results/probes/{model}/{dataset}/{sampling}/raw/masks.csv",
+        predictions="results/probes/{model}/{dataset}/{sampling}/raw/predictions.parquet",
     params:
         library=library("probe.py"),
         **PROBE_COMMON,
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
     threads: PROBE_THREADS
+    resources:
+        mem_mb=lambda wc: store_mem_mb(wc, 2.5),
+        gpu=1,
     log:
         "logs/probes/{model}/{dataset}/{sampling}/raw.log",
     benchmark:
@@ -75,6 +79,9 @@ rule probe_condition:
         **PROBE_COMMON,
         shuffle_permutations=PROBES["shuffle_permutations"],
     threads: PROBE_THREADS
+    resources:
+        mem_mb=lambda wc: store_mem_mb(wc, 2.5),
+        gpu=1,
     log:
         "logs/probes/{model}/{dataset}/{sampling}/{condition}.log",
     benchmark:
@@ -96,8 +103,13 @@ rule probe_transfer:
         **PROBE_COMMON,
         names=(PROBES["dataset"], PROBES["transfer_dataset"]),
     threads: PROBE_THREADS
+    resources:
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
+        gpu=1,
     log:
         "logs/probes/{model}/transfer_{punct}.log",
+    benchmark:
+        "results/benchmarks/rules/probe_transfer/{model}_{punct}.tsv"
     conda:
         "../envs/torch.yaml"
     script:
@@ -117,8 +129,13 @@ rule probe_stability:
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
     threads: PROBE_THREADS
+    resources:
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
+        gpu=1,
     log:
         "logs/probes/{model}/stability.log",
+    benchmark:
+        "results/benchmarks/rules/probe_stability/{model}.tsv"
     conda:
         "../envs/torch.yaml"
     script:
@@ -138,8 +155,13 @@ rule probe_reductions:
         methods=PROBES["reductions"]["methods"],
         n_per_layer=PROBES["reductions"]["n_per_layer"],
         include_position0=PROBES["include_position0"],
+    threads: PROBE_THREADS
+    resources:
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=1.0, **declared_sizes(config['models'][wc.model])),
     log:
         "logs/probes/{model}/reductions.log",
+    benchmark:
+        "results/benchmarks/rules/probe_reductions/{model}.tsv"
     conda:
         "../envs/torch.yaml"
     script:
@@ -155,11 +177,11 @@ rule probe_figures:
     output:
         conditions=report("results/figures/probe_conditions.pdf", caption="../report/probe_conditions.rst",
                           category="Probes"),
-        curves="results/figures/probe_curves.pdf",
-        confusion="results/figures/probe_confusion.pdf",
-        attribution="results/figures/probe_attribution.pdf",
-        cumulative="results/figures/probe_cumulative.pdf",
-        grid="results/figures/probe_grid.pdf",
+        curves=report("results/figures/probe_curves.pdf", caption="../report/probe_curves.rst", category="Probes"),
+        confusion=report("results/figures/probe_confusion.pdf", caption="../report/probe_confusion.rst", category="Probes"),
+        attribution=report("results/figures/probe_attribution.pdf", caption="../report/probe_attribution.rst", category="Probes"),
+        cumulative=report("results/figures/probe_cumulative.pdf", caption="../report/probe_cumulative.rst", category="Probes"),
+        grid=report("results/figures/probe_grid.pdf", caption="../report/probe_grid.rst", category="Probes"),
         table="results/probes/summary.csv",
         macros="results/macros/probes.tex",
     params:

@@ -1,6 +1,7 @@
 """Rule `probe`: the reference layer probe (raw vectors) and everything read off it."""
 
 import numpy as np
+import pandas as pd
 import torch
 
 from layerwise.probes.conditions import raw_probe_analyses, run_condition, scores
@@ -17,6 +18,9 @@ labels = np.unique(np.concatenate([train.y, test.y]))
 run = run_condition("raw", train, test, seed=p.seed, probe_params=p.probe, tree_params=p.tree, overwrite=True)
 table = scores(run, labels, condition="raw")
 table.to_csv(out.scores, index=False)
+# Per-vector test predictions with their text: the cross-study view resamples texts for probe recall.
+pd.DataFrame({"text_id": test.text_ids, "true_layer": run.y_test, "predicted_layer": run.y_pred}).to_parquet(
+    out.predictions, index=False)
 tables = raw_probe_analyses(run, labels, mask_k=p.mask_k, top_n=p.top_n)
 tables.pop("attribution").to_parquet(out.attribution, index=False)
 for name, result in tables.items():
