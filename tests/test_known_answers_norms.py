@@ -37,6 +37,11 @@ def test_statistics_refuse_empty_or_flat_input(shape):
         norm_statistics(np.zeros(shape))
 
 
+def test_a_single_row_is_a_valid_layer():
+    stats = norm_statistics(rows_with_norms(np.array([7.0])))
+    assert stats["min"] == stats["q50"] == stats["max"] == pytest.approx(7)
+
+
 def test_table_uses_only_the_selected_rows():
     layer = rows_with_norms(np.array([1.0, 2.0, 3.0, 400.0]))
     table = norm_table({5: layer}, rows=np.array([0, 1, 2]))
@@ -71,12 +76,12 @@ def numbers(sentence: str) -> list[float]:
     ({0: 3.0, 1: 3.0, 2: 3.0}, 0),  # flat: factor 1, the first layer
 ])
 def test_sentence_names_the_planted_peak_and_factor(profile, peak):
-    median = {l: 1.0 + l for l in profile}  # 1, 2, 3: peaks at the last layer, grows 3x
+    median = {l: 2.0 + 2 * l for l in profile}  # 2, 4, 6: peaks at the last layer, grows 3x
     sentence = norm_summary_sentence(table_of(profile, median), "M_1")
     first, last = profile[0], profile[2]
     assert sentence.startswith(f"In M\\_1 the mean norm goes from {first:.3g} (layer 0) to {last:.3g} (layer 2), "
                                f"a factor of {last / first:.3g}, peaking at layer {peak} ({profile[peak]:.3g});")
-    assert "the median goes from 1 to 3 (a factor of 3, peak at layer 2)" in sentence
+    assert "the median goes from 2 to 6 (a factor of 3, peak at layer 2)" in sentence
     gap = {l: profile[l] / median[l] for l in profile}
     widest = max(gap, key=lambda l: (gap[l], -l))
     assert sentence.endswith(f"most at layer {widest} ({gap[widest]:.3g}$\\times$).")
