@@ -69,6 +69,7 @@ clean:
 
 # Mutation testing (slow; not part of `make test`): mutmut plants small bugs in the modules that produce the
 # paper's numbers and runs the fast tests on each; the mutants no test kills go to results/mutants.txt.
+# mutmut exits with a bit set (2 survivors, 4 timeouts); only bit 1, a fatal error, fails the target.
 # One module at a time: `make mutants MUTANT_PATHS=src/layerwise/norms.py MUTANT_TESTS="tests/test_norms.py"`.
 MUTANT_PATHS ?= src/layerwise/geometry,src/layerwise/lens.py,src/layerwise/lens_stats.py,src/layerwise/probes,src/layerwise/extract.py,src/layerwise/norms.py,src/layerwise/narrative
 MUTANT_TESTS ?= tests -m "not slow and not cluster"
@@ -83,7 +84,7 @@ mutants: $(VENV)/.installed-test $(MUTANTS_VENV)/.installed
 	mkdir -p results
 	rm -f .mutmut-cache
 	$(MUTANTS_VENV)/bin/mutmut run --paths-to-mutate "$(MUTANT_PATHS)" --no-progress \
-		--runner '$(abspath $(BIN))/pytest -x -q -p no:cacheprovider $(MUTANT_TESTS)' || true
+		--runner '$(abspath $(BIN))/pytest -x -q -p no:cacheprovider $(MUTANT_TESTS)' || test $$(( $$? & 1 )) -eq 0
 	{ echo "# mutmut $$(date -u +%F): surviving mutants of $(MUTANT_PATHS)"; \
 	  $(MUTANTS_VENV)/bin/mutmut results; \
 	  $(MUTANTS_VENV)/bin/mutmut show all; } > results/mutants.txt
