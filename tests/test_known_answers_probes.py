@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layerwise.probes.conditions import run_condition, split, transfer_scores
+from layerwise.probes.conditions import random_control_scores, run_condition, split, transfer_scores
 from layerwise.probes.controls import layer_moments, normalize_rows
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.synthetic import make_layered_vectors
@@ -68,3 +68,14 @@ def test_random_vectors_are_new_draws_with_the_training_moments(kind):
             assert rows.mean() == pytest.approx(moments.mean[i][0], abs=0.01)
             assert rows.std() == pytest.approx(moments.std[i][0], rel=0.05)
     np.testing.assert_array_equal(moments.sample(train.y, seed=3), drawn)  # seeded
+
+
+def test_scalar_control_scores_random_vectors_not_the_real_ones():
+    """Layers that differ in direction: the normalised probe reads them on real vectors, but the scalar
+    control's random vectors keep no direction, so the same probe on them must fall to chance."""
+    train, test = split(layered(seed=0), 0.25, seed=0)
+    labels, chance = np.arange(N_LAYERS + 1), 1 / (N_LAYERS + 1)
+    real = run_condition("normalised", train, test, seed=0, probe_params=PROBE, tree_params={})
+    assert np.mean(real.y_pred == real.y_test) > 0.8
+    table = random_control_scores("scalar", train, test, labels, seed=0, probe_params=PROBE).set_index("condition")
+    assert abs(table.loc["random_scalar_trained", "accuracy"] - chance) < 0.1
