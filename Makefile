@@ -17,7 +17,7 @@ GPU_SLOTS ?= $(if $(filter-out 0,$(GPUS)),$(GPUS),$(shell nproc))
 MEM_MB ?= $(shell awk '/^MemTotal/ {print int($$2 / 1024 * 0.8)}' /proc/meminfo)
 LOCAL_PROFILE := --profile profiles/local --resources gpu=$(GPU_SLOTS) mem_mb=$(MEM_MB)
 
-.PHONY: paper test bench verify report dryrun-paper-config latex unlock clean
+.PHONY: paper test bench verify report dryrun-paper-config latex unlock clean mutants
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,26 @@ unlock: $(VENV)/.installed-run
 
 clean:
 	rm -rf results logs .snakemake
+
+# Mutation testing (slow; not part of `make test`): mutmut plants small bugs in the modules that produce the
+# paper's numbers and runs the fast tests on each; the mutants no test kills go to results/mutants.txt.
+# mutmut exits with a bit set (2 survivors, 4 timeouts); only bit 1, a fatal error, fails the target.
+# One module at a time: `make mutants MUTANT_PATHS=src/layerwise/norms.py MUTANT_TESTS="tests/test_norms.py"`.
+MUTANT_PATHS ?= src/layerwise/geometry,src/layerwise/lens.py,src/layerwise/lens_stats.py,src/layerwise/probes,src/layerwise/extract.py,src/layerwise/norms.py,src/layerwise/narrative
+MUTANT_TESTS ?= tests -m "not slow and not cluster"
+MUTANTS_VENV := .venv-mutants
+
+$(MUTANTS_VENV)/.installed: requirements-mutants.txt
+	$(PYTHON) -m venv $(MUTANTS_VENV)
+	$(MUTANTS_VENV)/bin/pip install --quiet -r requirements-mutants.txt
+	touch $@
+
+mutants: $(VENV)/.installed-test $(MUTANTS_VENV)/.installed
+	mkdir -p results
+	rm -f .mutmut-cache
+	$(MUTANTS_VENV)/bin/mutmut run --paths-to-mutate "$(MUTANT_PATHS)" --no-progress \
+		--runner '$(abspath $(BIN))/pytest -x -q -p no:cacheprovider $(MUTANT_TESTS)' || test $$(( $$? & 1 )) -eq 0
+	{ echo "# mutmut $$(date -u +%F): surviving mutants of $(MUTANT_PATHS)"; \
+	  $(MUTANTS_VENV)/bin/mutmut results; \
+	  $(MUTANTS_VENV)/bin/mutmut show all; } > results/mutants.txt
+	@tail -n +1 results/mutants.txt | head -20

@@ -191,17 +191,6 @@ def test_matches_scikit_dimension(reference_data, fraction):
     assert ours_mle.dimension == pytest.approx(theirs_mle, rel=0.01)
 
 
-@pytest.mark.parametrize("fraction", [0.9, 0.75])
-def test_matches_dadapy(reference_data, fraction):
-    # DADApy's mu_fraction is our fraction (same i/N ordinate); its "ml" ignores the fraction.
-    dadapy = pytest.importorskip("dadapy")
-    data = dadapy.Data(reference_data, verbose=False)
-    theirs, _, _ = data.compute_id_2NN(algorithm="base", mu_fraction=fraction)
-    theirs_mle, _, _ = data.compute_id_2NN(algorithm="ml", mu_fraction=fraction)
-    assert twonn(reference_data, fraction=fraction).dimension == pytest.approx(theirs, rel=0.01)
-    assert twonn(reference_data, estimator="mle").dimension == pytest.approx(theirs_mle, rel=0.01)
-
-
 # --------------------------------------------------------------------------- per-layer driver
 
 
