@@ -5,6 +5,7 @@ SLURM is installed or installable (root with apt-get, as in CI); skipped with th
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -71,7 +72,9 @@ def run(workdir: Path, config: Path, *args: str, env: dict) -> subprocess.Comple
 def test_slurm_jobs_equal_a_local_run(tmp_path, shared_data):
     if reason := install_with_apt():
         pytest.skip(f"no live SLURM: {reason}")
-    config = tiny_config(tmp_path, shared_data, **{"norms.models": [MODEL]})
+    # A job asking more CPUs (`threads`) than the one node has would pend forever (PartitionConfig): the
+    # rules' threads follow config `threads`, set here to the node's CPUs (a real cluster keeps the default).
+    config = tiny_config(tmp_path, shared_data, **{"norms.models": [MODEL], "threads": os.cpu_count()})
     env = dict(OFFLINE, PATH=REAL_PATH)
     local, cluster = tmp_path / "local", tmp_path / "cluster"
     local.mkdir()
