@@ -34,9 +34,9 @@ Path(snakemake.output.tables).write_text("\n".join([
                 wrap={"id": "0.5\\linewidth"}),
     latex_table(pd.DataFrame(versions), "Library versions of this run.", "tab:versions"),
     latex_table(times, "Wall time (s) and peak memory (MB) per rule, from Snakemake \\texttt{benchmark:} files.",
-                "tab:walltime"),
+                "tab:walltime", size="footnotesize"),
     latex_table(jobs, "Where each rule's jobs ran: hosts, CPU cores available to a job x CPU model, GPUs "
                 "(name, memory, driver), summed wall time (s; from \\texttt{benchmark:} files where the rule "
                 "has them, else from the job's own record) and peak memory (MB).", "tab:jobs",
-                wrap={"cpu": "0.24\\linewidth", "gpu": "0.08\\linewidth"}),
+                wrap={"cpu": "0.3\\linewidth", "gpu": "0.08\\linewidth"}, size="scriptsize"),
 ]))

@@ -65,9 +65,11 @@ def write_macros(values: Mapping[str, float | int | str], path: Path | str, head
 
 
 
-def latex_table(df: pd.DataFrame, caption: str, label: str, wrap: Mapping[str, str] | None = None) -> str:
+def latex_table(df: pd.DataFrame, caption: str, label: str, wrap: Mapping[str, str] | None = None,
+                size: str = "small") -> str:
     """A table float with escaped cells; `wrap` maps a column to a width (e.g. `0.45\\linewidth`) in which
-    its long values (model ids, paths) may break after `/`, so the table stays inside the text block."""
+    its long values (model ids, paths) may break after `/`, so the table stays inside the text block; `size`
+    is the LaTeX font size (a table with a row per rule needs `scriptsize` to stay within one page)."""
     wrap = dict(wrap or {})
     unknown = set(wrap) - set(df.columns)
     if unknown:
@@ -79,4 +81,4 @@ def latex_table(df: pd.DataFrame, caption: str, label: str, wrap: Mapping[str, s
     body = cells.rename(columns=latex_escape).to_latex(index=False, escape=False, float_format="%.1f",
                                                        column_format=formats)
     body = body.replace("\\toprule", "\\hline").replace("\\midrule", "\\hline").replace("\\bottomrule", "\\hline")
-    return f"\\begin{{table}}[h]\\centering\\small\n\\caption{{{caption}}}\\label{{{label}}}\n{body}\\end{{table}}\n"
+    return f"\\begin{{table}}[h]\\centering\\{size}\n\\caption{{{caption}}}\\label{{{label}}}\n{body}\\end{{table}}\n"
