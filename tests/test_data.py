@@ -215,19 +215,9 @@ def test_missing_dataset_names_every_place_looked_without_hub(tmp_path):
     assert "hub disabled" in message
 
 
-@pytest.fixture
-def hf_home(tmp_path, monkeypatch):
-    """An empty hub cache in offline mode: only what a test puts there can load."""
-    import huggingface_hub.constants
-
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return home
 
 
-def test_missing_dataset_with_unreachable_hub(tmp_path, hf_home):
+def test_missing_dataset_with_unreachable_hub(tmp_path, offline_hf_home):
     with pytest.raises(DatasetNotFound) as err:
         load_dataset_table("ag_news", [tmp_path / "nowhere"], allow_hub=True)
     message = str(err.value)
@@ -351,7 +341,7 @@ def test_hub_split_selection_follows_the_common_layouts(tmp_path):
     assert rel(HubDataset("x", config="enwik8", split="train")) == ["enwik8/train/0000.parquet"]
 
 
-def test_hub_dataset_loads_offline_from_the_cache_at_its_revision(hf_home):
+def test_hub_dataset_loads_offline_from_the_cache_at_its_revision(offline_hf_home):
     """Two revisions of one dataset in the cache: the entry's revision is the one read, and its commit is
     recorded, with HF_HUB_OFFLINE set (nothing may call the hub)."""
     def parquet(texts):
@@ -359,8 +349,8 @@ def test_hub_dataset_loads_offline_from_the_cache_at_its_revision(hf_home):
         pd.DataFrame({"text": texts, "label": list(range(len(texts)))}).to_parquet(buf)
         return buf.getvalue()
 
-    cache_snapshot(hf_home, "org/reviews", "main", {"plain_text/test-0.parquet": parquet(["new"])}, "dataset")
-    commit = cache_snapshot(hf_home, "org/reviews", "v1", {"plain_text/test-0.parquet": parquet(["old a", "old b"]),
+    cache_snapshot(offline_hf_home, "org/reviews", "main", {"plain_text/test-0.parquet": parquet(["new"])}, "dataset")
+    commit = cache_snapshot(offline_hf_home, "org/reviews", "v1", {"plain_text/test-0.parquet": parquet(["old a", "old b"]),
                                                            "plain_text/train-0.parquet": parquet(["x"])}, "dataset")
     registry = {"reviews": {"source": "hf", "id": "org/reviews", "revision": "v1", "config": "plain_text",
                             "split": "test", "label_column": "label"}}

@@ -107,31 +107,20 @@ def test_minilm_facts(minilm):
 # --------------------------------------------------------------------------- hub entries, offline from the cache
 
 
-@pytest.fixture
-def offline_cache(tmp_path, monkeypatch):
-    """An empty standard hub cache (HF_HOME) in offline mode, with the hub itself unreachable."""
-    import huggingface_hub.constants
-
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
-    return home
 
 
-def test_hub_entry_loads_from_the_cache_at_its_revision_offline(tmp_path, offline_cache):
+def test_hub_entry_loads_from_the_cache_at_its_revision_offline(tmp_path, offline_hf_home):
     """Two revisions of one repo with different weights: the entry's revision is the one loaded, from
     the standard cache (no private copy), and the commit it resolved to is recorded."""
     commits = {}
     for revision, seed in [("main", 0), ("step1000", 1)]:
         src = materialise("src", random_spec("gpt_neox", seed=seed), tmp_path / revision)
-        commits[revision] = cache_snapshot(offline_cache, "EleutherAI/pythia-160m", revision, Path(src["folder"]))
+        commits[revision] = cache_snapshot(offline_hf_home, "EleutherAI/pythia-160m", revision, Path(src["folder"]))
     spec = {"source": "hf", "id": "EleutherAI/pythia-160m", "revision": "step1000"}
     check_hub_cache("p", spec)  # the parse-time check passes
     card = materialise("p", spec, tmp_path / "out")
     assert card["commit"] == commits["step1000"] and card["revision"] == "step1000"
-    assert Path(card["folder"]).parent.parent == offline_cache / "hub" / "models--EleutherAI--pythia-160m"
+    assert Path(card["folder"]).parent.parent == offline_hf_home / "hub" / "models--EleutherAI--pythia-160m"
     loaded = load_model(card, device="cpu")
     expected = load_file(str(tmp_path / "step1000" / "weights" / "model.safetensors"))
     name = next(k for k in expected if k.endswith("embed_in.weight"))
@@ -139,9 +128,9 @@ def test_hub_entry_loads_from_the_cache_at_its_revision_offline(tmp_path, offlin
     assert loaded.facts.model_type == "gpt_neox"
 
 
-def test_uncached_hub_revision_names_key_repo_revision_and_ways_out(tmp_path, offline_cache):
+def test_uncached_hub_revision_names_key_repo_revision_and_ways_out(tmp_path, offline_hf_home):
     src = materialise("src", random_spec("gpt2"), tmp_path / "src")
-    cache_snapshot(offline_cache, "openai-community/gpt2", "main", Path(src["folder"]))
+    cache_snapshot(offline_hf_home, "openai-community/gpt2", "main", Path(src["folder"]))
     spec = {"source": "hf", "id": "openai-community/gpt2", "revision": "v2"}
     pattern = (r"config 'models.gpt2': hub model 'openai-community/gpt2' at revision 'v2' is not available.*"
                r"source: local.*hf download openai-community/gpt2 --revision v2")
