@@ -101,3 +101,10 @@ def offline_hf_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
     return home
+
+
+def peak_resident_mb() -> int:
+    """Peak resident memory of this process, in MB, from /proc (VmHWM belongs to the process's own address
+    space; ru_maxrss would carry over the parent's size across vfork + exec)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024

@@ -202,9 +202,12 @@ def test_extraction_memory_estimate_bounds_a_measured_peak(tmp_path):
     from conftest import REPO
     from layerwise.store_plan import extraction_mem_mb
 
+    # The peak of this process's own memory (VmHWM), not ru_maxrss: after vfork + exec, ru_maxrss starts from
+    # the parent's resident size, and a pytest process deep into the suite is bigger than the job (CI: 2.3 GB).
     script = f"""
-import resource, sys
+import sys
 sys.path.insert(0, {str(REPO / 'tests')!r})
+from conftest import peak_resident_mb
 from conftest import random_spec
 from layerwise.data import Sample
 from layerwise.extract import extract_to_store
@@ -213,7 +216,7 @@ loaded = load_model(materialise("m", random_spec("llama", n_layers=6, width=512,
 ids = [[(7 * k + i) % 250 + 3 for i in range(64)] for k in range(128)]
 extract_to_store(loaded, Sample(ids, list(range(128)), {{}}), {str(tmp_path / 'store')!r}, max_batch_tokens=4096,
                  pad_to=64, progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(peak_resident_mb())
 """
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))  # this checkout's library, not an installed one
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env)
