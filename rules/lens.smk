@@ -45,23 +45,28 @@ rule lens_example:
         "../scripts/lens_example.py"
 
 
+HEATMAP_VALUES = sorted({*LENS["heatmap_values"], *PAPER_HEATMAP_VALUES})  # the paper shows the four PAPER ones
+
+
+# One job per text draws all its heatmaps: each is a second of plotting, and a job per figure spent most of
+# its time starting Python (30 jobs in the default run).
 rule lens_heatmap:
     input:
         table="results/lens/{model}/examples/{text}.parquet",
     output:
-        figure=report("results/figures/lens/{model}/{text}/{value}.{view}.pdf", caption="../report/lens_heatmap.rst",
-                      category="Logit lens heatmaps", subcategory="{model} {text}"),
-    wildcard_constraints:
-        value="[a-z0-9_]+",
-        view="grid|window",
+        figures=[report(f, caption="../report/lens_heatmap.rst", category="Logit lens heatmaps",
+                        subcategory="{model} {text}")
+                 for f in expand("results/figures/lens/{{model}}/{{text}}/{value}.{view}.pdf", value=HEATMAP_VALUES,
+                                 view=["grid", "window"])],
     params:
         library=library("lens_heatmap.py"),
+        views=[(value, view) for value in HEATMAP_VALUES for view in ("grid", "window")],  # in output order
         layer_step=LENS["layer_step"],
         max_positions=LENS["heatmap_max_positions"],
         window=lambda wc: LENS["heatmap_windows"].get(wc.text, LENS["heatmap_window"]),
         window_layer_step=LENS["heatmap_window_layer_step"],
     log:
-        "logs/lens/{model}/heatmap/{text}/{value}.{view}.log",
+        "logs/lens/{model}/heatmap/{text}.log",
     conda:
         "../envs/torch.yaml"
     script:
@@ -129,6 +134,6 @@ rule lens_figures:
 
 LENS_HEATMAPS = expand(  # full grids for the report, windows for the paper (which shows these four values)
     "results/figures/lens/{model}/{text}/{value}.{view}.pdf", model=LENS["models"], text=list(LENS_TEXTS),
-    value=sorted({*LENS["heatmap_values"], *PAPER_HEATMAP_VALUES}), view=["grid", "window"],
+    value=HEATMAP_VALUES, view=["grid", "window"],
 )
 PAPER_INPUTS.extend([rules.lens_figures.output.curves, rules.lens_figures.output.macros, *LENS_HEATMAPS])
