@@ -28,7 +28,8 @@ def correlation_sentence(row: pd.Series) -> str:
     span = f"{level} interval {row['ci_low']:.2f} to {row['ci_high']:.2f}"
     if row["interval"] == "includes 0":
         return head + f" ({span}, which includes zero: the sign is not established)"
-    direction = "rise together" if row["rho"] > 0 else "move in opposite directions"
+    # the sign the interval establishes (a percentile interval need not contain the point estimate)
+    direction = "rise together" if row["ci_low"] > 0 else "move in opposite directions"
     return head + f" ({span}, excluding zero: across layers they {direction})"
 
 

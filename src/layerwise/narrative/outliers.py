@@ -92,7 +92,11 @@ def source_comparison(layers: dict[str, pd.DataFrame]) -> str:
         with_all = profile_shape(layer, rows["anisotropy"].to_numpy())
         without = profile_shape(layer, rows["anisotropy_without"].to_numpy())
         peaks.setdefault(kind, []).append((with_all["peak_value"], without["peak_value"]))
-        if kind == "decoder":
+        if kind == "decoder" and with_all["peak_layer"] in (layer.min(), layer.max()):  # no bell to carry
+            end = "first" if with_all["peak_layer"] == layer.min() else "last"
+            out.append(f"The sources' bell-shaped decoder profile does not appear in {latex_escape(model)} even "
+                       f"with all tokens (anisotropy peaks at its {end} layer, layer {with_all['peak_layer']}).")
+        elif kind == "decoder":
             held = shape_survives(with_all, without)
             name = latex_escape(model)
             out.append(f"The sources' bell-shaped decoder profile holds in {name} without the outlier tokens too."

@@ -108,7 +108,7 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
     half = d[d["threshold"] == 50].groupby("model", sort=False)["n_dims"].median()
     ninety = d[d["threshold"] == 90].groupby("model", sort=False)["n_dims"].median()
     dims_sentence = " ".join(
-        f"In {latex_escape(m)} the median layer needs {int(half[m])} dimensions for 50\\% and {int(ninety[m])} "
+        f"In {latex_escape(m)} the median layer needs {half[m]:g} dimensions for 50\\% and {ninety[m]:g} "
         f"for 90\\% of the probe's $|w_j x_j|$ attribution (training split)." for m in half.index)
     return {"ProbeTable": LaTeX("\n".join(lines)), "ProbeSummary": LaTeX(" ".join(sentences)),
             "ProbeComparison": LaTeX(comparison), "ProbeDims": LaTeX(dims_sentence),
