@@ -44,8 +44,11 @@ latex:
 paper: $(VENV)/.installed-run latex
 	$(SNAKEMAKE) $(LOCAL_PROFILE) --configfile config.yaml
 
+# Two pytest workers: the suite's long parts are Snakemake runs whose short jobs leave a core idle much of the
+# time, so a second worker fills it. The tiny-run tests share one run and stay on one worker (xdist_group).
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test latex
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py --out results/benchmarks
