@@ -19,8 +19,10 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Once SLURM's client tools are installed, the SLURM executor plugin runs `scontrol show config` (10 s
 # timeout) whenever `snakemake` starts; with a slurm.conf and no controller every call would cost 10 s. Tests
 # get a stand-in `scontrol` that fails at once; the cluster test (tests/cluster/) passes REAL_PATH to its runs.
-REAL_PATH = os.environ.get("PATH", os.defpath)
-os.environ["PATH"] = f"{REPO / 'tests' / 'cluster' / 'no_controller'}{os.pathsep}{REAL_PATH}"
+NO_CONTROLLER = str(REPO / "tests" / "cluster" / "no_controller")
+# Without the stand-in even where this process inherited it (pytest-xdist workers start from the patched PATH).
+REAL_PATH = os.pathsep.join(p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p != NO_CONTROLLER)
+os.environ["PATH"] = f"{NO_CONTROLLER}{os.pathsep}{REAL_PATH}"
 RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert")
 
 

@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from workflow_runs import OFFLINE, SNAKEMAKE, copy_workflow, job_counts, snakemake, snakemake_command, tiny_config
+from workflow_runs import SNAKEMAKE, copy_workflow, job_counts, snakemake, tiny_config
 
 # Under `pytest -n` (make test) every test of this module runs on one worker, so the tiny run is built once.
 pytestmark = pytest.mark.xdist_group("tiny-run")
@@ -33,7 +33,6 @@ class TinyRun:
     workdir: Path
     configfile: Path
     snakefile: Path
-    twin: dict = field(default_factory=dict)  # the concurrent second run of the same config: process, workdir
 
     def run(self, *args: str, configfile: Path | None = None) -> subprocess.CompletedProcess:
         return snakemake(self.workdir, configfile or self.configfile, *args, snakefile=self.snakefile)
@@ -56,28 +55,13 @@ def test_lint_is_clean():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, shared_data):
     """One end-to-end run of the tiny config in a fresh temp dir (to the PDF when LaTeX is installed),
-    with a private copy of the workflow that tests may edit.
-
-    A second run of the same config in another fresh directory (for the reproducibility test) runs at the
-    same time: a tiny run leaves one of two cores idle about half of its time (short jobs, chains, LaTeX), so
-    the pair costs little more wall time than one."""
+    with a private copy of the workflow that tests may edit."""
     workdir = tmp_path_factory.mktemp("tiny-run")
     run = TinyRun(workdir, tiny_config(workdir, shared_data), copy_workflow(tmp_path_factory.mktemp("workflow")))
-    second = tmp_path_factory.mktemp("tiny-run-second")
-    with open(second / "run.log", "w") as log:
-        twin = subprocess.Popen(snakemake_command(second, tiny_config(second, shared_data), "--cores", "2",
-                                                  "--omit-from", "paper"),
-                                stdout=log, stderr=subprocess.STDOUT, env=OFFLINE, cwd=second)
-    try:
-        targets = [] if HAS_LATEX else [FIGURE, MACROS]  # default target = the PDF
-        done = run.run("--cores", "2", *targets)
-        assert done.returncode == 0, done.stderr[-5000:]
-        run.twin.update(process=twin, workdir=second)
-        yield run
-    finally:
-        if twin.poll() is None:  # the reproducibility test did not run: stop the twin
-            twin.kill()
-            twin.wait()
+    targets = [] if HAS_LATEX else [FIGURE, MACROS]  # default target = the PDF
+    done = run.run("--cores", "2", *targets)
+    assert done.returncode == 0, done.stderr[-5000:]
+    return run
 
 
 @pytest.mark.slow
@@ -253,10 +237,12 @@ def result_files(workdir: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_two_runs_of_one_config_give_identical_results(tiny_run):
+def test_two_runs_of_one_config_give_identical_results(tiny_run, shared_data, tmp_path):
     """Same config, fresh directory, CPU: every array, table, macro and figure is the same, byte for byte."""
-    second = tiny_run.twin["workdir"]
-    assert tiny_run.twin["process"].wait() == 0, (second / "run.log").read_text()[-3000:]
+    second = tmp_path / "second"
+    second.mkdir()
+    done = snakemake(second, tiny_config(second, shared_data), "--cores", "2", "--omit-from", "paper")
+    assert done.returncode == 0, done.stderr[-3000:]
     files = result_files(tiny_run.workdir)
     assert result_files(second) == files
     assert len([f for f in files if f.endswith(".npy")]) > 40 and len([f for f in files if f.endswith(".pdf")]) > 10

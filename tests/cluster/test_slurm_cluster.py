@@ -18,7 +18,8 @@ from conftest import REAL_PATH, REPO
 from slurm_node import PARTITION, install_with_apt, single_node_slurm
 from workflow_runs import OFFLINE, snakemake_command, tiny_config
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+# Under `pytest -n` (make test) the long end-to-end runs share a worker, beside the tiny-run worker.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("long-runs")]
 
 # The norms figure of the tiny config for one model: downloads and the figure are localrules, extraction asks
 # for a GPU, the norm table is a plain CPU job: every kind of job in five jobs.
@@ -63,8 +64,9 @@ def slurm_jobs(env: dict) -> list[dict[str, str]]:
 
 
 def run(workdir: Path, config: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
+    # A bounded wait: a job whose status Snakemake cannot query would otherwise hold the suite forever.
     done = subprocess.run(snakemake_command(workdir, config, *args, *TARGETS), capture_output=True, text=True,
-                          env=env, cwd=workdir)
+                          env=env, cwd=workdir, timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     return done
 
