@@ -45,10 +45,11 @@ paper: $(VENV)/.installed-run latex
 	$(SNAKEMAKE) $(LOCAL_PROFILE) --configfile config.yaml
 
 # Two pytest workers: the suite's long parts are Snakemake runs whose short jobs leave a core idle much of the
-# time, so a second worker fills it. The tiny-run tests share one run and stay on one worker (xdist_group).
+# time, so a second worker fills it. A test file is one unit (its module fixtures, e.g. the tiny run, are built
+# once), handed out in collection order, long runs first (tests/conftest.py).
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test latex
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py --out results/benchmarks

@@ -110,3 +110,14 @@ def peak_resident_mb() -> int:
     space; ru_maxrss would carry over the parent's size across vfork + exec)."""
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024
+
+
+# `make test` runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: a file is one unit, handed out in
+# collection order. The files of long end-to-end runs go first, so each starts at once on a free worker
+# instead of last (the suite's critical path); the order of tests within a file is kept.
+LONG_RUNS = ("test_workflow.py", "test_paper_config.py", "test_workflow_recovery.py", "test_slurm_cluster.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_RUNS)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_RUNS)))

@@ -166,7 +166,6 @@ def build_hub_cache(hf_home: Path, paper: dict, data: Path, tmp: Path) -> dict[t
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("long-runs")  # under `pytest -n`: beside the tiny-run worker
 def test_paper_config_runs_offline_from_a_hub_cache_to_the_pdf(tmp_path, shared_data):
     paper = yaml.safe_load(PAPER.read_text())
     hf_home = tmp_path / "hf-home"

@@ -19,9 +19,6 @@ import pytest
 from conftest import REPO
 from workflow_runs import SNAKEMAKE, copy_workflow, job_counts, snakemake, tiny_config
 
-# Under `pytest -n` (make test) every test of this module runs on one worker, so the tiny run is built once.
-pytestmark = pytest.mark.xdist_group("tiny-run")
-
 FIGURE, MACROS, PDF = "results/figures/norms.pdf", "results/macros/norms.tex", "results/paper/layerwise.pdf"
 HAS_LATEX = shutil.which("latexmk") is not None
 

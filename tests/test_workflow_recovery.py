@@ -15,8 +15,7 @@ import pytest
 from layerwise.store import MANIFEST, ActivationStore, CorruptStore
 from workflow_runs import run_and_kill, snakemake, tiny_config
 
-# Under `pytest -n` (make test) the long end-to-end runs share a worker, beside the tiny-run worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("long-runs")]
+pytestmark = pytest.mark.slow
 # Large enough that extraction of a tiny model takes seconds: the kill lands mid-store.
 STORE = "results/activations/tiny-gpt2/imdb/n1500_l64_s0"
 TRAINING = {"training.max_steps": 300, "training.n_checkpoints": 4, "training.eval_every": 100}

@@ -18,8 +18,7 @@ from conftest import REAL_PATH, REPO
 from slurm_node import PARTITION, install_with_apt, single_node_slurm
 from workflow_runs import OFFLINE, snakemake_command, tiny_config
 
-# Under `pytest -n` (make test) the long end-to-end runs share a worker, beside the tiny-run worker.
-pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("long-runs")]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 # The norms figure of the tiny config for one model: downloads and the figure are localrules, extraction asks
 # for a GPU, the norm table is a plain CPU job: every kind of job in five jobs.
