@@ -46,6 +46,10 @@ rule lens_example:
 
 
 HEATMAP_VALUES = sorted({*LENS["heatmap_values"], *PAPER_HEATMAP_VALUES})  # the paper shows the four PAPER ones
+# (value, view) of each heatmap of a text, in the order of the rule's outputs: full grids for the report,
+# windows for the paper.
+HEATMAP_VIEWS = [(value, view) for value in HEATMAP_VALUES for view in ("grid", "window")]
+HEATMAP_PATH = "results/figures/lens/{model}/{text}/%s.%s.pdf"
 
 
 # One job per text draws all its heatmaps: each is a second of plotting, and a job per figure spent most of
@@ -54,13 +58,11 @@ rule lens_heatmap:
     input:
         table="results/lens/{model}/examples/{text}.parquet",
     output:
-        figures=[report(f, caption="../report/lens_heatmap.rst", category="Logit lens heatmaps",
-                        subcategory="{model} {text}")
-                 for f in expand("results/figures/lens/{{model}}/{{text}}/{value}.{view}.pdf", value=HEATMAP_VALUES,
-                                 view=["grid", "window"])],
+        figures=[report(HEATMAP_PATH % pair, caption="../report/lens_heatmap.rst", category="Logit lens heatmaps",
+                        subcategory="{model} {text}") for pair in HEATMAP_VIEWS],
     params:
         library=library("lens_heatmap.py"),
-        views=[(value, view) for value in HEATMAP_VALUES for view in ("grid", "window")],  # in output order
+        views=HEATMAP_VIEWS,
         layer_step=LENS["layer_step"],
         max_positions=LENS["heatmap_max_positions"],
         window=lambda wc: LENS["heatmap_windows"].get(wc.text, LENS["heatmap_window"]),
@@ -132,8 +134,6 @@ rule lens_figures:
         "../scripts/lens_figures.py"
 
 
-LENS_HEATMAPS = expand(  # full grids for the report, windows for the paper (which shows these four values)
-    "results/figures/lens/{model}/{text}/{value}.{view}.pdf", model=LENS["models"], text=list(LENS_TEXTS),
-    value=HEATMAP_VALUES, view=["grid", "window"],
-)
+LENS_HEATMAPS = [(HEATMAP_PATH % pair).format(model=m, text=t) for m in LENS["models"] for t in LENS_TEXTS
+                 for pair in HEATMAP_VIEWS]
 PAPER_INPUTS.extend([rules.lens_figures.output.curves, rules.lens_figures.output.macros, *LENS_HEATMAPS])

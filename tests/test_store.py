@@ -207,8 +207,7 @@ def test_extraction_memory_estimate_bounds_a_measured_peak(tmp_path):
     script = f"""
 import sys
 sys.path.insert(0, {str(REPO / 'tests')!r})
-from conftest import peak_resident_mb
-from conftest import random_spec
+from conftest import peak_resident_mb, random_spec
 from layerwise.data import Sample
 from layerwise.extract import extract_to_store
 from layerwise.models import load_model, materialise
