@@ -6,7 +6,7 @@ from pathlib import Path
 from layerwise.code_deps import library_digest
 from layerwise.data import check_hub_cache as check_hub_dataset, parse_spec
 from layerwise.models import check_context, check_hub_cache, hub_offline, validate_spec
-from layerwise.store_plan import BASE_MB, analysis_mem_mb, declared_sizes, weight_bytes
+from layerwise.store_plan import BASE_MB, analysis_mem_mb, declared_sizes, variant_n_texts, weight_bytes
 
 for _key, _spec in config["models"].items():
     validate_spec(_key, _spec)
@@ -83,16 +83,20 @@ def probe_dir(model, dataset=None, sampling_=None):
 
 
 def probe_inputs(model):
-    main = probe_dir(model)
+    main, variant = probe_dir(model), probe_dir(model, sampling_=PROBE_VARIANT_SAMPLING)
+    transfer = f"results/probes/{model}/transfer_{{}}_n{{}}.csv"
     return {
         "raw": f"{main}/raw/scores.csv",
-        "conditions": [f"{main}/{c}/scores.csv" for c in PROBE_CONDITIONS],
+        "conditions": [f"{main}/{c}/scores.csv" for c in MAIN_CONDITIONS],
+        "variant_raw": f"{variant}/raw/scores.csv",
+        "variant_conditions": [f"{variant}/{c}/scores.csv" for c in VARIANT_CONDITIONS],
         "histories": [f"{main}/raw/history.csv", f"{main}/normalised/history.csv"],
-        "nopunct": f"{probe_dir(model, NOPUNCT)}/raw/scores.csv",
+        "nopunct": f"{probe_dir(model, NOPUNCT, PROBE_VARIANT_SAMPLING)}/raw/scores.csv",
         "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/scores.csv" for n in PROBES["grid"]["n_texts"]
                  for l in PROBES["grid"]["max_tokens"]],
-        "transfer": f"results/probes/{model}/transfer_raw.csv",
-        "transfer_nopunct": f"results/probes/{model}/transfer_nopunct.csv",
+        "transfer": transfer.format("raw", PROBES["n_texts"]),
+        "variant_transfer": transfer.format("raw", PROBE_VARIANT_N),
+        "transfer_nopunct": transfer.format("nopunct", PROBE_VARIANT_N),
         "stability": f"results/probes/{model}/stability_runs.csv",
     }
 
@@ -112,10 +116,13 @@ def check_hub_cache_before_jobs(models):
 
 
 def crossstudy_inputs(wc):
-    """The probe store and the studies' tables for one model; a study that did not run it adds no column."""
-    main = probe_dir(wc.model)
+    """The probe store and the studies' tables for one model; a study that did not run it adds no column.
+
+    Study 1's side is its raw probe at the additions' size (`probes.variant_n_texts`): the view is our
+    addition, and its per-layer TwoNN bootstrap over the store grows with the square of the vectors."""
+    main = probe_dir(wc.model, sampling_=PROBE_VARIANT_SAMPLING)
     inputs = {
-        "store": store_dir(wc.model, PROBES["dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+        "store": store_dir(wc.model, PROBES["dataset"], PROBE_VARIANT_N, PROBES["max_tokens"]),
         "confusion": f"{main}/raw/confusion.csv",
         "predictions": f"{main}/raw/predictions.parquet",  # per-text probe recall
     }
@@ -132,6 +139,10 @@ def crossstudy_inputs(wc):
 # Threads and memory of compute jobs: each declares `threads: COMPUTE_THREADS` (torch and BLAS follow it
 # through layerwise.runlog) and its `mem_mb` from the size of the data it holds.
 COMPUTE_THREADS = config["threads"]
+# Jobs that cannot use a second core (scikit-learn's tree is single-threaded) or that are too small for it to
+# pay (one checkpoint's held-out geometry, one example text through the lens: mostly start-up and loading)
+# take one, so on 2 cores another job runs beside them.
+SERIAL_THREADS = 1
 
 
 def store_mem_mb(wc, copies):

@@ -32,13 +32,13 @@ rule crossstudy_model:
         block_size=GEOMETRY["block_size"],
         n_candidates=GEOMETRY["n_candidates"],
         backend=config["backend"],
-        store_data=f"{PROBES['dataset']}: {PROBES['n_texts']} texts, at most {PROBES['max_tokens']} tokens (Study 1 store)",
-        probe_data=f"Study 1 main probe, test texts of the same store",
+        store_data=f"{PROBES['dataset']}: {PROBE_VARIANT_N} texts, at most {PROBES['max_tokens']} tokens (Study 1 store)",
+        probe_data=f"Study 1 raw probe at N={PROBE_VARIANT_N}, test texts of the same store",
         lens_data=f"{LENS['dataset']}: {LENS['n_texts']} texts, at most {LENS['max_tokens']} tokens "
                   f"(Study 2 sample, {CROSS_DECODER} decoder)",
     threads: COMPUTE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(config['models'][wc.model])),
     log:
         "logs/crossstudy/{model}.log",
     benchmark:

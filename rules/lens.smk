@@ -31,7 +31,7 @@ rule lens_example:
         subblocks=LENS["subblocks"],
         max_tokens=LENS["example_max_tokens"],
         device=config["device"],
-    threads: COMPUTE_THREADS
+    threads: SERIAL_THREADS
     resources:
         mem_mb=lambda wc: model_mem_mb(wc, 2000),
         gpu=1,

@@ -78,8 +78,8 @@ rule outlier_figures:
     input:
         layers=[f"{study_dir('outliers', m, GEOMETRY)}/layers.csv" for m in GEOMETRY["models"]],
         occurrences=[f"{study_dir('outliers', m, GEOMETRY)}/occurrences.csv" for m in GEOMETRY["models"]],
-        probes=[f"{study_dir('outliers', m, PROBES)}/probe.csv" for m in OUTLIER_PROBE_MODELS],
-        probe_dims=[f"{study_dir('outliers', m, PROBES)}/probe_dims.csv" for m in OUTLIER_PROBE_MODELS],
+        probes=[f"{study_dir('outliers', m, PROBE_VARIANTS)}/probe.csv" for m in OUTLIER_PROBE_MODELS],
+        probe_dims=[f"{study_dir('outliers', m, PROBE_VARIANTS)}/probe_dims.csv" for m in OUTLIER_PROBE_MODELS],
     output:
         figure=report("results/figures/outliers.pdf", caption="../report/outliers.rst", category="Geometry"),
         tokens="results/outliers/top_tokens.csv",

@@ -3,10 +3,18 @@
 PROBES = config["probes"]
 check_models("probes", PROBES["models"])
 PROBE_SAMPLING = sampling(PROBES["n_texts"], PROBES["max_tokens"])
-# Beside the raw probe (rule `probe`): controls, ablations and the post's own setting (post_faithful:
-# position 0 kept, last class = state after the final norm).
-PROBE_CONDITIONS = ["normalised", "random_scalar", "random_per_dimension", "shuffled_labels", "tree",
-                    "with_position0", "post_faithful"]
+# The post's own experiments (and the shuffled-label control of them) run at its size, `n_texts`; the additions
+# beyond it at `variant_n_texts` (a slice of the same decoder store), each beside a raw probe and a transfer
+# run at that size, so every comparison is made at one N (see the schema).
+PROBE_VARIANT_N = variant_n_texts(PROBES)
+PROBE_VARIANT_SAMPLING = sampling(PROBE_VARIANT_N, PROBES["max_tokens"])
+PROBE_VARIANTS = dict(PROBES, n_texts=PROBE_VARIANT_N)
+# Beside the raw probe (rule `probe`): the post's ablations and the post's own setting (post_faithful:
+# position 0 kept, last class = state after the final norm), and the label control...
+MAIN_CONDITIONS = ["normalised", "random_scalar", "shuffled_labels", "post_faithful"]
+# ... and what the post only proposed (a tree) or did not do.
+VARIANT_CONDITIONS = ["random_per_dimension", "tree", "with_position0"]
+PROBE_CONDITIONS = MAIN_CONDITIONS + VARIANT_CONDITIONS
 NOPUNCT = f"{PROBES['dataset']}.nopunct"
 TRANSFER_DATASETS = {"raw": (PROBES["dataset"], PROBES["transfer_dataset"]),
                      "nopunct": (NOPUNCT, f"{PROBES['transfer_dataset']}.nopunct")}
@@ -78,7 +86,7 @@ rule probe_condition:
         library=library("probe_condition.py"),
         **PROBE_COMMON,
         shuffle_permutations=PROBES["shuffle_permutations"],
-    threads: PROBE_THREADS
+    threads: lambda wc: SERIAL_THREADS if wc.condition == "tree" else PROBE_THREADS
     resources:
         mem_mb=lambda wc: store_mem_mb(wc, 2.5),
         gpu=1,
@@ -94,22 +102,22 @@ rule probe_condition:
 
 rule probe_transfer:
     input:
-        source=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][0], PROBES["n_texts"], PROBES["max_tokens"]),
-        target=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][1], PROBES["n_texts"], PROBES["max_tokens"]),
+        source=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][0], wc.n, PROBES["max_tokens"]),
+        target=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][1], wc.n, PROBES["max_tokens"]),
     output:
-        scores="results/probes/{model}/transfer_{punct}.csv",
+        scores="results/probes/{model}/transfer_{punct}_n{n}.csv",
     params:
         library=library("probe_transfer.py"),
         **PROBE_COMMON,
         names=(PROBES["dataset"], PROBES["transfer_dataset"]),
     threads: PROBE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
         gpu=1,
     log:
-        "logs/probes/{model}/transfer_{punct}.log",
+        "logs/probes/{model}/transfer_{punct}_n{n}.log",
     benchmark:
-        "results/benchmarks/rules/probe_transfer/{model}_{punct}.tsv"
+        "results/benchmarks/rules/probe_transfer/{model}_{punct}_n{n}.tsv"
     conda:
         "../envs/torch.yaml"
     script:
@@ -118,7 +126,7 @@ rule probe_transfer:
 
 rule probe_stability:
     input:
-        store=lambda wc: store_dir(wc.model, PROBES["dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+        store=lambda wc: store_dir(wc.model, PROBES["dataset"], PROBE_VARIANT_N, PROBES["max_tokens"]),
     output:
         runs="results/probes/{model}/stability_runs.csv",
         overlap="results/probes/{model}/stability_overlap.csv",
@@ -130,7 +138,7 @@ rule probe_stability:
         top_n=PROBES["top_n"],
     threads: PROBE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
         gpu=1,
     log:
         "logs/probes/{model}/stability.log",
@@ -193,6 +201,7 @@ rule probe_figures:
         mask_k=PROBES["mask_k"],
         shuffle_permutations=PROBES["shuffle_permutations"],
         n_texts=PROBES["n_texts"],
+        variant_n_texts=PROBE_VARIANT_N,
         max_tokens=PROBES["max_tokens"],
     log:
         "logs/probes/figures.log",

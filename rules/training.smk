@@ -65,7 +65,7 @@ rule checkpoint_geometry:
         include_position0=GEOMETRY["include_position0"],
         backend=config["backend"],
         device=config["device"],
-    threads: COMPUTE_THREADS
+    threads: SERIAL_THREADS
     resources:
         mem_mb=2000,
     log:

@@ -58,7 +58,7 @@ def test_paper_config_dag_has_a_job_for_every_study_and_published_model(tmp_path
                if expected[study].format(m=m) not in jobs]
     assert not missing, missing
     # The AG News transfer of the main setting, raw and with punctuation stripped on both sides.
-    assert {"results/probes/gpt2-medium/transfer_raw.csv", "results/probes/gpt2-medium/transfer_nopunct.csv"} <= jobs
+    assert {"results/probes/gpt2-medium/transfer_raw_n1000.csv", "results/probes/gpt2-medium/transfer_nopunct_n1000.csv"} <= jobs
     assert "results/probes/gpt2-medium/imdb/n5000_l50_s0/raw/scores.csv" in jobs  # Fig 6's largest cell
     # Across training: >= 12 log-spaced Pythia revisions from step0 to step143000 per model, and our own pair.
     for model in PYTHIA:

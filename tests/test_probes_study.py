@@ -6,7 +6,7 @@ import pytest
 
 from layerwise.probes.conditions import raw_probe_analyses, run_condition, split, transfer_scores
 from layerwise.probes.features import LayerDataset, layer_dataset
-from layerwise.probes.summary import condition_table
+from layerwise.probes.summary import condition_table, label_sizes
 from layerwise.probes.training import fit_probe, make_probe
 from layerwise.probes.synthetic import make_layered_vectors
 from layerwise.store import ActivationStore, StoreWriter
@@ -78,22 +78,31 @@ def test_raw_analyses_and_transfer_tables():
         assert row["converged"] and row["accuracy"] == pytest.approx(np.mean(cold.predict(data.X) == data.y), abs=0.01)
 
 
-def test_condition_table_collects_every_condition():
+def _condition_table(variant_n: int):
     one = lambda c, a: pd.DataFrame([{"condition": c, "accuracy": a, "chance": 0.2}])  # noqa: E731
     transfer = pd.DataFrame({"train": ["a", "a", "a+b", "a+b"], "test": ["a", "b", "a", "b"],
                              "accuracy": [0.9, 0.6, 0.9, 0.85]})
-    table = condition_table(
+    return condition_table(
         raw=one("raw", 0.9),
         conditions=[one("normalised", 0.7), pd.DataFrame({"condition": "shuffled_labels", "accuracy": [0.1, 0.3]}),
                     pd.DataFrame({"condition": ["random_scalar_trained", "random_scalar_retrained"],
                                   "accuracy": [0.21, 0.19]})],
         masks=pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"], "accuracy": [0.9, 0.85, 0.88]}),
-        nopunct=one("raw", 0.89), transfer=transfer, transfer_nopunct=transfer.assign(accuracy=[0.9, 0.8, 0.9, 0.88]),
-        stability=pd.DataFrame({"accuracy": [0.9, 0.92, 0.88]}))
+        transfer=transfer, variant_raw=one("raw", 0.87), variant_conditions=[one("tree", 0.5)],
+        nopunct=one("raw", 0.89), variant_transfer=transfer.assign(accuracy=[0.88, 0.7, 0.9, 0.8]),
+        transfer_nopunct=transfer.assign(accuracy=[0.9, 0.8, 0.9, 0.88]),
+        stability=pd.DataFrame({"accuracy": [0.9, 0.92, 0.88]}), n_texts=1000, variant_n_texts=variant_n)
+
+
+def test_condition_table_collects_every_condition_with_its_size():
+    table = _condition_table(variant_n=300)
     got = table.set_index("condition")
     assert got.loc["masked_at_test", "accuracy"] == 0.85 and got.loc["train a, test b", "accuracy"] == 0.6
     assert "train a, test a" not in got.index and got.loc["train a+b, test b", "accuracy"] == 0.85
     assert got.loc["transfer gap", "accuracy"] == pytest.approx(0.3)
+    # the additions are compared with a raw probe and a transfer run at their own N, named by it
+    assert got.loc["raw (N=300)", "accuracy"] == 0.87 and got.loc["transfer gap (N=300)", "accuracy"] == pytest.approx(0.18)
+    assert got.loc["train a, test b (N=300)", "accuracy"] == 0.7
     assert got.loc["transfer gap, no punctuation", "accuracy"] == pytest.approx(0.1)
     assert got.loc["shuffled_labels", "accuracy"] == pytest.approx(0.2)
     assert got.loc["shuffled_labels", "std"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
@@ -101,6 +110,22 @@ def test_condition_table_collects_every_condition():
     assert got.loc["stability", "accuracy"] == pytest.approx(0.9)
     assert got.loc["stability", "std"] == pytest.approx(0.02)
     assert (table["chance"] == 0.2).all()
+    sizes = got["n_texts"]
+    assert (sizes[["raw", "normalised", "shuffled_labels", "masked_at_test", "transfer gap"]] == 1000).all()
+    assert (sizes[["raw (N=300)", "tree", "no_punctuation", "transfer gap, no punctuation", "stability"]] == 300).all()
+
+
+def test_condition_table_at_one_size_has_no_repeated_rows():
+    table = _condition_table(variant_n=1000)
+    assert not table["condition"].str.contains("N=").any() and table["condition"].is_unique
+    assert (table["n_texts"] == 1000).all()
+
+
+def test_label_sizes_names_the_other_size_once():
+    table = _condition_table(variant_n=300)
+    labels = label_sizes(table, 1000).set_index("condition")
+    assert "tree (N=300)" in labels.index and "raw (N=300)" in labels.index and "raw" in labels.index
+    assert not labels.index.str.contains(r"\(N=300\) \(N=300\)").any()
 
 
 def test_probe_macros_put_the_posts_numbers_beside_ours_and_judge_the_scalar_control():
@@ -120,19 +145,21 @@ def test_probe_macros_put_the_posts_numbers_beside_ours_and_judge_the_scalar_con
             raw=one("raw", 0.8), conditions=conditions,
             masks=pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"],
                                 "accuracy": [0.8, 0.7, 0.78]}),
-            nopunct=one("raw", 0.79), transfer=transfer,
+            transfer=transfer, variant_raw=one("raw", 0.8), variant_conditions=[],
+            nopunct=one("raw", 0.79), variant_transfer=transfer,
             transfer_nopunct=transfer.assign(accuracy=[0.8, 0.7, 0.8, 0.76]),
-            stability=pd.DataFrame({"accuracy": [0.8, 0.81]})).assign(model=name)
+            stability=pd.DataFrame({"accuracy": [0.8, 0.81]}), n_texts=100, variant_n_texts=100).assign(model=name)
 
     summary = pd.concat([model_table("A", 0.06), model_table("B", 0.5)], ignore_index=True)
     dims = pd.DataFrame({"model": "A", "variant": "input_x_weight", "layer": 0, "threshold": [50, 90],
                          "n_dims": [10, 100]})
-    macros = probe_macros(summary, dims, first_model="A", mask_k=4, n_texts=100, max_tokens=30, permutations=2)
+    macros = probe_macros(summary, dims, first_model="A", mask_k=4, n_texts=100, variant_n_texts=100, max_tokens=30,
+                          permutations=2)
     rows = {line.split(" & ")[0]: line.split(" & ") for line in str(macros["ProbeTable"]).splitlines() if " & " in line}
-    assert rows["raw"][2] == "83.2\\%" and rows["post faithful"][2] == "83.2\\%"
-    assert rows["post faithful"][3] == "77.0\\%" and rows["random scalar trained"][2] == "fails"
-    assert rows["train imdb, test ag news"][2] == "66.0\\%" and rows["transfer gap"][3] == "+20.0 pp"
-    assert rows["transfer gap, no punctuation"][3] == "+10.0 pp"
-    assert rows["shuffled labels"][3].startswith("5.0\\%") and "$\\pm$" in rows["shuffled labels"][3]
+    assert rows["raw"][2] == "100" and rows["raw"][3] == "83.2\\%" and rows["post faithful"][3] == "83.2\\%"
+    assert rows["post faithful"][4] == "77.0\\%" and rows["random scalar trained"][3] == "fails"
+    assert rows["train imdb, test ag news"][3] == "66.0\\%" and rows["transfer gap"][4] == "+20.0 pp"
+    assert rows["transfer gap, no punctuation"][4] == "+10.0 pp"
+    assert rows["shuffled labels"][4].startswith("5.0\\%") and "$\\pm$" in rows["shuffled labels"][4]
     summary_text = str(macros["ProbeSummary"])
     assert summary_text.count("claim holds") == 1 and "not near chance" in summary_text  # A fails, B does not

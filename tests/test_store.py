@@ -192,6 +192,31 @@ def test_decoder_cells_are_sliced_from_one_covering_store_encoders_never():
     assert not [c for c in plan if c.model != "dec"]
 
 
+def _probe_config(**probes) -> dict:
+    section = {"models": ["dec"], "dataset": "imdb", "transfer_dataset": "ag_news", "n_texts": 1000,
+               "max_tokens": 30, "grid": {"n_texts": [100], "max_tokens": [10]}, **probes}
+    empty = {"models": [], "dataset": "enwik8", "n_texts": 1, "max_tokens": 2}
+    return {"seed": 0, "norms": empty, "geometry": empty, "probes": section}
+
+
+def test_probe_additions_read_stores_at_their_own_size_and_punctuation_only_there():
+    from layerwise.store_plan import Cell, requested_cells
+
+    cells = set(requested_cells(_probe_config(variant_n_texts=300)))
+    assert {Cell("dec", d, n, 30, 0) for d in ("imdb", "ag_news") for n in (1000, 300)} <= cells
+    nopunct = {c for c in cells if c.dataset.endswith(".nopunct")}
+    assert nopunct == {Cell("dec", "imdb.nopunct", 300, 30, 0), Cell("dec", "ag_news.nopunct", 300, 30, 0)}
+    # unset: the additions run at the main size
+    assert {c.n for c in requested_cells(_probe_config()) if c.dataset.endswith(".nopunct")} == {1000}
+
+
+def test_probe_additions_larger_than_the_main_size_are_refused_by_key():
+    from layerwise.store_plan import requested_cells
+
+    with pytest.raises(ValueError, match=r"probes.variant_n_texts' \(2000\) must be at most 'probes.n_texts' \(1000\)"):
+        requested_cells(_probe_config(variant_n_texts=2000))
+
+
 def test_extraction_memory_estimate_bounds_a_measured_peak(tmp_path):
     """A real extraction in a fresh process (a random Llama with a large batch of states) stays under
     the estimate; and the estimate's batch term is what makes it grow with width and layers."""

@@ -57,11 +57,25 @@ def requested_cells(config: Mapping[str, Any]) -> list[Cell]:
         sec = config[section]
         cells += [Cell(m, sec["dataset"], sec["n_texts"], sec["max_tokens"], seed) for m in sec["models"]]
     pr = config["probes"]
+    variant_n = variant_n_texts(pr)
     for m in pr["models"]:
-        for dataset in (pr["dataset"], f"{pr['dataset']}.nopunct", pr["transfer_dataset"]):
-            cells.append(Cell(m, dataset, pr["n_texts"], pr["max_tokens"], seed))
+        for dataset in (pr["dataset"], pr["transfer_dataset"]):
+            cells += [Cell(m, dataset, n, pr["max_tokens"], seed) for n in {pr["n_texts"], variant_n}]
+        for dataset in (f"{pr['dataset']}.nopunct", f"{pr['transfer_dataset']}.nopunct"):
+            cells.append(Cell(m, dataset, variant_n, pr["max_tokens"], seed))
         cells += [Cell(m, pr["dataset"], n, l, seed) for n in pr["grid"]["n_texts"] for l in pr["grid"]["max_tokens"]]
     return cells
+
+
+def variant_n_texts(probes: Mapping[str, Any]) -> int:
+    """Study 1's size for the additions beyond the post (`probes.variant_n_texts`, default `n_texts`).
+
+    Larger than `n_texts` is refused: the additions are compared with the main probe, never fitted on more.
+    """
+    n = probes.get("variant_n_texts") or probes["n_texts"]
+    if n > probes["n_texts"]:
+        raise ValueError(f"config 'probes.variant_n_texts' ({n}) must be at most 'probes.n_texts' ({probes['n_texts']})")
+    return int(n)
 
 
 def declared_facts(spec: Mapping[str, Any]) -> dict[str, Any]:

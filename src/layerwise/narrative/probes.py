@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from layerwise.paper import LaTeX, latex_escape
-from layerwise.probes.summary import PUBLISHED, PUBLISHED_SOURCE
+from layerwise.probes.summary import PUBLISHED, PUBLISHED_SOURCE, variant_suffix
 
 
 def _pct(x: float) -> str:
@@ -17,8 +19,14 @@ def _near_chance(accuracy: float, chance: float) -> bool:
     return accuracy < chance + 0.05
 
 
+def _base(condition: str) -> str:
+    """A row's name without the " (N=...)" of a main-setting row repeated at the additions' size."""
+    return re.sub(r" \(N=\d+\)$", "", condition)
+
+
 def _post_cell(condition: str) -> str:
     """The post's number for a row of the table, or a dash where it reports none."""
+    condition = _base(condition)
     if condition in ("raw", "post_faithful"):
         return _pct(PUBLISHED["raw"])
     if condition == "random_scalar_trained":
@@ -31,6 +39,7 @@ def _post_cell(condition: str) -> str:
 
 def _differs(condition: str, permutations: int) -> str:
     """What this row does differently from the post (beyond model, N and L, which differ everywhere)."""
+    condition = _base(condition)
     if condition.endswith("no punctuation"):
         return "punctuation stripped, both datasets"
     if condition.startswith("train ") or condition.startswith("transfer gap"):
@@ -50,15 +59,19 @@ def _differs(condition: str, permutations: int) -> str:
 
 
 def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str, mask_k: int, n_texts: int,
-                 max_tokens: int, permutations: int) -> dict[str, float | int | str]:
-    """Study 1: one table (the post's numbers beside ours, the difference named) and the sentences."""
+                 variant_n_texts: int, max_tokens: int, permutations: int) -> dict[str, float | int | str]:
+    """Study 1: one table (the post's numbers beside ours, the difference named, the N of each row) and the
+    sentences; every sentence that quotes a row run at `variant_n_texts` names that N."""
+    sizes = summary.groupby("condition", sort=False)["n_texts"].first()
+    suffix = variant_suffix(n_texts, variant_n_texts)
+    at_variant = f" (N={variant_n_texts})" if suffix else ""
     wide = summary.pivot_table(index="condition", columns="model", values="accuracy", sort=False)
     spread = summary.pivot_table(index="condition", columns="model", values="std", sort=False) \
         if "std" in summary else pd.DataFrame()
     models = list(dict.fromkeys(summary["model"]))
     chance = summary.groupby("model", sort=False)["chance"].first()
-    lines = ["\\begin{tabular}{llr" + "r" * len(models) + "}", "\\hline",
-             "condition & differs from the post & post & " + " & ".join(latex_escape(m) for m in models)
+    lines = ["\\begin{tabular}{llrr" + "r" * len(models) + "}", "\\hline",
+             "condition & differs from the post & $N$ & post & " + " & ".join(latex_escape(m) for m in models)
              + " \\\\", "\\hline"]
     for condition, row in wide.iterrows():
         cells = []
@@ -71,9 +84,9 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
                 cell += f" $\\pm$ {100 * spread.loc[condition, m]:.1f}"
             cells.append(cell)
         lines.append(" & ".join([latex_escape(str(condition).replace("_", " ")),
-                                 latex_escape(_differs(str(condition), permutations)),
+                                 latex_escape(_differs(str(condition), permutations)), str(sizes[condition]),
                                  _post_cell(str(condition)), *cells]) + " \\\\")
-    lines += ["\\hline", "chance $1/(n+1)$ & & & " + " & ".join(_pct(chance[m]) for m in models) + " \\\\",
+    lines += ["\\hline", "chance $1/(n+1)$ & & & & " + " & ".join(_pct(chance[m]) for m in models) + " \\\\",
               "\\hline", "\\end{tabular}"]
     sentences = []
     for m in models:
@@ -86,13 +99,16 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
             f"gives {_pct(acc['masked_at_test'])} and unit norm {_pct(acc['normalised'])}. "
             f"Scalar-matched random vectors are classified at {_pct(acc['random_scalar_trained'])} by the unit-norm "
             f"probe ({'near chance: the post' + chr(39) + 's claim holds' if scalar_fails else 'not near chance'}) "
-            f"and at {_pct(acc['random_scalar_retrained'])} re-trained; per-dimension-matched ones at "
-            f"{_pct(acc['random_per_dimension_trained'])} by the raw probe and "
-            f"{_pct(acc['random_per_dimension_retrained'])} re-trained. With shuffled training labels the probe "
+            f"and at {_pct(acc['random_scalar_retrained'])} re-trained. With shuffled training labels the probe "
             f"scores {_pct(acc['shuffled_labels'])} on the true test labels. "
-            + (f"The transfer gap (IMDB-trained probe, IMDB minus AG News) is {100 * gaps['transfer gap']:+.1f} points "
-               f"raw and {100 * gaps['transfer gap, no punctuation']:+.1f} points with punctuation stripped from both "
-               "datasets." if len(gaps) == 2 else ""))
+            + (f"The transfer gap (IMDB-trained probe, IMDB minus AG News) is {100 * gaps['transfer gap']:+.1f} "
+               "points. " if "transfer gap" in gaps else "")
+            + f"Per-dimension-matched random vectors{at_variant} are classified at "
+            f"{_pct(acc['random_per_dimension_trained'])} by the raw probe and "
+            f"{_pct(acc['random_per_dimension_retrained'])} re-trained"
+            + (f"; the transfer gap{at_variant} is {100 * gaps['transfer gap' + suffix]:+.1f} points raw and "
+               f"{100 * gaps['transfer gap, no punctuation']:+.1f} points with punctuation stripped from both datasets"
+               if {"transfer gap" + suffix, "transfer gap, no punctuation"} <= gaps.keys() else "") + ".")
     raw_first = wide[first_model]
     comparison = (
         f"The post reports, for GPT-2 medium with L=30 and N=1000, {_pct(PUBLISHED['raw'])} raw, "
@@ -112,7 +128,7 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
         f"for 90\\% of the probe's $|w_j x_j|$ attribution (training split)." for m in half.index)
     return {"ProbeTable": LaTeX("\n".join(lines)), "ProbeSummary": LaTeX(" ".join(sentences)),
             "ProbeComparison": LaTeX(comparison), "ProbeDims": LaTeX(dims_sentence),
-            "ProbeNTexts": n_texts, "ProbeMaxTokens": max_tokens, "ProbeMaskK": mask_k,
+            "ProbeNTexts": n_texts, "ProbeVariantNTexts": variant_n_texts, "ProbeMaxTokens": max_tokens, "ProbeMaskK": mask_k,
             "ProbePermutations": permutations, "ProbePublishedSource": PUBLISHED_SOURCE,
             "ProbeRawAccuracyFirst": float(raw_first["raw"])}
 

@@ -21,25 +21,53 @@ def _transfer_rows(transfer: pd.DataFrame, suffix: str) -> list[dict]:
             {"condition": f"transfer gap{suffix}", "accuracy": float(accuracy[(a, a)] - accuracy[(a, b)])}]
 
 
-def condition_table(*, raw: pd.DataFrame, conditions: list[pd.DataFrame], masks: pd.DataFrame,
-                    nopunct: pd.DataFrame, transfer: pd.DataFrame, transfer_nopunct: pd.DataFrame,
-                    stability: pd.DataFrame) -> pd.DataFrame:
-    """Rows: raw, every condition row (several rows of one condition, e.g. label permutations, give its mean
-    and std), masks (at test / re-trained), punctuation removed, transfer raw and with punctuation stripped
-    on both sides (the gap is a difference of accuracies), seed stability."""
-    chance = float(raw["chance"].iloc[0])
-    rows = [{"condition": "raw", "accuracy": float(raw["accuracy"].iloc[0])}]
-    for table in conditions:
+def variant_suffix(n_texts: int, variant_n_texts: int) -> str:
+    """Appended to the names of main-setting rows repeated at the additions' size (none when the sizes agree)."""
+    return "" if variant_n_texts == n_texts else f" (N={variant_n_texts})"
+
+
+def _condition_rows(tables: list[pd.DataFrame]) -> list[dict]:
+    """One row per condition; several rows of one condition (e.g. label permutations) give mean and std."""
+    rows = []
+    for table in tables:
         for name, group in table.groupby("condition", sort=False):
             row = {"condition": name, "accuracy": float(group["accuracy"].mean())}
             if len(group) > 1:
                 row["std"] = float(group["accuracy"].std(ddof=1))
             rows.append(row)
+    return rows
+
+
+def condition_table(*, raw: pd.DataFrame, conditions: list[pd.DataFrame], masks: pd.DataFrame,
+                    transfer: pd.DataFrame, variant_raw: pd.DataFrame, variant_conditions: list[pd.DataFrame],
+                    nopunct: pd.DataFrame, variant_transfer: pd.DataFrame, transfer_nopunct: pd.DataFrame,
+                    stability: pd.DataFrame, n_texts: int, variant_n_texts: int) -> pd.DataFrame:
+    """Rows, each with the N it was run at: at `n_texts` the raw probe, the post's conditions, masks (at test /
+    re-trained) and the transfer; at `variant_n_texts` the raw probe and transfer again (their names suffixed
+    when the sizes differ), the additions' conditions, punctuation removed, the transfer with punctuation
+    stripped on both sides (a gap is a difference of accuracies) and seed stability."""
+    chance = float(raw["chance"].iloc[0])
+    main = [{"condition": "raw", "accuracy": float(raw["accuracy"].iloc[0])}, *_condition_rows(conditions)]
     for name in ("masked_at_test", "masked_retrained"):
-        rows.append({"condition": name, "accuracy": float(masks.loc[masks["condition"] == name, "accuracy"].iloc[0])})
-    rows.append({"condition": "no_punctuation", "accuracy": float(nopunct["accuracy"].iloc[0])})
-    rows += _transfer_rows(transfer, "")
-    rows += _transfer_rows(transfer_nopunct, ", no punctuation")
-    rows.append({"condition": "stability", "accuracy": float(stability["accuracy"].mean()),
-                 "std": float(stability["accuracy"].std(ddof=1))})
-    return pd.DataFrame(rows).assign(chance=chance)
+        main.append({"condition": name, "accuracy": float(masks.loc[masks["condition"] == name, "accuracy"].iloc[0])})
+    main += _transfer_rows(transfer, "")
+    suffix = variant_suffix(n_texts, variant_n_texts)
+    variant = []
+    if suffix:
+        variant.append({"condition": f"raw{suffix}", "accuracy": float(variant_raw["accuracy"].iloc[0])})
+        variant += _transfer_rows(variant_transfer, suffix)
+    variant += _condition_rows(variant_conditions)
+    variant.append({"condition": "no_punctuation", "accuracy": float(nopunct["accuracy"].iloc[0])})
+    variant += _transfer_rows(transfer_nopunct, ", no punctuation")
+    variant.append({"condition": "stability", "accuracy": float(stability["accuracy"].mean()),
+                    "std": float(stability["accuracy"].std(ddof=1))})
+    return pd.concat([pd.DataFrame(main).assign(n_texts=n_texts), pd.DataFrame(variant).assign(n_texts=variant_n_texts)],
+                     ignore_index=True).assign(chance=chance)
+
+
+def label_sizes(table: pd.DataFrame, n_texts: int) -> pd.DataFrame:
+    """`table` with " (N=...)" appended to the condition of every row run at another N than `n_texts` (for a
+    figure that puts both sizes on one axis), unless its name already says it."""
+    other = (table["n_texts"] != n_texts) & ~table["condition"].str.contains(r" \(N=\d+\)$")
+    return table.assign(condition=table["condition"].where(
+        ~other, table["condition"] + " (N=" + table["n_texts"].astype(str) + ")"))
