@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
+from layerwise.floats import LOG_FLOOR
 from layerwise.lens_adapters import DECODERS, Decoder, LensParts, decode, lens_parts, normalise
 from layerwise.lens_kernels import row_stats
 
@@ -62,8 +63,9 @@ def token_rank(logits: torch.Tensor, token_ids: torch.Tensor, scratch: torch.Ten
 
 
 def _log_partition(centred: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """log sum exp over the vocabulary of logits whose row maximum is 0, computed inside `scratch`."""
-    return torch.exp(centred, out=scratch).sum(-1).log_()
+    """log sum exp over the vocabulary of logits whose row maximum is 0, computed inside `scratch` (terms
+    below exp(LOG_FLOOR) are floored: they cannot move a sum >= 1, and would take exp's slow path)."""
+    return torch.clamp(centred, min=LOG_FLOOR, out=scratch).exp_().sum(-1).log_()
 
 
 @contextmanager
@@ -159,8 +161,8 @@ def _references(final_logits: torch.Tensor, input_logits: torch.Tensor,
     for k in range(probs.shape[-2]):
         logp = probs[..., k, :]
         logp.sub_(_log_partition(logp, scratch).unsqueeze(-1))
-        neg_entropy[..., k] = torch.exp(logp, out=scratch).mul_(logp).sum(-1)
-    return probs.exp_(), neg_entropy
+        neg_entropy[..., k] = torch.clamp(logp, min=LOG_FLOOR, out=scratch).exp_().mul_(logp).sum(-1)
+    return probs.clamp_(min=LOG_FLOOR).exp_(), neg_entropy
 
 
 def _kl_from(references: tuple[torch.Tensor, torch.Tensor], centred: torch.Tensor, log_partition: torch.Tensor,
