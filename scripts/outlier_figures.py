@@ -10,7 +10,8 @@ from layerwise.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 p, inp = snakemake.params, snakemake.input
-layers = {name: pd.read_csv(path) for name, path in zip(p.names, inp.layers)}
+# massive_dims is a ';'-joined list: as text, or a column of single dimensions would be read as floats ("507.0")
+layers = {name: pd.read_csv(path, dtype={"massive_dims": str}) for name, path in zip(p.names, inp.layers)}
 tops = {name: top_outlier_tokens(pd.read_csv(path, keep_default_na=False), p.top_n)
         for name, path in zip(p.names, inp.occurrences)}
 probes = {name: (pd.read_csv(s), pd.read_csv(d)) for name, s, d in zip(p.probe_names, inp.probes, inp.probe_dims)}

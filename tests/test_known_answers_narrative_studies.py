@@ -286,6 +286,18 @@ def test_outlier_sentences_state_the_planted_shares_and_peaks():
         "largest $|x|=3{,}000$.")
 
 
+def test_outlier_massive_dims_read_back_from_csv_as_numbers(tmp_path):
+    """Found in the default run: a layers.csv whose massive dimensions are single numbers (507) and blanks is read
+    back as floats (507.0); the sentence must still name dimension 507 (and 9, 1 from a list)."""
+    path = tmp_path / "layers.csv"
+    outlier_layers(BELL, BELL_HALF, massive_dims=[np.nan, "507", "9;1", np.nan, np.nan]).to_csv(path, index=False)
+    single = outlier_layers(BELL, BELL_HALF, massive_dims=[np.nan, "507", "507", np.nan, np.nan])
+    single.to_csv(tmp_path / "single.csv", index=False)
+    assert pd.read_csv(tmp_path / "single.csv")["massive_dims"].dtype == float  # the pitfall itself
+    assert "in dimension(s) 507, the largest" in model_sentences(pd.read_csv(tmp_path / "single.csv"), "A", k=4)
+    assert "in dimension(s) 1, 9, 507, the largest" in model_sentences(pd.read_csv(path), "A", k=4)
+
+
 @pytest.mark.parametrize("anisotropy, without, verdict", [
     (BELL, [0.125, 0.25, 0.5, 1.0, 0.25], "survives"),           # peak moves one layer, same height
     (BELL, [0.125, 0.25, 0.25, 0.5, 1.0], "does not survive"),   # moves two layers (to the last one)

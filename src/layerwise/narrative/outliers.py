@@ -52,6 +52,15 @@ def shape_survives(with_all: dict[str, float], without: dict[str, float]) -> boo
             and without["prominence"] - 1 >= 0.5 * (with_all["prominence"] - 1))
 
 
+def _dimension_list(values: pd.Series) -> list[int]:
+    """The sorted distinct dimensions of a column of ';'-joined lists. A CSV column holding only single
+    dimensions and blanks is read back as floats (507.0), so numbers are taken as they are."""
+    dims = set()
+    for v in values.dropna():
+        dims.update([int(v)] if isinstance(v, (int, float)) else [int(d) for d in str(v).split(";") if d])
+    return sorted(dims)
+
+
 def model_sentences(rows: pd.DataFrame, model: str, *, k: float) -> str:
     """Sentences for one model's per-layer outlier table (columns of :data:`layerwise.outlier_geometry.LAYER_COLUMNS`)."""
     rows = rows.sort_values("layer")
@@ -70,7 +79,7 @@ def model_sentences(rows: pd.DataFrame, model: str, *, k: float) -> str:
         out += _attribution_sentences(rows, with_all, without)
     n_massive = int(rows["n_massive"].sum())
     if n_massive:
-        dims = sorted({int(d) for v in rows["massive_dims"].dropna().astype(str) for d in v.split(";") if d})
+        dims = _dimension_list(rows["massive_dims"])
         n_layers = int((rows["n_massive"] > 0).sum())
         out.append(f"It has {n_massive} massive activations in {n_layers} layers, in dimension(s) "
                    f"{', '.join(map(str, dims))}, the largest $|x|={_num(rows['max_abs'].max())}$.")
