@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from layerwise.paper import LaTeX, latex_escape
-from layerwise.probes.summary import PUBLISHED, PUBLISHED_SOURCE, variant_suffix
+from layerwise.probes.summary import PUBLISHED, PUBLISHED_SOURCE, SIZE_SUFFIX, variant_suffix
 
 
 def _pct(x: float) -> str:
@@ -21,7 +19,7 @@ def _near_chance(accuracy: float, chance: float) -> bool:
 
 def _base(condition: str) -> str:
     """A row's name without the " (N=...)" of a main-setting row repeated at the additions' size."""
-    return re.sub(r" \(N=\d+\)$", "", condition)
+    return SIZE_SUFFIX.sub("", condition)
 
 
 def _post_cell(condition: str) -> str:

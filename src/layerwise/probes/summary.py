@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 # The post's numbers, cited (Huang et al. 2024, "Exploring the Evolution and Migration of Different Layer
@@ -19,6 +21,9 @@ def _transfer_rows(transfer: pd.DataFrame, suffix: str) -> list[dict]:
     return [{"condition": f"train {a}, test {b}{suffix}", "accuracy": float(accuracy[(a, b)])},
             {"condition": f"train {mix}, test {b}{suffix}", "accuracy": float(accuracy[(mix, b)])},
             {"condition": f"transfer gap{suffix}", "accuracy": float(accuracy[(a, a)] - accuracy[(a, b)])}]
+
+
+SIZE_SUFFIX = re.compile(r" \(N=\d+\)$")  # the end of a row name repeated at another N: "raw (N=300)"
 
 
 def variant_suffix(n_texts: int, variant_n_texts: int) -> str:
@@ -68,6 +73,6 @@ def condition_table(*, raw: pd.DataFrame, conditions: list[pd.DataFrame], masks:
 def label_sizes(table: pd.DataFrame, n_texts: int) -> pd.DataFrame:
     """`table` with " (N=...)" appended to the condition of every row run at another N than `n_texts` (for a
     figure that puts both sizes on one axis), unless its name already says it."""
-    other = (table["n_texts"] != n_texts) & ~table["condition"].str.contains(r" \(N=\d+\)$")
+    other = (table["n_texts"] != n_texts) & ~table["condition"].str.contains(SIZE_SUFFIX)
     return table.assign(condition=table["condition"].where(
         ~other, table["condition"] + " (N=" + table["n_texts"].astype(str) + ")"))
