@@ -57,6 +57,7 @@ rule probe:
         dims_for_share="results/probes/{model}/{dataset}/{sampling}/raw/dims_for_share.csv",
         masks="results/probes/{model}/{dataset}/{sampling}/raw/masks.csv",
         predictions="results/probes/{model}/{dataset}/{sampling}/raw/predictions.parquet",
+        model="results/probes/{model}/{dataset}/{sampling}/raw/probe.npz",
     params:
         library=library("probe.py"),
         **PROBE_COMMON,
@@ -76,9 +77,21 @@ rule probe:
         "../scripts/probe.py"
 
 
+# The probe each random control's vectors go through "as trained" (layerwise.probes.controls.REFERENCE_CONDITION,
+# kept equal by a test): that fit's saved probe is loaded, not fitted again.
+RANDOM_REFERENCE = {"random_scalar": "normalised", "random_per_dimension": "raw"}
+
+
+def probe_condition_inputs(wc) -> dict[str, str]:
+    inputs = {"store": f"results/activations/{wc.model}/{wc.dataset}/{wc.sampling}"}
+    if wc.condition in RANDOM_REFERENCE:
+        inputs["reference"] = f"{probe_dir(wc.model, wc.dataset, wc.sampling)}/{RANDOM_REFERENCE[wc.condition]}/probe.npz"
+    return inputs
+
+
 rule probe_condition:
     input:
-        store="results/activations/{model}/{dataset}/{sampling}",
+        unpack(probe_condition_inputs),
     output:
         scores="results/probes/{model}/{dataset}/{sampling}/{condition}/scores.csv",
         history="results/probes/{model}/{dataset}/{sampling}/{condition}/history.csv",
@@ -100,9 +113,24 @@ rule probe_condition:
         "../scripts/probe_condition.py"
 
 
+# The normalised probe also saves its fit, for the scalar random control.
+use rule probe_condition as probe_normalised with:
+    output:
+        scores="results/probes/{model}/{dataset}/{sampling}/{condition}/scores.csv",
+        history="results/probes/{model}/{dataset}/{sampling}/{condition}/history.csv",
+        model="results/probes/{model}/{dataset}/{sampling}/{condition}/probe.npz",
+    wildcard_constraints:
+        condition="normalised",
+
+
+ruleorder: probe_normalised > probe_condition
+
+
 rule probe_transfer:
     input:
         source=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][0], wc.n, PROBES["max_tokens"]),
+        reference=lambda wc: probe_dir(wc.model, TRANSFER_DATASETS[wc.punct][0],
+                                       sampling(wc.n, PROBES["max_tokens"])) + "/raw/probe.npz",
         target=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][1], wc.n, PROBES["max_tokens"]),
     output:
         scores="results/probes/{model}/transfer_{punct}_n{n}.csv",

@@ -6,6 +6,7 @@ import torch
 
 from layerwise.probes.conditions import raw_probe_analyses, run_condition, scores
 from layerwise.probes.features import split_layer_dataset
+from layerwise.probes.saved import save_probe
 from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
 
@@ -18,6 +19,7 @@ labels = np.unique(np.concatenate([train.y, test.y]))
 run = run_condition("raw", train, test, seed=p.seed, probe_params=p.probe, tree_params=p.tree, overwrite=True)
 table = scores(run, labels, condition="raw")
 table.to_csv(out.scores, index=False)
+save_probe(out.model, run)  # reused by the transfer and the per-dimension random control, not fitted again
 # Per-vector test predictions with their text: the cross-study view resamples texts for probe recall.
 pd.DataFrame({"text_id": test.text_ids, "true_layer": run.y_test, "predicted_layer": run.y_pred}).to_parquet(
     out.predictions, index=False)

@@ -6,6 +6,7 @@ import torch
 
 from layerwise.probes.conditions import random_control_scores, run_condition, scores, shuffled_label_scores
 from layerwise.probes.features import split_layer_dataset
+from layerwise.probes.saved import load_probe, save_probe
 from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
 
@@ -23,12 +24,15 @@ history = pd.DataFrame(columns=["epoch", "split", "metric", "value"])
 if condition == "shuffled_labels":
     table = shuffled_label_scores(train, test, labels, permutations=p.shuffle_permutations, **common)
 elif condition.startswith("random_"):
-    table = random_control_scores(condition.removeprefix("random_"), train, test, labels, **common)
+    table = random_control_scores(condition.removeprefix("random_"), train, test, labels,
+                                  reference=load_probe(snakemake.input.reference), **common)
 else:
     kind = "raw" if condition in ("with_position0", "post_faithful") else condition
     run = run_condition(kind, train, test, tree_params=p.tree, **common)
     table = scores(run, labels, condition=condition)
     history = getattr(run.estimator, "history_", history)
+    if "model" in out.keys():  # rule probe_normalised: the scalar random control's reference probe
+        save_probe(out.model, run)
 table.to_csv(out.scores, index=False)
 history.to_csv(out.history, index=False)
 log.info("%s: %s", condition, table.to_dict("records"))

@@ -1,5 +1,6 @@
 """Rule `probe_transfer`: train on one dataset, test on another; train on the mix, test on each.
 
+The probe trained on A alone is rule `probe`'s raw fit of the same store and split, loaded (not fitted again).
 With `punct=nopunct` both datasets have their punctuation stripped before extraction (the post's proposed
 explanation of the IMDB → AG News drop, tested on both sides).
 """
@@ -9,6 +10,7 @@ import torch
 
 from layerwise.probes.conditions import transfer_scores
 from layerwise.probes.features import split_layer_dataset
+from layerwise.probes.saved import load_probe
 from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
 
@@ -21,6 +23,6 @@ train_b, test_b = split_layer_dataset(ActivationStore.open(snakemake.input.targe
                                       include_position0=p.include_position0)
 labels = np.unique(np.concatenate([train_a.y, test_a.y]))
 table = transfer_scores(train_a, test_a, train_b, test_b, labels, seed=p.seed, probe_params=p.probe,
-                        names=tuple(p.names))
+                        names=tuple(p.names), reference=load_probe(snakemake.input.reference))
 table.to_csv(snakemake.output.scores, index=False)
 log.info("transfer (%s): %s", snakemake.wildcards.punct, table.to_dict("records"))

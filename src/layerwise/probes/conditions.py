@@ -21,6 +21,7 @@ from layerwise.probes.features import LayerDataset
 from layerwise.probes.logistic import WarmStart
 from layerwise.probes.masks import frequent_top_dimensions, mask_ablation
 from layerwise.probes.metrics import confusion_table, score_table
+from layerwise.probes.saved import FittedProbe
 from layerwise.probes.split import split_by_text
 from layerwise.probes.training import ProbeRun, fit_probe, make_probe
 
@@ -87,23 +88,29 @@ def shuffled_label_scores(train: LayerDataset, test: LayerDataset, labels: np.nd
 
 
 def random_control_scores(kind: str, train: LayerDataset, test: LayerDataset, labels: np.ndarray, *, seed: int,
-                          probe_params: dict[str, Any], overwrite: bool = False) -> pd.DataFrame:
+                          probe_params: dict[str, Any], overwrite: bool = False,
+                          reference: FittedProbe | None = None) -> pd.DataFrame:
     """Random vectors with the `kind` moments of each training layer, through the trained probe and re-trained.
 
     Rows `random_<kind>_trained` (the reference probe of `REFERENCE_CONDITION[kind]`, fitted on real
     vectors, classifying random test vectors) and `random_<kind>_retrained` (a probe fitted on random
     training vectors, tested on random test vectors). Moments come from the training split only.
+    `reference` is that probe when a rule already fitted it on this split (checked); else it is fitted here.
     """
     if kind not in RANDOM_CONTROLS:
         raise ValueError(f"random control must be one of {RANDOM_CONTROLS}, got {kind!r}")
     moments = layer_moments(train.X, train.y, kind)
-    reference = run_condition(REFERENCE_CONDITION[kind], train, test, seed=seed, probe_params=probe_params,
-                              tree_params={}, overwrite=overwrite)
-    random_test = moments.sample(test.y, seed + 1, out=reference.X_test if overwrite else None)
+    if reference is None:
+        reference = run_condition(REFERENCE_CONDITION[kind], train, test, seed=seed, probe_params=probe_params,
+                                  tree_params={}, overwrite=overwrite)
+    else:  # its means are comparable only in the raw space (the scalar control's reference saw unit rows)
+        reference.check_fits(train.X, "the reference probe", compare_means=REFERENCE_CONDITION[kind] == "raw")
+    # with `overwrite` the caller gave the splits' matrices away: the random vectors are drawn into them
+    random_test = moments.sample(test.y, seed + 1, out=test.X if overwrite else None)
     through = reference.predict(random_test)
     trained = score_table(test.y, through, labels).assign(**convergence(reference.estimator),
                                                           condition=f"random_{kind}_trained")
-    random_train = moments.sample(train.y, seed, out=reference.X_train if overwrite else None)
+    random_train = moments.sample(train.y, seed, out=train.X if overwrite else None)
     del reference
     retrained = fit_probe(random_train, train.y, random_test, test.y, make_probe("logistic", seed, **probe_params),
                           overwrite=overwrite)
@@ -132,22 +139,27 @@ def raw_probe_analyses(run: ProbeRun, labels: np.ndarray, *, mask_k: int, top_n:
 
 
 def transfer_scores(train_a: LayerDataset, test_a: LayerDataset, train_b: LayerDataset, test_b: LayerDataset,
-                    labels: np.ndarray, *, seed: int, probe_params: dict[str, Any], names: tuple[str, str]
-                    ) -> pd.DataFrame:
+                    labels: np.ndarray, *, seed: int, probe_params: dict[str, Any], names: tuple[str, str],
+                    reference: FittedProbe | None = None) -> pd.DataFrame:
     """Train on A, test on A and B; train on A+B, test on each (the post's IMDB → AG News transfer).
 
-    The mixed probe starts from the A-only solution (same objective family, strictly convex: same optimum
-    to tolerance, fewer passes when the datasets are close); only accuracies are read from it, never its
-    coefficients, which a gradient tolerance pins only loosely along weakly curved directions.
+    `reference` is the probe trained on A when a rule already fitted it on this split (checked); else it is
+    fitted here. The mixed probe starts from the A-only solution (same objective family, strictly convex: same
+    optimum to tolerance, fewer passes when the datasets are close); only accuracies are read from it, never its
+    coefficients, which a gradient tolerance pins only loosely along weakly curved directions. The A+B matrix is
+    this function's own copy, standardised in place (one copy, not two); the test splits are left untouched.
     """
     a, b = names
-    only_a = fit_probe(train_a.X, train_a.y, test_a.X, test_a.y, make_probe("logistic", seed, **probe_params))
+    if reference is None:
+        reference = fit_probe(train_a.X, train_a.y, test_a.X, test_a.y, make_probe("logistic", seed, **probe_params))
+    else:
+        reference.check_fits(train_a.X, f"the probe trained on {a}")
     mixed = make_probe("logistic", seed, **probe_params)
-    init = WarmStart.from_probe(only_a.estimator, a) if getattr(mixed, "solver", None) == "lbfgs" else None
+    init = WarmStart.from_probe(reference.estimator, a) if getattr(mixed, "solver", None) == "lbfgs" else None
     mix = fit_probe(np.concatenate([train_a.X, train_b.X]), np.concatenate([train_a.y, train_b.y]),
-                    test_a.X, test_a.y, mixed, init=init)
+                    test_a.X.copy(), test_a.y, mixed, init=init, overwrite=True)
     rows = []
-    for trained, run in ((a, only_a), (f"{a}+{b}", mix)):
+    for trained, run in ((a, reference), (f"{a}+{b}", mix)):
         for tested, data in ((a, test_a), (b, test_b)):
             pred = run.predict(data.X)
             rows.append(score_table(data.y, pred, labels).assign(**convergence(run.estimator), train=trained,
