@@ -1,5 +1,6 @@
-# Study 3 over training: our own decoder and encoder trained on enwik8, checkpoints as a wildcard,
-# anisotropy and intrinsic dimension of every checkpoint on a fixed held-out set.
+# Study 3 over training: our own decoder and encoder trained on enwik8, anisotropy and intrinsic
+# dimension of every checkpoint on a fixed held-out set (one geometry job per run, looping over its
+# checkpoints: start-up dominated a job per checkpoint).
 
 from layerwise.training.checkpoints import log_spaced_steps, pythia_checkpoint_steps, pythia_revision
 
@@ -10,7 +11,6 @@ TRAIN_STEPS = log_spaced_steps(TRAINING["max_steps"], TRAINING["n_checkpoints"])
 
 wildcard_constraints:
     kind="decoder|encoder",
-    step=r"\d+",
 
 
 # Figures are drawn on the submit host: cheap, and they need no GPU.
@@ -47,13 +47,14 @@ rule train:
 
 rule checkpoint_geometry:
     input:
-        checkpoint=lambda wc: checkpoint_path(wc.kind, wc.step),
+        checkpoints=lambda wc: [checkpoint_path(wc.kind, s) for s in TRAIN_STEPS],
         table=f"resources/datasets/{TRAINING['dataset']}.parquet",
     output:
-        table="results/training/{kind}/geometry/step{step}.csv",
-        final_norm="results/training/{kind}/geometry/step{step}.final_norm.csv",
+        table="results/training/{kind}/geometry.csv",
+        final_norm="results/training/{kind}/geometry.final_norm.csv",
     params:
         library=library("checkpoint_geometry.py"),
+        steps=TRAIN_STEPS,
         n_chunks=TRAINING["heldout_chunks"],
         chunk_len=TRAINING["seq_len"],
         val_fraction=TRAINING["val_fraction"],
@@ -69,9 +70,9 @@ rule checkpoint_geometry:
     resources:
         mem_mb=2000,
     log:
-        "logs/training/{kind}/geometry_step{step}.log",
+        "logs/training/{kind}/geometry.log",
     benchmark:
-        "results/benchmarks/rules/checkpoint_geometry/{kind}_step{step}.tsv"
+        "results/benchmarks/rules/checkpoint_geometry/{kind}.tsv"
     conda:
         "../envs/torch.yaml"
     script:
@@ -81,9 +82,8 @@ rule checkpoint_geometry:
 rule training_figures:
     input:
         logs=expand("results/training/{kind}/log.csv", kind=TRAIN_KINDS),
-        geometry=expand("results/training/{kind}/geometry/step{step}.csv", kind=TRAIN_KINDS, step=TRAIN_STEPS),
-        final_norm=expand("results/training/{kind}/geometry/step{step}.final_norm.csv", kind=TRAIN_KINDS,
-                          step=TRAIN_STEPS[-1]),
+        geometry=expand("results/training/{kind}/geometry.csv", kind=TRAIN_KINDS),
+        final_norm=expand("results/training/{kind}/geometry.final_norm.csv", kind=TRAIN_KINDS),
     output:
         curves=report("results/figures/training_curves.pdf", caption="../report/training_curves.rst", category="Training"),
         anisotropy=report(
