@@ -21,7 +21,8 @@ from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadMod
                           GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM)
 
 from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.lens import FINAL, LENS_COLUMNS, logit_lens, logit_lens_texts, residual_streams, token_rank
+from layerwise.lens import (FINAL, LENS_COLUMNS, logit_lens, logit_lens_sequences, logit_lens_texts, residual_streams,
+                            token_rank)
 from layerwise.lens_adapters import decode, lens_parts, registry_encoders
 from layerwise.lens_stats import METRICS, first_layer_above, layer_change, select_positions, summarize_lens
 from layerwise.lens_texts import load_texts
@@ -350,6 +351,21 @@ def test_logit_lens_texts_names_positions_and_token_strings(models, tokenizer):
         assert final["next_token"].iloc[:-1].tolist() == list(text[1:20])
         assert pd.isna(final["next_token"].iloc[-1])
     assert (table["top1_token"] == table["top1_id"].map(lambda i: tokenizer.decode([i]))).all()
+
+
+def test_batched_sequences_give_the_table_of_one_text_per_batch(models):
+    """The default batch (many texts per forward, right-padded) only changes speed: every (text, layer, position)
+    row equals the one-text-per-batch row, for texts of different lengths (padding masked and dropped)."""
+    generator = torch.Generator().manual_seed(3)
+    sequences = [torch.randint(3, 200, (n,), generator=generator).tolist() for n in (9, 4, 12, 7, 12)]
+    names = [f"t{i}" for i in range(len(sequences))]
+    key = ["text", "layer", "position"]
+    for arch in ("gpt2", "llama-untied"):
+        one = logit_lens_sequences(models[arch], sequences, names, batch_size=1)
+        batched = logit_lens_sequences(models[arch], sequences, names)  # default: all five in one batch
+        assert len(batched) == len(one) == (sum(map(len, sequences))) * (models[arch].config.num_hidden_layers + 2)
+        one, batched = (t.sort_values(key).reset_index(drop=True) for t in (one, batched))
+        pd.testing.assert_frame_equal(batched, one, check_exact=False, rtol=1e-5, atol=1e-5)
 
 
 # --- dataset-level summaries --------------------------------------------------------------------------------------

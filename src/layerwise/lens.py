@@ -356,9 +356,8 @@ def logit_lens_texts(model: PreTrainedModel, tokenizer, texts: Mapping[str, str]
                      add_special_tokens: bool = True) -> pd.DataFrame:
     """`logit_lens` over named texts (truncated to `max_tokens`), batched, with token strings added.
 
-    Peak memory is about six float32 [batch_size x max_tokens x vocab] arrays (~0.6 GB for one
-    512-token text of a 49k vocabulary), hence one text per batch by default; the unembedding, not the
-    forward, dominates the time, so larger batches gain little.
+    One text per batch by default: example texts are few and long (up to 512 tokens), where more texts per
+    batch gain little; a dataset sample of short texts goes through `logit_lens_sequences`' default batch.
     """
     if max_tokens < 2:
         raise ValueError("max_tokens must be at least 2 (a position and its next token)")
@@ -374,11 +373,22 @@ def logit_lens_texts(model: PreTrainedModel, tokenizer, texts: Mapping[str, str]
                                                batch_size=batch_size), tokenizer)
 
 
+# Positions per forward pass of `logit_lens_sequences` by default. Every batch re-reads the whole unembedding
+# matrix once per layer (113 MB for SmolLM2): measured on 32-token texts (SmolLM2, 2 cores), one text per batch
+# took 1.00 s per text, 8 texts 0.52 s, 32 texts 0.47 s, with the same table. Memory stays bounded by the
+# position chunks of `logit_lens`, not by the batch.
+BATCH_POSITIONS = 1024
+
+
 def logit_lens_sequences(model: PreTrainedModel, sequences: Sequence[Sequence[int]], names: Sequence, *,
-                         decoder: Decoder = "full", subblocks: bool = False, batch_size: int = 1) -> pd.DataFrame:
-    """`logit_lens` over already tokenised sequences (e.g. a seeded dataset sample), right-padded in batches."""
+                         decoder: Decoder = "full", subblocks: bool = False, batch_size: int | None = None
+                         ) -> pd.DataFrame:
+    """`logit_lens` over already tokenised sequences (e.g. a seeded dataset sample), right-padded in batches of
+    `batch_size` (default: as many of the longest sequence as fill `BATCH_POSITIONS` positions)."""
     if len(sequences) != len(names):
         raise ValueError(f"{len(sequences)} sequences but {len(names)} names")
+    if batch_size is None:
+        batch_size = max(1, BATCH_POSITIONS // max((len(ids) for ids in sequences), default=1))
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     tables = []
