@@ -14,10 +14,10 @@ log_to_file(snakemake.log[0])
 p = snakemake.params
 data = layer_dataset(ActivationStore.open(snakemake.input.store), include_position0=p.include_position0)
 no0 = data.y > 0
-unit = normalize_rows(data.X)
-variants = {"raw": (data.X, data.y), "normalised": (unit, data.y),
-            "no_layer0": (data.X[no0], data.y[no0]), "normalised_no_layer0": (unit[no0], data.y[no0])}
-table = pd.concat([reduction_table(X, y, p.methods, n_per_layer=p.n_per_layer, seed=p.seed, variant=name)
-                   for name, (X, y) in variants.items()], ignore_index=True)
+# Only each variant's subsample is copied and normalised (not four copies of every vector).
+variants = {"raw": {}, "normalised": dict(transform=normalize_rows), "no_layer0": dict(keep=no0),
+            "normalised_no_layer0": dict(keep=no0, transform=normalize_rows)}
+table = pd.concat([reduction_table(data.X, data.y, p.methods, n_per_layer=p.n_per_layer, seed=p.seed, variant=name,
+                                   **subset) for name, subset in variants.items()], ignore_index=True)
 table.to_parquet(snakemake.output.table, index=False)
 plot_reductions(table).savefig(snakemake.output.figure, dpi=150)

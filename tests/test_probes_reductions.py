@@ -1,6 +1,7 @@
 """2-D maps: balanced subsample, PCA against an SVD, neighbourhoods kept by t-SNE and UMAP."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from layerwise.probes.reductions import embed_2d, reduction_table, subsample_per_layer
@@ -59,3 +60,21 @@ def test_reduction_table_is_long_and_labelled():
         reduction_table(X, y, methods=("isomap",))
     with pytest.raises(ValueError, match="method must be"):
         embed_2d(X, "isomap")
+
+
+def test_a_kept_and_transformed_subsample_is_the_table_of_the_copied_matrix():
+    """`keep` and `transform` only avoid copies: the table equals the one of transform(X[keep]), rows included."""
+    from layerwise.probes.controls import normalize_rows
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(600, 12)) * rng.uniform(0.5, 3.0, size=(600, 1))).astype(np.float32)
+    y = np.repeat(np.arange(6), 100)
+    keep = y > 0
+    common = dict(methods=("pca",), n_per_layer=20, seed=3)
+    for kwargs, copied in [(dict(keep=keep), X[keep]), (dict(transform=normalize_rows), normalize_rows(X)),
+                           (dict(keep=keep, transform=normalize_rows), normalize_rows(X)[keep])]:
+        expected = reduction_table(copied, y[kwargs["keep"]] if "keep" in kwargs else y, **common)
+        pd.testing.assert_frame_equal(reduction_table(X, y, **common, **kwargs), expected)
+    assert not reduction_table(X, y, keep=keep, **common)["layer"].eq(0).any()
+    with pytest.raises(ValueError, match="boolean mask"):
+        reduction_table(X, y, keep=np.flatnonzero(keep), **common)
