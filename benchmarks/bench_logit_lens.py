@@ -1,4 +1,5 @@
-"""Logit lens on one 512-token text of SmolLM2: time and peak memory against its anchors, in one process.
+"""Logit lens on a batch of SmolLM2 (default one 512-token text; `--texts 32 --tokens 32` is one batch of the
+default run's dataset lens): time and peak memory against its anchors, in one process.
 
 Anchors: one plain forward (which already computes the final logits) plus the unavoidable
 unembedding (final norm + LM head) of each of the n + 1 recorded residual streams; no lens can be
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--gguf", type=Path, default=DEFAULT_GGUF)
     parser.add_argument("--quick", action="store_true", help="128 tokens, one repeat")
     parser.add_argument("--tokens", type=int, default=512)
+    parser.add_argument("--texts", type=int, default=1, help="texts per batch (the dataset lens batches short texts)")
     parser.add_argument("--repeats", type=int, default=3, help="each variant is timed this often; medians and best kept")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -141,7 +143,7 @@ def main() -> None:
     parts = lens_parts(model)
     vocab = model.get_output_embeddings().weight.shape[0]
     # the text's content does not change the cost, so a seeded random token sequence stands in for it
-    ids = torch.from_numpy(np.random.default_rng(args.seed).integers(0, vocab, size=(1, args.tokens)))
+    ids = torch.from_numpy(np.random.default_rng(args.seed).integers(0, vocab, size=(args.texts, args.tokens)))
     streams, _ = residual_streams(model, ids)
     plain_forward(model, ids[:, :16])  # warm-up
     logit_lens(model, ids[:, :16])  # warm-up, and loads the statistics kernel from numba's cache (or compiles it)
@@ -168,8 +170,8 @@ def main() -> None:
     anchor = {clock: median["forward"][clock] + median["unembedding"][clock] for clock in ("wall", "cpu")}
     ratio = {clock: median["lens"][clock] / anchor[clock] for clock in anchor}
     best_anchor = {clock: best["forward"][clock] + best["unembedding"][clock] for clock in ("wall", "cpu")}
-    one_array = args.tokens * vocab * 4
-    # both are laid out layer by layer (0..n, then the model's output), positions inside
+    one_array = args.texts * args.tokens * vocab * 4
+    # both are laid out layer by layer (0..n, then the model's output), texts inside, positions inside those
     agreement = {f"max_abs_diff_{k}": float(np.abs(table[k].to_numpy(dtype=float) - naive[k]).max())
                  for k in ("kl_final", "kl_input")}
     agreement.update({f"{k}_equal": bool((table[k].to_numpy() == naive[k]).all())
@@ -178,7 +180,7 @@ def main() -> None:
         "benchmark": "logit_lens",
         "model": model_note,
         "real_model": args.gguf.is_file(),
-        "workload": {"tokens": args.tokens, "texts": 1, "decoder": "full", "n_layers": parts.n_layers,
+        "workload": {"tokens": args.tokens, "texts": args.texts, "decoder": "full", "n_layers": parts.n_layers,
                      "vocab": vocab, "repeats": args.repeats, "seed": args.seed, "quick": args.quick},
         "seconds": {name: [run["wall"] for run in runs[name]] for name in variants},
         "cpu_seconds": {name: [run["cpu"] for run in runs[name]] for name in variants},

@@ -40,6 +40,9 @@ def main() -> None:
          "--vectors", f"{GEOMETRY_STORE}/layer_015.npy", *quick])
     run([py, "benchmarks/bench_probe.py", "--out", str(out / "probe.json"), "--store", PROBE_STORE, *quick])
     run([py, "benchmarks/bench_logit_lens.py", "--out", str(out / "logit_lens.json"), "--gguf", gguf, *quick])
+    if not args.quick:  # one batch of the default run's dataset lens (lens_dataset: 32 texts x 32 tokens)
+        run([py, "benchmarks/bench_logit_lens.py", "--out", str(out / "logit_lens_dataset_batch.json"), "--gguf", gguf,
+             "--texts", "32", "--tokens", "32"])
     run([py, "benchmarks/bench_training.py", "--out", str(out / "training.json"), *quick])
     run([py, "benchmarks/bench_scaling.py", "--out", str(out / "scaling"), *quick])
     summary = {p.stem: json.loads(p.read_text()).get("goals", "see file") for p in sorted(out.glob("*.json"))}

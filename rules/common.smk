@@ -82,6 +82,23 @@ def probe_dir(model, dataset=None, sampling_=None):
     return f"results/probes/{model}/{dataset or PROBES['dataset']}/{sampling_ or PROBE_SAMPLING}"
 
 
+def saved_probe(model, dataset, sampling_, condition="raw"):
+    """The fitted probe (probe.npz) a later rule loads instead of fitting it again."""
+    return f"{probe_dir(model, dataset, sampling_)}/{condition}/probe.npz"
+
+
+# The probe each random control's vectors go through "as trained" (layerwise.probes.controls.REFERENCE_CONDITION,
+# kept equal by a test): that fit's saved probe is loaded, not fitted again.
+RANDOM_REFERENCE = {"random_scalar": "normalised", "random_per_dimension": "raw"}
+
+
+def probe_condition_inputs(wc):
+    inputs = {"store": f"results/activations/{wc.model}/{wc.dataset}/{wc.sampling}"}
+    if wc.condition in RANDOM_REFERENCE:
+        inputs["reference"] = saved_probe(wc.model, wc.dataset, wc.sampling, RANDOM_REFERENCE[wc.condition])
+    return inputs
+
+
 def probe_inputs(model):
     main, variant = probe_dir(model), probe_dir(model, sampling_=PROBE_VARIANT_SAMPLING)
     transfer = f"results/probes/{model}/transfer_{{}}_n{{}}.csv"

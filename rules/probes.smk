@@ -77,18 +77,6 @@ rule probe:
         "../scripts/probe.py"
 
 
-# The probe each random control's vectors go through "as trained" (layerwise.probes.controls.REFERENCE_CONDITION,
-# kept equal by a test): that fit's saved probe is loaded, not fitted again.
-RANDOM_REFERENCE = {"random_scalar": "normalised", "random_per_dimension": "raw"}
-
-
-def probe_condition_inputs(wc) -> dict[str, str]:
-    inputs = {"store": f"results/activations/{wc.model}/{wc.dataset}/{wc.sampling}"}
-    if wc.condition in RANDOM_REFERENCE:
-        inputs["reference"] = f"{probe_dir(wc.model, wc.dataset, wc.sampling)}/{RANDOM_REFERENCE[wc.condition]}/probe.npz"
-    return inputs
-
-
 rule probe_condition:
     input:
         unpack(probe_condition_inputs),
@@ -129,8 +117,8 @@ ruleorder: probe_normalised > probe_condition
 rule probe_transfer:
     input:
         source=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][0], wc.n, PROBES["max_tokens"]),
-        reference=lambda wc: probe_dir(wc.model, TRANSFER_DATASETS[wc.punct][0],
-                                       sampling(wc.n, PROBES["max_tokens"])) + "/raw/probe.npz",
+        reference=lambda wc: saved_probe(wc.model, TRANSFER_DATASETS[wc.punct][0],
+                                         sampling(wc.n, PROBES["max_tokens"])),
         target=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][1], wc.n, PROBES["max_tokens"]),
     output:
         scores="results/probes/{model}/transfer_{punct}_n{n}.csv",
