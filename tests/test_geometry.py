@@ -267,6 +267,8 @@ def test_geometry_table_stacks_layers():
         (lambda: twonn(np.ones((5, 3))), ValueError, "non-zero nearest-neighbour distance"),
         (lambda: twonn(np.eye(5) * 1e20), ValueError, "too large for float32"),
         (lambda: covariance_spectrum(np.zeros((4, 3, 2))), ValueError, "2-D array"),
+        (lambda: covariance_spectrum(np.zeros((1, 4))), ValueError, "at least 2 vectors, got 1$"),
+        (lambda: covariance_spectrum(np.zeros((4, 0))), ValueError, "width 0"),
         (lambda: layer_geometry(np.zeros(10), layer=0), ValueError, "2-D array"),
         (lambda: layer_geometry(np.eye(5), layer=0, fraction=2.0), ValueError, "fraction"),
         (lambda: layer_geometry(np.eye(5), layer=0, backend="gpu"), ValueError, "unknown backend"),
@@ -277,6 +279,14 @@ def test_geometry_table_stacks_layers():
 def test_bad_input_is_rejected_clearly(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_lists_and_a_single_dimension_are_valid_input():
+    """Plain nested lists are arrays too; one dimension holds all of its variance (anisotropy 1)."""
+    rows = np.random.default_rng(4).normal(size=(20, 3)) * [5.0, 1.0, 0.5]
+    assert anisotropy(rows.tolist()) == anisotropy(rows)
+    assert anisotropy(rows[:, :1]) == pytest.approx(1.0)
+    np.testing.assert_allclose(covariance_spectrum(rows[:, :1]), [np.var(rows[:, 0], ddof=1)])
 
 
 def test_fraction_one_uses_every_ratio_but_the_infinite_one():
