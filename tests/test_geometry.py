@@ -289,6 +289,40 @@ def test_lists_and_a_single_dimension_are_valid_input():
     np.testing.assert_allclose(covariance_spectrum(rows[:, :1]), [np.var(rows[:, 0], ddof=1)])
 
 
+def test_linear_fit_on_exact_pareto_quantiles_returns_the_dimension():
+    """mu_(i) = (1 - i/N)^(-1/d) puts every point of the fit exactly on the line y = d log mu (the linear
+    estimator's own model), so the slope must be d to rounding: an off-by-one in the empirical CDF moves it."""
+    n, d = 50, 4.0
+    i = np.arange(1, n + 1, dtype=np.float64)
+    mu = np.where(i < n, (1 - np.minimum(i, n - 1) / n) ** (-1 / d), 1e6)  # the last (infinite) one is never fitted
+    for fraction in (0.5, 0.9, 1.0):
+        assert twonn_from_distances(np.ones(n), mu, fraction=fraction).dimension == pytest.approx(d, rel=1e-12)
+
+
+def test_mle_is_unbiased_on_small_samples():
+    """(N - 1) / sum log mu is the unbiased Pareto-shape estimate: averaged over many 6-point samples it is d,
+    where N / sum log mu would be d * 6/5."""
+    rng, n, d = np.random.default_rng(11), 6, 3.0
+    estimates = [twonn_from_distances(np.ones(n), np.exp(rng.exponential(1 / d, n)), estimator="mle").dimension
+                 for _ in range(20000)]
+    assert np.mean(estimates) == pytest.approx(d, rel=0.02)
+    assert twonn_from_distances(np.ones(n), np.exp(rng.exponential(1 / d, n)), estimator="mle").fraction == 1.0
+
+
+@pytest.mark.parametrize(
+    ("r1", "r2", "kwargs", "message"),
+    [
+        ([0.0, 1.0, 1.0, 0.0], [1.0, 2.0, 3.0, 1.0], {}, "only 2 points with a non-zero"),
+        ([1.0] * 5, [2.0, 3.0, 4.0, 5.0, 6.0], {"fraction": 0.3}, "keeps 1 ratios"),
+        ([1.0] * 5, [1.0] * 5, {"estimator": "mle"}, "equidistant"),
+        ([1.0] * 5, [1.0] * 5, {}, "all kept ratios are 1"),
+    ],
+)
+def test_twonn_refuses_too_little_to_fit(r1, r2, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        twonn_from_distances(np.array(r1), np.array(r2), **kwargs)
+
+
 def test_fraction_one_uses_every_ratio_but_the_infinite_one():
     r1 = np.ones(100)
     r2 = np.exp(np.random.default_rng(13).exponential(1 / 3.0, 100))  # log mu ~ Exp(rate d = 3)
