@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
-from layerwise.probes.logistic import TorchLogisticProbe, check_features
-from layerwise.probes.training import ProbeRun
+from layerwise.probes.logistic import TorchLogisticProbe
+from layerwise.probes.training import ProbeRun, predict_raw
 
 # Fitted attributes restored on load (the per-epoch `history_` stays with the rule that fitted the probe).
 _FITTED = ("classes_", "coef_", "intercept_", "n_iter_", "grad_norm_", "converged_", "passes_",
@@ -33,7 +33,7 @@ class FittedProbe:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Layer predictions for raw (unstandardised) vectors."""
-        return self.estimator.predict(self.scaler.transform(check_features(X)))
+        return predict_raw(self.estimator, self.scaler, X)
 
     def check_fits(self, X_train: np.ndarray, name: str, *, compare_means: bool = True) -> None:
         """Refuse a probe fitted on other data: the row count and width, and (for vectors in the probe's own

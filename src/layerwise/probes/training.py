@@ -82,7 +82,12 @@ class ProbeRun:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Layer predictions for raw (unstandardised) vectors, e.g. another dataset's."""
-        return self.estimator.predict(self.scaler.transform(check_features(X)))
+        return predict_raw(self.estimator, self.scaler, X)
+
+
+def predict_raw(estimator: ClassifierMixin, scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
+    """`estimator`'s predictions for raw vectors, standardised with the scaler of its training split."""
+    return estimator.predict(scaler.transform(check_features(X)))
 
 
 def fit_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
