@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from layerwise.probes.conditions import transfer_scores
-from layerwise.probes.features import split_layer_dataset
+from layerwise.probes.features import split_layer_datasets
 from layerwise.probes.saved import load_probe
 from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
@@ -17,12 +17,12 @@ from layerwise.store import ActivationStore
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # the rule's threads, no more
 p = snakemake.params
-train_a, test_a = split_layer_dataset(ActivationStore.open(snakemake.input.source), p.test_fraction, p.seed,
-                                      include_position0=p.include_position0)
-train_b, test_b = split_layer_dataset(ActivationStore.open(snakemake.input.target), p.test_fraction, p.seed,
-                                      include_position0=p.include_position0)
+# both training splits in one matrix (A's rows first), which the A+B probe then standardises in place
+train, (train_a, _), (test_a, test_b) = split_layer_datasets(
+    [ActivationStore.open(snakemake.input.source), ActivationStore.open(snakemake.input.target)], p.test_fraction,
+    p.seed, include_position0=p.include_position0)
 labels = np.unique(np.concatenate([train_a.y, test_a.y]))
-table = transfer_scores(train_a, test_a, train_b, test_b, labels, seed=p.seed, probe_params=p.probe,
+table = transfer_scores(train, test_a, test_b, labels, n_a=train_a.y.size, seed=p.seed, probe_params=p.probe,
                         names=tuple(p.names), reference=load_probe(snakemake.input.reference))
 table.to_csv(snakemake.output.scores, index=False)
 log.info("transfer (%s): %s", snakemake.wildcards.punct, table.to_dict("records"))

@@ -32,7 +32,8 @@ def test_transfer_to_a_differing_data_set_drops_to_chance_and_mixing_recovers():
     train_a, test_a = split(a, 0.25, seed=0)
     train_b, test_b = split(b, 0.25, seed=1)
     labels, chance = np.arange(N_LAYERS + 1), 1 / (N_LAYERS + 1)
-    table = transfer_scores(train_a, test_a, train_b, test_b, labels, seed=0, probe_params=PROBE, names=("a", "b"))
+    table = transfer_scores(LayerDataset.concatenate([train_a, train_b]), test_a, test_b, labels, n_a=train_a.y.size,
+                            seed=0, probe_params=PROBE, names=("a", "b"))
     assert accuracy(table, "a", "a") > 0.95
     assert accuracy(table, "a", "b") < chance + 0.25  # the probe learnt a's means, which b does not share
     # One linear probe for both sets of means is harder than for one, but far above the transfer.

@@ -45,10 +45,12 @@ def test_transfer_from_the_saved_probe_is_the_transfer_that_refits_it(tmp_path):
     train_a, test_a = split(layered(0), 0.25, seed=0)
     train_b, test_b = split(layered(1), 0.25, seed=1)
     labels = np.arange(N_LAYERS + 1)
-    kwargs = dict(seed=0, probe_params=PROBE, names=("a", "b"))
-    refit = transfer_scores(train_a, test_a, train_b, test_b, labels, **kwargs)
+    kwargs = dict(n_a=train_a.y.size, seed=0, probe_params=PROBE, names=("a", "b"))
+    # a fresh A+B matrix per call: the transfer standardises it in place
+    refit = transfer_scores(LayerDataset.concatenate([train_a, train_b]), test_a, test_b, labels, **kwargs)
     _, reference = saved(tmp_path, "raw", train_a, test_a)
-    reused = transfer_scores(train_a, test_a, train_b, test_b, labels, reference=reference, **kwargs)
+    reused = transfer_scores(LayerDataset.concatenate([train_a, train_b]), test_a, test_b, labels,
+                             reference=reference, **kwargs)
     pd.testing.assert_frame_equal(reused, refit)
     assert refit.loc[refit.test == "b", "accuracy"].max() < 1.0  # a table where something differs by row
 
@@ -72,8 +74,9 @@ def test_a_probe_saved_from_another_split_is_refused(tmp_path):
     other_train, other_test = split(layered(0), 0.25, seed=1)  # same sizes, other texts
     assert other_train.X.shape == train.X.shape
     with pytest.raises(ValueError, match="other training vectors"):
-        transfer_scores(other_train, other_test, other_train, other_test, np.arange(N_LAYERS + 1), seed=0,
-                        probe_params=PROBE, names=("a", "b"), reference=reference)
+        transfer_scores(LayerDataset.concatenate([other_train, other_train]), other_test, other_test,
+                        np.arange(N_LAYERS + 1), n_a=other_train.y.size, seed=0, probe_params=PROBE,
+                        names=("a", "b"), reference=reference)
     smaller, smaller_test = split(layered(0), 0.5, seed=0)
     with pytest.raises(ValueError, match=f"{train.X.shape[0]} x 24 training vectors"):
         random_control_scores("per_dimension", smaller, smaller_test, np.arange(N_LAYERS + 1), seed=0,

@@ -4,8 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerwise.probes.conditions import raw_probe_analyses, run_condition, split, transfer_scores
-from layerwise.probes.features import LayerDataset, layer_dataset
+from layerwise.probes.conditions import convergence, raw_probe_analyses, run_condition, split, transfer_scores
+from layerwise.probes.features import LayerDataset, layer_dataset, split_layer_dataset, split_layer_datasets
+from layerwise.probes.logistic import WarmStart
+from layerwise.probes.metrics import score_table
+from layerwise.probes.saved import load_probe, save_probe
 from layerwise.probes.summary import condition_table, label_sizes
 from layerwise.probes.training import fit_probe, make_probe
 from layerwise.probes.synthetic import make_layered_vectors
@@ -63,19 +66,85 @@ def test_raw_analyses_and_transfer_tables():
     assert set(tables["masks"]["condition"]) == {"full", "masked_at_test", "masked_retrained"}
     other = synthetic(layer_step=6.0, seed=0)  # same layer means: transfer must work
     train_b, test_b = split(other, 0.25, seed=1)
-    table = transfer_scores(train, test, train_b, test_b, labels, seed=0, probe_params=PROBE, names=("a", "b"))
+    table = transfer_scores(LayerDataset.concatenate([train, train_b]), test, test_b, labels, n_a=train.y.size, seed=0,
+                            probe_params=PROBE, names=("a", "b"))
     assert len(table) == 4
     assert (table["accuracy"] > 0.9).all()
     # the mixed probe starts from the A-only one and scores as a cold-started mixed probe does
     mixed = table[table["train"] == "a+b"]
     assert (mixed["warm_start"] == "a").all() and (table.loc[table["train"] == "a", "warm_start"] == "zero").all()
     tight = {**PROBE, "tol": 1e-6, "max_epochs": 1000, "device": "cpu"}
-    warm = transfer_scores(train, test, train_b, test_b, labels, seed=0, probe_params=tight, names=("a", "b"))
+    warm = transfer_scores(LayerDataset.concatenate([train, train_b]), test, test_b, labels, n_a=train.y.size, seed=0,
+                           probe_params=tight, names=("a", "b"))
     cold = fit_probe(np.concatenate([train.X, train_b.X]), np.concatenate([train.y, train_b.y]), test.X, test.y,
                      make_probe("logistic", 0, **tight))
     for tested, data in (("a", test), ("b", test_b)):
         row = warm[(warm["train"] == "a+b") & (warm["test"] == tested)].iloc[0]
         assert row["converged"] and row["accuracy"] == pytest.approx(np.mean(cold.predict(data.X) == data.y), abs=0.01)
+
+
+def layered_store(path, seed: int, n_texts: int = 40, width: int = 24) -> ActivationStore:
+    """A store of `make_layered_vectors` (layer means differ by seed): rows are its tokens, files its layers."""
+    n_positions, n_layers = 6, 4
+    v = make_layered_vectors(n_texts=n_texts, n_positions=n_positions, n_layers=n_layers, width=width,
+                             layer_step=4.0, seed=seed)
+    per_token = v.X.reshape(n_texts * n_positions, n_layers + 1, width)  # rows are (text, position, layer)
+    tokens = pd.DataFrame({"text_index": np.repeat(np.arange(n_texts), n_positions),
+                           "text_id": np.repeat(np.arange(n_texts), n_positions),
+                           "position": np.tile(np.arange(n_positions), n_texts), "token_id": 7, "token": "x"})
+    writer = StoreWriter(path, list(range(n_layers + 1)), len(tokens), width, "float32")
+    writer.write(0, {layer: per_token[:, layer] for layer in range(n_layers + 1)})
+    writer.finish(tokens, {"model": {"n_layers": n_layers}})
+    return ActivationStore.open(path)
+
+
+def test_split_layer_datasets_are_each_stores_split_in_one_matrix(tmp_path):
+    stores = [layered_store(tmp_path / "a", seed=0), layered_store(tmp_path / "b", seed=1, n_texts=30)]
+    joint, trains, tests = split_layer_datasets(stores, 0.25, seed=3)
+    separate = [split_layer_dataset(store, 0.25, seed=3) for store in stores]
+    fields = ("X", "y", "text_ids", "positions")
+    for got_train, got_test, (train, test) in zip(trains, tests, separate):
+        for got, want in ((got_train, train), (got_test, test)):
+            for name in fields:
+                np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+        assert np.shares_memory(got_train.X, joint.X)  # a view into the joint matrix, not a copy
+    for name in fields:
+        np.testing.assert_array_equal(getattr(joint, name), np.concatenate([getattr(t, name) for t, _ in separate]))
+    assert trains[0].X.shape[0] + trains[1].X.shape[0] == joint.X.shape[0]
+    with pytest.raises(ValueError, match="differ in width"):
+        split_layer_datasets([stores[0], layered_store(tmp_path / "wide", seed=2, width=25)], 0.25, seed=3)
+
+
+def test_transfer_on_the_joint_matrix_is_the_transfer_on_two_datasets(tmp_path):
+    """The joint loader's transfer equals train on A / warm-started A+B on the plain concatenation, the A+B
+    matrix is the loaded one (standardised in place: no copy) and the test splits stay raw."""
+    stores = [layered_store(tmp_path / "a", seed=0), layered_store(tmp_path / "b", seed=1, n_texts=30)]
+    (train_a, test_a), (train_b, test_b) = (split_layer_dataset(store, 0.25, seed=3) for store in stores)
+    labels = np.unique(train_a.y)
+
+    def fit(X, y, init=None):
+        return fit_probe(X, y, test_a.X, test_a.y, make_probe("logistic", 0, **PROBE), init=init)
+
+    alone = fit(train_a.X, train_a.y)
+    mixed = fit(np.concatenate([train_a.X, train_b.X]), np.concatenate([train_a.y, train_b.y]),
+                WarmStart.from_probe(alone.estimator, "a"))
+    expected = pd.concat([score_table(data.y, run.predict(data.X), labels).assign(
+        **convergence(run.estimator), train=trained, test=tested)
+        for trained, run in (("a", alone), ("a+b", mixed)) for tested, data in (("a", test_a), ("b", test_b))],
+        ignore_index=True)
+    assert expected.loc[expected.test == "b", "accuracy"].min() < expected["accuracy"].max()  # rows differ
+
+    save_probe(tmp_path / "a.npz", alone)
+    for reference in (None, load_probe(tmp_path / "a.npz")):
+        joint, (loaded_a, _), (raw_a, raw_b) = split_layer_datasets(stores, 0.25, seed=3)
+        table = transfer_scores(joint, raw_a, raw_b, labels, n_a=loaded_a.y.size, seed=0, probe_params=PROBE,
+                                names=("a", "b"), reference=reference)
+        pd.testing.assert_frame_equal(table, expected)
+        np.testing.assert_allclose(joint.X.mean(0), 0.0, atol=1e-4)  # the loaded matrix itself was standardised
+        np.testing.assert_array_equal(raw_a.X, test_a.X)
+        np.testing.assert_array_equal(raw_b.X, test_b.X)
+    with pytest.raises(ValueError, match="n_a must split"):
+        transfer_scores(joint, raw_a, raw_b, labels, n_a=joint.y.size, seed=0, probe_params=PROBE, names=("a", "b"))
 
 
 def _condition_table(variant_n: int):

@@ -18,12 +18,12 @@ from layerwise.probes.attribution import attribution_table, cumulative_contribut
 from layerwise.probes.controls import RANDOM_CONTROLS, REFERENCE_CONDITION, layer_moments, normalize_rows, \
     shuffled_labels
 from layerwise.probes.features import LayerDataset
-from layerwise.probes.logistic import WarmStart
+from layerwise.probes.logistic import TorchLogisticProbe, WarmStart, check_features
 from layerwise.probes.masks import frequent_top_dimensions, mask_ablation
 from layerwise.probes.metrics import confusion_table, score_table
 from layerwise.probes.saved import FittedProbe
 from layerwise.probes.split import split_by_text
-from layerwise.probes.training import ProbeRun, fit_probe, make_probe
+from layerwise.probes.training import ProbeRun, fit_probe, fit_scaler, make_probe, standardise
 
 # Conditions fitted by `run_condition` ("raw" is the reference).
 CONDITIONS = ("raw", "normalised", "tree")
@@ -138,30 +138,47 @@ def raw_probe_analyses(run: ProbeRun, labels: np.ndarray, *, mask_k: int, top_n:
     }
 
 
-def transfer_scores(train_a: LayerDataset, test_a: LayerDataset, train_b: LayerDataset, test_b: LayerDataset,
-                    labels: np.ndarray, *, seed: int, probe_params: dict[str, Any], names: tuple[str, str],
+def transfer_scores(train: LayerDataset, test_a: LayerDataset, test_b: LayerDataset, labels: np.ndarray, *,
+                    n_a: int, seed: int, probe_params: dict[str, Any], names: tuple[str, str],
                     reference: FittedProbe | None = None) -> pd.DataFrame:
     """Train on A, test on A and B; train on A+B, test on each (the post's IMDB → AG News transfer).
 
-    `reference` is the probe trained on A when a rule already fitted it on this split (checked); else it is
-    fitted here. The mixed probe starts from the A-only solution (same objective family, strictly convex: same
-    optimum to tolerance, fewer passes when the datasets are close); only accuracies are read from it, never its
-    coefficients, which a gradient tolerance pins only loosely along weakly curved directions. The A+B matrix is
-    this function's own copy, standardised in place (one copy, not two); the test splits are left untouched.
+    `train` holds A's training rows (the first `n_a`), then B's, as `split_layer_datasets` loads them into one
+    matrix; the A+B probe standardises it in place (the caller gives it away), so the A+B vectors are held once.
+    `reference` is the probe trained on A when a rule already fitted it on this split (checked while the rows are
+    still raw); else it is fitted here, on a copy. The mixed probe starts from the A-only solution (same objective
+    family, strictly convex: same optimum to tolerance, fewer passes when the datasets are close); only accuracies
+    are read from it, never its coefficients, which a gradient tolerance pins only loosely along weakly curved
+    directions. The test splits are only scored, raw: neither copied nor changed.
     """
+    if not 0 < n_a < train.y.size:
+        raise ValueError(f"n_a must split the {train.y.size} training rows into A and B, got {n_a}")
     a, b = names
+    X_a, y_a = train.X[:n_a], train.y[:n_a]
     if reference is None:
-        reference = fit_probe(train_a.X, train_a.y, test_a.X, test_a.y, make_probe("logistic", seed, **probe_params))
+        reference = _fit_standardised(X_a, y_a, make_probe("logistic", seed, **probe_params), overwrite=False)
     else:
-        reference.check_fits(train_a.X, f"the probe trained on {a}")
+        reference.check_fits(X_a, f"the probe trained on {a}")
     mixed = make_probe("logistic", seed, **probe_params)
     init = WarmStart.from_probe(reference.estimator, a) if getattr(mixed, "solver", None) == "lbfgs" else None
-    mix = fit_probe(np.concatenate([train_a.X, train_b.X]), np.concatenate([train_a.y, train_b.y]),
-                    test_a.X.copy(), test_a.y, mixed, init=init, overwrite=True)
+    mix = _fit_standardised(train.X, train.y, mixed, overwrite=True, init=init)
     rows = []
-    for trained, run in ((a, reference), (f"{a}+{b}", mix)):
+    for trained, probe in ((a, reference), (f"{a}+{b}", mix)):
         for tested, data in ((a, test_a), (b, test_b)):
-            pred = run.predict(data.X)
-            rows.append(score_table(data.y, pred, labels).assign(**convergence(run.estimator), train=trained,
+            pred = probe.predict(data.X)
+            rows.append(score_table(data.y, pred, labels).assign(**convergence(probe.estimator), train=trained,
                                                                  test=tested))
     return pd.concat(rows, ignore_index=True)
+
+
+def _fit_standardised(X: np.ndarray, y: np.ndarray, estimator: TorchLogisticProbe, *, overwrite: bool,
+                      init: WarmStart | None = None) -> FittedProbe:
+    """`fit_probe` without a test set: standardise on `X` (in place when `overwrite`), fit, keep the scaler.
+
+    For fits read only through `predict` on raw vectors; a test set would only add per-epoch curves (never the
+    fit), and standardising it would overwrite or copy it.
+    """
+    X = check_features(X, "X_train")
+    scaler = fit_scaler(X)
+    estimator.fit(standardise(X, scaler, overwrite), y, init=init)
+    return FittedProbe(estimator, scaler, X.shape[0])
