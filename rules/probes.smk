@@ -128,7 +128,8 @@ rule probe_transfer:
         names=(PROBES["dataset"], PROBES["transfer_dataset"]),
     threads: PROBE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
+        # both stores held once (A+B standardised in place): 4.8 GiB at N=1000, the base process + 0.9 copies
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(config['models'][wc.model])),
         gpu=1,
     log:
         "logs/probes/{model}/transfer_{punct}_n{n}.log",
