@@ -14,8 +14,10 @@ import yaml
 from layerwise.models import LoadedModel, load_model, materialise, read_card
 
 REPO = Path(__file__).resolve().parents[1]
-# CI clones the repository with `../shared` beside it (see ../shared/data/README.md).
-SHARED_DATA = REPO.parent / "shared" / "data"
+# CI clones the repository with `../shared` beside it (see ../shared/data/README.md). LAYERWISE_SHARED
+# points elsewhere: `make mutants` runs the tests from a copy of the repository in mutants/.
+SHARED = Path(os.environ.get("LAYERWISE_SHARED", REPO.parent / "shared"))
+SHARED_DATA = SHARED / "data"
 # Once SLURM's client tools are installed, the SLURM executor plugin runs `scontrol show config` (10 s
 # timeout) whenever `snakemake` starts; with a slurm.conf and no controller every call would cost 10 s. Tests
 # get a stand-in `scontrol` that fails at once; the cluster test (tests/cluster/) passes REAL_PATH to its runs.

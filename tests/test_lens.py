@@ -8,7 +8,6 @@ known means, and the normal-theory width of a bootstrap interval.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,9 +26,8 @@ from layerwise.lens_adapters import decode, lens_parts, registry_encoders
 from layerwise.lens_stats import METRICS, first_layer_above, layer_change, select_positions, summarize_lens
 from layerwise.lens_texts import load_texts
 from layerwise.plots.lens import HEATMAP_VALUES, plot_lens_curves, plot_lens_heatmap, resolve_window, token_label
+from conftest import REPO, SHARED
 from workflow_runs import snakemake, tiny_config
-
-REPO = Path(__file__).resolve().parents[1]
 VOCAB = 261
 N_LAYERS = 3
 TEXTS = {"a": "The plasma was hot; the plasma glowed.", "b": "bell bell bell", "c": "Hi!"}
@@ -487,7 +485,7 @@ def test_curves_one_panel_per_metric_and_decoder(models, tokenizer):
 
 # --- shipped example texts ----------------------------------------------------------------------------------------
 
-POST = REPO.parent / "shared" / "papers" / "001_dea726988dbf7d24.txt"  # the post's text, where it is present
+POST = SHARED / "papers" / "001_dea726988dbf7d24.txt"  # the post's text, where it is present
 
 
 def test_shipped_example_texts_name_their_source():
