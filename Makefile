@@ -75,6 +75,8 @@ clean:
 # paper's numbers ([tool.mutmut] only_mutate in pyproject.toml) and runs, per mutant, the fast tests that reach
 # the mutated function; the per-module counts and every mutant no test kills go to results/mutants.txt.
 # mutmut runs pytest in its own process, so its venv sees the test venv's packages through a .pth file.
+# Workers are forked from that process: numba (the lens kernel) must use its fork-safe threading layer
+# (its default OpenMP layer SIGTERMs a forked child).
 # Some of the mutants only: `make mutants MUTANTS="layerwise.norms.*"`; results are kept in mutants/ and a
 # re-run tests only what changed.
 MUTANTS ?=
@@ -91,6 +93,6 @@ $(MUTANTS_VENV)/.installed: $(VENV)/.installed-test requirements-mutants.txt
 
 mutants: $(MUTANTS_VENV)/.installed
 	mkdir -p results
-	LAYERWISE_SHARED=$(SHARED) $(MUTANTS_VENV)/bin/mutmut run $(MUTANTS)
+	NUMBA_THREADING_LAYER=workqueue LAYERWISE_SHARED=$(SHARED) $(MUTANTS_VENV)/bin/mutmut run $(MUTANTS)
 	$(MUTANTS_VENV)/bin/python tools/mutants_report.py > results/mutants.txt
 	@head -n 40 results/mutants.txt
