@@ -20,8 +20,9 @@ def token_latex(token: str) -> str:
 
 
 def _num(value: float) -> str:
-    """3 significant digits, whole numbers from 1000 on (no exponent in running text)."""
-    return f"{value:,.0f}".replace(",", "{,}") if abs(value) >= 1000 else f"{value:.3g}"
+    """3 significant digits, whole numbers from 1000 on (no exponent in running text). From 999.5 on, 3
+    significant digits round to 1000, which `.3g` would write as 1e+03."""
+    return f"{value:,.0f}".replace(",", "{,}") if abs(value) >= 999.5 else f"{value:.3g}"
 
 
 def _attribution_sentences(rows: pd.DataFrame, with_all: dict[str, float], without: dict[str, float]) -> list[str]:
