@@ -1,0 +1,244 @@
+"""The paper's stated numbers for study 3, from planted tables shaped like the workflow's: the training
+paragraph (learning, ID peak step, anisotropy trend and peak layer, what the decoder/encoder pair controls,
+the last layer before and after the final norm) and the per-layer geometry paragraph (peaks per model, the
+decoder/encoder contrast, z-scored peaks, exact duplicates dropped from TwoNN, vectors and batches).
+
+Each expected string is written out by hand from the planted numbers, formatted as the functions format them
+(3 significant digits, relative depth to 2 decimals). Edge cases planted: a peak at the first or last layer
+or step, a falling trend, ties (the first wins), a model without a final norm, a run with no final norm at
+all, and tables whose rows are not in the order the sentence lists them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from layerwise.narrative.geometry import dropped_sentence, geometry_macros
+from layerwise.narrative.training import final_norm_sentence, pair_sentence, training_macros
+from layerwise.plots.geometry import summarise_profiles
+from layerwise.training.summary import training_summary
+
+# --------------------------------------------------------------------------- study 3 over training
+
+
+def checkpoint_rows(kind: str, step: int, anisotropy: list[float], twonn_id: list[float], *,
+                    layer: list | None = None) -> list[dict]:
+    """`checkpoint_geometry` rows of one checkpoint, layers 0..n, in `layer_geometry`'s metric order. The
+    metrics the sentences do not read carry values no planted answer uses (0.9, 0.05, 777)."""
+    n = len(anisotropy) - 1
+    layers = layer if layer is not None else list(range(n + 1))
+    rows = []
+    for i, label in enumerate(layers):
+        for metric, value in (("anisotropy", anisotropy[i]), ("top5_share", 0.9), ("anisotropy_standardised", 0.05),
+                              ("twonn_id", twonn_id[i]), ("n_duplicates", 777.0)):
+            rows.append({"layer": label, "metric": metric, "mean": value, "std": 0.01, "n_batches": 2,
+                         "n_vectors": 8704, "kind": kind, "step": step, "n_layers": n})
+    return rows
+
+
+# Decoder: max anisotropy 0.14 -> 0.35 -> 0.62 (grows), peak at the last layer (3); layer-mean ID over layers
+# 1..3: 4 -> 12 -> 8 (peaks at step 10); its last layer at step 100: anisotropy 0.62, ID 7.
+# Encoder: max anisotropy 0.08 -> 0.5 -> 0.3 (falls: not monotonic), peak at layer 0 at the end; layer-mean ID
+# 3 -> 6 -> 50/3 = 16.7 (peaks at the last step); its last layer at step 100: anisotropy 0.083, ID 13.5.
+DECODER = {0: ([0.11, 0.12, 0.13, 0.14], [1, 2, 4, 6]),
+           10: ([0.2, 0.25, 0.3, 0.35], [1, 10, 12, 14]),
+           100: ([0.2, 0.3, 0.4, 0.62], [5, 9, 8, 7])}
+ENCODER = {0: ([0.05, 0.06, 0.07, 0.08], [3, 3, 3, 3]),
+           10: ([0.5, 0.2, 0.1, 0.1], [3, 6, 6, 6]),
+           100: ([0.3, 0.09, 0.1, 0.083], [3, 20, 16.5, 13.5])}
+
+
+def planted_geometry() -> pd.DataFrame:
+    """Both runs' checkpoint tables concatenated as `training_figures` does (decoder first, steps ascending)."""
+    rows = []
+    for kind, by_step in (("decoder", DECODER), ("encoder", ENCODER)):
+        for step, (an, idim) in by_step.items():
+            rows += checkpoint_rows(kind, step, an, idim)
+    return pd.DataFrame(rows)
+
+
+def final_norm_rows(kind: str, anisotropy: float, twonn_id: float, step: int = 100) -> pd.DataFrame:
+    """The last checkpoint's `geometry.final_norm.csv`: one "final_norm" row per metric."""
+    return pd.DataFrame(checkpoint_rows(kind, step, [anisotropy], [twonn_id], layer=["final_norm"])).assign(n_layers=3)
+
+
+NO_FINAL_NORM = final_norm_rows("decoder", 0.0, 0.0).iloc[0:0]   # what a run without a final norm writes
+
+DECODER_FINAL_NORM = ("the decoder's last layer has anisotropy 0.62 before the final norm and 0.031 after it "
+                      "(TwoNN dimension 7 and 4.75)")
+ENCODER_FINAL_NORM = ("the encoder's last layer has anisotropy 0.083 before the final norm and 0.27 after it "
+                      "(TwoNN dimension 13.5 and 2.5)")
+
+
+def both_final_norms() -> pd.DataFrame:
+    # encoder's table first: the sentence still lists the decoder first
+    return pd.concat([final_norm_rows("encoder", 0.27, 2.5), final_norm_rows("decoder", 0.031, 4.75)],
+                     ignore_index=True)
+
+
+def test_final_norm_sentence_compares_the_last_layer_of_the_last_checkpoint_with_the_normed_state():
+    """Before = the last layer (3) at the last step (100) of that kind, not an earlier layer, step or the other
+    kind; after = the final-norm row; kinds in a fixed order (decoder, encoder)."""
+    assert final_norm_sentence(planted_geometry(), both_final_norms()) == (
+        f"At the last checkpoint {DECODER_FINAL_NORM}; {ENCODER_FINAL_NORM}.")
+
+
+def test_final_norm_sentence_speaks_only_of_the_model_that_has_one():
+    """A post-norm BERT encoder has no final norm: its run writes an empty table and no claim is made for it."""
+    final_norm = pd.concat([NO_FINAL_NORM, final_norm_rows("decoder", 0.031, 4.75)], ignore_index=True)
+    assert final_norm_sentence(planted_geometry(), final_norm) == f"At the last checkpoint {DECODER_FINAL_NORM}."
+
+
+def test_final_norm_sentence_without_any_final_norm():
+    empty = pd.concat([NO_FINAL_NORM, NO_FINAL_NORM], ignore_index=True)
+    assert final_norm_sentence(planted_geometry(), empty) == (
+        "Neither model has a final norm: every layer's output is already normalised.")
+
+
+def planted_log() -> pd.DataFrame:
+    """Learning curves, rows out of step order; train rows (which must be ignored) hold other values."""
+    rows = [("decoder", "val", 100, 1.5), ("decoder", "train", 100, 0.5), ("decoder", "val", 0, 8.0),
+            ("decoder", "val", 10, 3.25), ("decoder", "train", 0, 7.5), ("encoder", "val", 10, 4.5),
+            ("encoder", "val", 100, 2.25), ("encoder", "val", 0, 8.0), ("encoder", "train", 100, 0.25)]
+    return pd.DataFrame(rows, columns=["kind", "split", "step", "bits_per_byte"])
+
+
+def run_training(**kwargs) -> dict:
+    geometry = planted_geometry()
+    options = {"geometry": geometry, "final_norm": both_final_norms(), "arch": "gpt_neox", "encoder_block": "matched",
+               "layer0_in_averages": False, **kwargs}
+    return training_macros(training_summary(geometry), planted_log(), **options)
+
+
+def test_training_paragraph_states_the_planted_numbers_for_both_runs():
+    macros = run_training()
+    assert set(macros) == {"TrainingSummary", "TrainingPair", "TrainingFinalNorm", "TrainingAveragedLayers",
+                           "TrainingDecoderIdPeakStep", "TrainingDecoderFinalBpb",
+                           "TrainingEncoderIdPeakStep", "TrainingEncoderFinalBpb"}
+    assert str(macros["TrainingSummary"]) == (
+        "The decoder goes from 8 to 1.5 validation bits per byte over 100 steps; its layer-averaged intrinsic "
+        "dimension peaks at step 10 (12, from 4 at step 0 to 8 at the end), and its largest per-layer anisotropy "
+        "grows monotonically (0.14 at step 0, 0.62 at the end; within 5\\%), peaking at layer 3 (relative depth "
+        "1.00) at the last checkpoint. "
+        "The encoder goes from 8 to 2.25 validation bits per byte over 100 steps; its layer-averaged intrinsic "
+        "dimension peaks at step 100 (16.7, from 3 at step 0 to 16.7 at the end), and its largest per-layer "
+        "anisotropy does not grow monotonically (0.08 at step 0, 0.3 at the end; within 5\\%), peaking at layer 0 "
+        "(relative depth 0.00) at the last checkpoint.")
+    assert macros["TrainingDecoderIdPeakStep"] == 10 and macros["TrainingEncoderIdPeakStep"] == 100
+    assert macros["TrainingDecoderFinalBpb"] == 1.5 and macros["TrainingEncoderFinalBpb"] == 2.25
+    assert str(macros["TrainingFinalNorm"]) == f"At the last checkpoint {DECODER_FINAL_NORM}; {ENCODER_FINAL_NORM}."
+
+
+@pytest.mark.parametrize("layer0, text", [
+    (False, "layers 1 to $n$ (layer 0, the embedding output, left out)"),
+    (True, "layers 0 to $n$")])
+def test_training_states_which_layers_the_id_average_covers(layer0, text):
+    assert str(run_training(layer0_in_averages=layer0)["TrainingAveragedLayers"]) == text
+
+
+def test_matched_pair_claims_mask_and_objective_are_the_only_differences():
+    text = str(run_training(encoder_block="matched")["TrainingPair"])
+    assert text.startswith("Both models are the same gpt\\_neox network (same pre-norm block, final norm,")
+    assert text.endswith("Mask and objective are the only differences.")
+    assert "not a controlled comparison" not in text
+
+
+def test_bert_pair_is_not_claimed_to_be_controlled():
+    text = str(run_training(encoder_block="bert")["TrainingPair"])
+    assert text.startswith("The encoder is a post-norm BERT and the decoder a pre-norm gpt\\_neox of the same "
+                           "width and depth")
+    assert text.endswith("normalisation differs as well as mask and objective, so this pair is not a controlled "
+                         "comparison.")
+    assert "only differences" not in text
+    assert pair_sentence("llama", "bert") != pair_sentence("llama", "matched")
+
+
+# --------------------------------------------------------------------------- study 3 per layer
+
+def model_rows(model: str, kind: str, *, anisotropy: list[float], twonn_id: list[float], standardised: list[float],
+               duplicates: list[float], fallback: list[float], n_batches: int, n_vectors: int) -> list[dict]:
+    """One model's `geometry.csv` (layers 0..n; n_duplicates and n_fallback are means over batches)."""
+    n = len(anisotropy) - 1
+    rows = []
+    for layer in range(n + 1):
+        for metric, values in (("anisotropy", anisotropy), ("top5_share", [0.9] * (n + 1)),
+                               ("anisotropy_standardised", standardised), ("twonn_id", twonn_id),
+                               ("n_duplicates", duplicates), ("n_fallback", fallback)):
+            rows.append({"layer": layer, "metric": metric, "mean": values[layer], "std": 0.01,
+                         "n_batches": n_batches, "n_vectors": n_vectors, "kind": kind, "n_layers": n,
+                         "include_position0": False, "model": model})
+    return rows
+
+
+# In the configured order, which is not alphabetical: the decoder SmolLM2 first, then the encoder MiniLM.
+# SmolLM2: 5 batches of 20000 vectors; layer 0 drops 600 per batch = 3000 (15%); the worst other layer is
+#   layer 2 with 10 per batch = 50 (0.25%); the float64 recomputation 1.2*5 + 0.4*5 = 8 of 4 x 20000 = 80000.
+# MiniLM: 2 batches of 9000 vectors, no duplicates anywhere (the worst other layer ties at 0: the first, layer 1);
+#   recomputation 1.5 * 2 = 3 of 36000.
+SMOLLM = dict(anisotropy=[0.12, 0.5, 0.875, 0.25], twonn_id=[9, 22, 14, 17], standardised=[0.02, 0.04, 0.03, 0.01],
+              duplicates=[600, 2, 10, 0], fallback=[0, 1.2, 0.4, 0], n_batches=5, n_vectors=20000)
+MINILM = dict(anisotropy=[0.35, 0.2, 0.25, 0.3], twonn_id=[12, 15, 18, 21], standardised=[0.06, 0.05, 0.07, 0.065],
+              duplicates=[0, 0, 0, 0], fallback=[0, 0, 0, 1.5], n_batches=2, n_vectors=9000)
+
+
+def planted_study3(**models: tuple[str, dict]) -> pd.DataFrame:
+    rows = []
+    for name, (kind, values) in models.items():
+        rows += model_rows(name, kind, **values)
+    return pd.DataFrame(rows)
+
+
+def run_geometry(table: pd.DataFrame) -> dict:
+    return geometry_macros(table, summarise_profiles(table), fraction=0.9, batch_size=4096)
+
+
+DROPPED = ("Exact duplicates ($r_1=0$) are dropped from TwoNN and kept by anisotropy: "
+           "in SmolLM2 layer~0 (the embedding output) loses 3000 of 20000 vectors (15\\%), the other layers at most "
+           "50 (0.25\\%, layer 2), and 8 of its 80000 layer-vectors needed the float64 recomputation; "
+           "in MiniLM layer~0 (the embedding output) loses 0 of 9000 vectors (0\\%), the other layers at most "
+           "0 (0\\%, layer 1), and 3 of its 36000 layer-vectors needed the float64 recomputation.")
+
+
+def test_dropped_duplicates_are_counted_over_batches_per_model_in_the_configured_order():
+    table = planted_study3(SmolLM2=("decoder", SMOLLM), MiniLM=("encoder", MINILM))
+    assert dropped_sentence(table) == DROPPED
+
+
+def test_geometry_paragraph_states_the_planted_peaks_contrast_and_counts():
+    macros = run_geometry(planted_study3(SmolLM2=("decoder", SMOLLM), MiniLM=("encoder", MINILM)))
+    assert set(macros) == {"GeometrySummary", "GeometryContrast", "GeometryFraction", "GeometryBatchSize",
+                           "GeometryVectors", "GeometryBatches", "GeometryDropped"}
+    # Per-model peaks (summarise_profiles lists models by name), then the z-scored peaks in the table's order.
+    assert str(macros["GeometrySummary"]) == (
+        "In MiniLM (encoder, 3 layers) anisotropy peaks at layer 0 (relative depth 0.00) at 0.35, down to 0.2 at "
+        "layer 1; the TwoNN intrinsic dimension peaks at layer 3 (relative depth 1.00) with 21 and is lowest at "
+        "layer 0 (12). "
+        "In SmolLM2 (decoder, 3 layers) anisotropy peaks at layer 2 (relative depth 0.67) at 0.875, down to 0.12 "
+        "at layer 0; the TwoNN intrinsic dimension peaks at layer 1 (relative depth 0.33) with 22 and is lowest at "
+        "layer 0 (9). "
+        "On z-scored dimensions (which removes the outlier dimensions' scale) the anisotropy of SmolLM2 peaks at "
+        "0.04 (layer 1). "
+        "On z-scored dimensions (which removes the outlier dimensions' scale) the anisotropy of MiniLM peaks at "
+        "0.07 (layer 2).")
+    # 0.875 / 0.35 = 2.5
+    assert str(macros["GeometryContrast"]) == (
+        "The highest anisotropy reached by a decoder is 2.5 times that of the most anisotropic encoder layer.")
+    assert macros["GeometryFraction"] == 0.9 and macros["GeometryBatchSize"] == 4096
+    assert macros["GeometryVectors"] == 20000 and macros["GeometryBatches"] == 5  # the larger model's
+    assert str(macros["GeometryDropped"]) == DROPPED
+
+
+def test_decoder_encoder_contrast_uses_the_most_anisotropic_decoder():
+    """Two decoders (peaks 0.875 and 0.5): the ratio is the larger over the encoder's 0.35, 2.5."""
+    weaker = {**SMOLLM, "anisotropy": [0.1, 0.5, 0.2, 0.3]}
+    macros = run_geometry(planted_study3(SmolLM2=("decoder", SMOLLM), Other=("decoder", weaker),
+                                         MiniLM=("encoder", MINILM)))
+    assert str(macros["GeometryContrast"]).startswith("The highest anisotropy reached by a decoder is 2.5 times")
+
+
+@pytest.mark.parametrize("models", [
+    {"SmolLM2": ("decoder", SMOLLM)},
+    {"SmolLM2": ("decoder", SMOLLM), "Other": ("decoder", {**SMOLLM, "anisotropy": [0.1, 0.5, 0.2, 0.3]})},
+    {"MiniLM": ("encoder", MINILM)}])
+def test_no_decoder_encoder_contrast_without_both_kinds(models):
+    assert str(run_geometry(planted_study3(**models))["GeometryContrast"]) == ""
