@@ -250,6 +250,27 @@ def test_geometry_table_stacks_layers():
     assert len(table) == 2 * len(METRICS)
 
 
+def test_geometry_table_measures_every_layer_with_the_given_settings():
+    """A line, a plane and a full 8-D cloud (300 vectors each) in batches of 100: three batches per layer,
+    anisotropy 1 > about 1/2 > about 1/8 and TwoNN ID about 1 < 2 < 8, each layer
+    exactly its own `layer_geometry` with the same settings."""
+    rng = np.random.default_rng(21)
+    frame, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    layers = {rank: rng.standard_normal((300, rank)) @ frame[:, :rank].T + 5.0 for rank in (1, 2, 8)}
+    settings = dict(batch_size=100, seed=7, fraction=0.9, backend="numpy")
+    table = geometry_table(layers, **settings)
+    assert (table["n_batches"] == 3).all() and (table["n_vectors"] == 300).all()
+    for rank, vectors in layers.items():
+        pd.testing.assert_frame_equal(table[table["layer"] == rank].reset_index(drop=True),
+                                      layer_geometry(vectors, layer=rank, **settings))
+    wide = table.pivot(index="layer", columns="metric", values="mean")
+    assert wide.loc[1, "anisotropy"] == pytest.approx(1.0, abs=1e-9)
+    assert 0.5 <= wide.loc[2, "anisotropy"] < 0.75 and 0.125 <= wide.loc[8, "anisotropy"] < 0.3
+    assert wide.loc[1, "twonn_id"] == pytest.approx(1.0, abs=0.3)
+    assert wide.loc[2, "twonn_id"] == pytest.approx(2.0, abs=0.5)
+    assert wide.loc[8, "twonn_id"] == pytest.approx(8.0, abs=2.0)
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -31,8 +31,9 @@ def test_float16_rows_whose_squared_norm_overflows_keep_their_norm():
     assert stats["mean"] == pytest.approx(1000, rel=1e-3)  # ‖x‖² = 1e6 > float16 max
 
 
-@pytest.mark.parametrize("shape", [(0, 4), (4,)])
-def test_statistics_refuse_empty_or_flat_input(shape):
+@pytest.mark.parametrize("shape", [(0, 4), (4,), (2, 3, 4)])
+def test_statistics_refuse_empty_flat_or_unflattened_input(shape):
+    """Not a [n, width] matrix: refused, not reduced over the wrong axis ([texts, positions, width] included)."""
     with pytest.raises(ValueError):
         norm_statistics(np.zeros(shape))
 

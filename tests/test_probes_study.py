@@ -184,6 +184,40 @@ def test_condition_table_collects_every_condition_with_its_size():
     assert (sizes[["raw (N=300)", "tree", "no_punctuation", "transfer gap, no punctuation", "stability"]] == 300).all()
 
 
+def test_condition_table_rows_keep_the_order_of_their_runs():
+    """The paper's probe table and the conditions figure list rows in table order: the raw probe, each
+    conditions file's conditions as they come (not alphabetically), the masks, the transfer; then the
+    additions at their own N. The index runs 0..n-1 over both sizes."""
+    table = _condition_table(variant_n=300)
+    assert list(table["condition"]) == [
+        "raw", "normalised", "shuffled_labels", "random_scalar_trained", "random_scalar_retrained",
+        "masked_at_test", "masked_retrained", "train a, test b", "train a+b, test b", "transfer gap",
+        "raw (N=300)", "train a, test b (N=300)", "train a+b, test b (N=300)", "transfer gap (N=300)", "tree",
+        "no_punctuation", "train a, test b, no punctuation", "train a+b, test b, no punctuation",
+        "transfer gap, no punctuation", "stability"]
+    pd.testing.assert_index_equal(table.index, pd.RangeIndex(len(table)))
+    got = table.set_index("condition")
+    assert got.loc["no_punctuation", "accuracy"] == 0.89 and got.loc["no_punctuation", "n_texts"] == 300
+    assert list(table.columns) == ["condition", "accuracy", "std", "n_texts", "chance"]
+    assert table["accuracy"].notna().all()
+
+
+def test_transfer_rows_find_the_single_set_whatever_the_row_order():
+    """A transfer table whose combined-training rows come first still yields train a / test b and the gap."""
+    transfer = pd.DataFrame({"train": ["a+b", "a+b", "a", "a"], "test": ["b", "a", "b", "a"],
+                             "accuracy": [0.85, 0.9, 0.6, 0.9]})
+    one = lambda c, a: pd.DataFrame([{"condition": c, "accuracy": a, "chance": 0.2}])  # noqa: E731
+    table = condition_table(
+        raw=one("raw", 0.9), conditions=[], masks=pd.DataFrame({"condition": ["masked_at_test", "masked_retrained"],
+                                                                 "accuracy": [0.85, 0.88]}),
+        transfer=transfer, variant_raw=one("raw", 0.9), variant_conditions=[], nopunct=one("raw", 0.89),
+        variant_transfer=transfer, transfer_nopunct=transfer.assign(accuracy=[0.88, 0.9, 0.8, 0.9]),
+        stability=pd.DataFrame({"accuracy": [0.9, 0.92]}), n_texts=1000, variant_n_texts=1000)
+    got = table.set_index("condition")["accuracy"]
+    assert got["train a, test b"] == 0.6 and got["train a+b, test b"] == 0.85
+    assert got["transfer gap"] == pytest.approx(0.3) and got["transfer gap, no punctuation"] == pytest.approx(0.1)
+
+
 def test_condition_table_at_one_size_has_no_repeated_rows():
     table = _condition_table(variant_n=1000)
     assert not table["condition"].str.contains("N=").any() and table["condition"].is_unique
