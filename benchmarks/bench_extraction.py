@@ -5,11 +5,13 @@ same padding), once without and once with `output_hidden_states=True` (the fair 
 cannot be faster than computing what it stores). The full extraction includes the final-norm hook,
 float16 conversion, memmap writes, the token table and the manifest checksums. Both pad every batch
 to max_tokens, as the workflow does. Ratios: median over repeats of the paired per-repeat ratio.
+Threads: `--threads` defaults to config.yaml's `threads`, which the `extract` rule gets (Snakemake sets
+OMP_NUM_THREADS to it, so torch runs that many); `make bench` also runs it on every core.
 Goals: extraction ≥ 0.90 × the hidden-states forward (tokens/s); peak anonymous memory of the extraction
 at most one batch of float32 hidden states above that of the hidden-states forward itself, i.e. model +
 a few batches, never the store (which goes to disk through memory maps).
 
-    python benchmarks/bench_extraction.py --out results/benchmarks/extraction.json [--quick]
+    python benchmarks/bench_extraction.py --out results/benchmarks/extraction.json [--quick] [--threads N]
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="each variant is timed this often; ratios are the median of the per-repeat ratios")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=yaml.safe_load((REPO / "config.yaml").read_text())["threads"],
+                        help="torch threads (default: config.yaml's `threads`, as the extract rule runs)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.quick:
         args.n_texts, args.max_tokens, args.repeats = 16, 64, 1
 
@@ -132,7 +137,7 @@ def main() -> None:
         "workload": {"dataset": "imdb", "n_texts": args.n_texts, "max_tokens": args.max_tokens, "seed": args.seed,
                      "n_tokens": n_tokens, "n_batches": len(batches), "max_batch_tokens": args.max_batch_tokens,
                      "padded_tokens": int(sum(ids.numel() for ids, _ in batches)), "store_dtype": "float16",
-                     "repeats": args.repeats, "quick": args.quick,
+                     "repeats": args.repeats, "quick": args.quick, "torch_threads": args.threads,
                      "padded_to": args.max_tokens},
         "seconds": times,
         "tokens_per_second": tps,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,9 @@ def main() -> None:
     card = json.loads((REPO / "resources" / "models" / MODEL / "layerwise_model.json").read_text())
     gguf = str(Path(card["folder"]) / card["gguf_file"])
     out = args.out
-    run([py, "benchmarks/bench_extraction.py", "--out", str(out / "extraction.json"), *quick])
+    run([py, "benchmarks/bench_extraction.py", "--out", str(out / "extraction.json"), *quick])  # as the rule runs
+    run([py, "benchmarks/bench_extraction.py", "--out", str(out / "extraction_all_cores.json"), "--threads",
+         str(os.cpu_count()), *quick])
     run([py, "benchmarks/bench_geometry.py", "--out", str(out / "geometry.json"),
          "--vectors", f"{GEOMETRY_STORE}/layer_015.npy", *quick])
     run([py, "benchmarks/bench_probe.py", "--out", str(out / "probe.json"), "--store", PROBE_STORE, *quick])

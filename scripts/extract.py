@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import torch
 
 from layerwise.data import sample_inputs
 from layerwise.extract import extract_to_store
@@ -10,6 +11,7 @@ from layerwise.models import load_model, read_card
 from layerwise.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)  # the rule's threads, no more (as OMP_NUM_THREADS says)
 wc, p = snakemake.wildcards, snakemake.params
 loaded = load_model(read_card(snakemake.input.card), device=p.device)
 for key, declared in p.declared.items():  # the slicing plan and mem_mb rely on these
