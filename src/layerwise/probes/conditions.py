@@ -18,12 +18,12 @@ from layerwise.probes.attribution import attribution_table, cumulative_contribut
 from layerwise.probes.controls import RANDOM_CONTROLS, REFERENCE_CONDITION, layer_moments, normalize_rows, \
     shuffled_labels
 from layerwise.probes.features import LayerDataset
-from layerwise.probes.logistic import TorchLogisticProbe, WarmStart, check_features
+from layerwise.probes.logistic import WarmStart
 from layerwise.probes.masks import frequent_top_dimensions, mask_ablation
 from layerwise.probes.metrics import confusion_table, score_table
 from layerwise.probes.saved import FittedProbe
 from layerwise.probes.split import split_by_text
-from layerwise.probes.training import ProbeRun, fit_probe, fit_scaler, make_probe, standardise
+from layerwise.probes.training import ProbeRun, fit_probe, make_probe
 
 # Conditions fitted by `run_condition` ("raw" is the reference).
 CONDITIONS = ("raw", "normalised", "tree")
@@ -156,12 +156,12 @@ def transfer_scores(train: LayerDataset, test_a: LayerDataset, test_b: LayerData
     a, b = names
     X_a, y_a = train.X[:n_a], train.y[:n_a]
     if reference is None:
-        reference = _fit_standardised(X_a, y_a, make_probe("logistic", seed, **probe_params), overwrite=False)
+        reference = FittedProbe.fit(X_a, y_a, make_probe("logistic", seed, **probe_params), overwrite=False)
     else:
         reference.check_fits(X_a, f"the probe trained on {a}")
     mixed = make_probe("logistic", seed, **probe_params)
     init = WarmStart.from_probe(reference.estimator, a) if getattr(mixed, "solver", None) == "lbfgs" else None
-    mix = _fit_standardised(train.X, train.y, mixed, overwrite=True, init=init)
+    mix = FittedProbe.fit(train.X, train.y, mixed, overwrite=True, init=init)
     rows = []
     for trained, probe in ((a, reference), (f"{a}+{b}", mix)):
         for tested, data in ((a, test_a), (b, test_b)):
@@ -170,15 +170,3 @@ def transfer_scores(train: LayerDataset, test_a: LayerDataset, test_b: LayerData
                                                                  test=tested))
     return pd.concat(rows, ignore_index=True)
 
-
-def _fit_standardised(X: np.ndarray, y: np.ndarray, estimator: TorchLogisticProbe, *, overwrite: bool,
-                      init: WarmStart | None = None) -> FittedProbe:
-    """`fit_probe` without a test set: standardise on `X` (in place when `overwrite`), fit, keep the scaler.
-
-    For fits read only through `predict` on raw vectors; a test set would only add per-epoch curves (never the
-    fit), and standardising it would overwrite or copy it.
-    """
-    X = check_features(X, "X_train")
-    scaler = fit_scaler(X)
-    estimator.fit(standardise(X, scaler, overwrite), y, init=init)
-    return FittedProbe(estimator, scaler, X.shape[0])

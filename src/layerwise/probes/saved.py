@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
-from layerwise.probes.logistic import TorchLogisticProbe
-from layerwise.probes.training import ProbeRun, predict_raw
+from layerwise.probes.logistic import TorchLogisticProbe, WarmStart, check_features
+from layerwise.probes.training import ProbeRun, fit_scaler, predict_raw, standardise
 
 # Fitted attributes restored on load (the per-epoch `history_` stays with the rule that fitted the probe).
 _FITTED = ("classes_", "coef_", "intercept_", "n_iter_", "grad_norm_", "converged_", "passes_",
@@ -30,6 +30,19 @@ class FittedProbe:
     estimator: TorchLogisticProbe
     scaler: StandardScaler
     n_train: int
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray, estimator: TorchLogisticProbe, *, overwrite: bool,
+            init: WarmStart | None = None) -> "FittedProbe":
+        """`fit_probe` without a test set: standardise on `X` (in place when `overwrite`), fit, keep the scaler.
+
+        For fits read only through `predict` on raw vectors; a test set would only add per-epoch curves (never
+        the fit), and standardising it would overwrite or copy it.
+        """
+        X = check_features(X, "X_train")
+        scaler = fit_scaler(X)
+        estimator.fit(standardise(X, scaler, overwrite), y, init=init)
+        return cls(estimator, scaler, X.shape[0])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Layer predictions for raw (unstandardised) vectors."""
