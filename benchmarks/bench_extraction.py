@@ -1,15 +1,16 @@
 """Extraction throughput against a bare forward pass, on the same batches, in one process.
 
 Anchor: `base_model(**batch)` on exactly the batches `extract_to_store` builds (same length grouping,
-same padding), once without and once with `output_hidden_states=True` (the fair anchor: extraction
-cannot be faster than computing what it stores). The full extraction includes the final-norm hook,
-float16 conversion, memmap writes, the token table and the manifest checksums. Both pad every batch
+same padding), once as it is (the goal's anchor, as issue 16 states it) and once with
+`output_hidden_states=True` (reported beside it: extraction cannot be faster than computing what it
+stores). The full extraction includes the final-norm hook,
+float16 conversion, the file writes, the token table and the manifest checksums. Both pad every batch
 to max_tokens, as the workflow does. Ratios: median over repeats of the paired per-repeat ratio.
 Threads: `--threads` defaults to config.yaml's `threads`, which the `extract` rule gets (Snakemake sets
 OMP_NUM_THREADS to it, so torch runs that many); `make bench` also runs it on every core.
-Goals: extraction ≥ 0.90 × the hidden-states forward (tokens/s); peak anonymous memory of the extraction
-at most one batch of float32 hidden states above that of the hidden-states forward itself, i.e. model +
-a few batches, never the store (which goes to disk through memory maps).
+Goals: extraction ≥ 0.90 × the bare forward (tokens/s, median of the paired repeats); peak anonymous
+memory of the extraction at most one batch of float32 hidden states above that of the hidden-states
+forward itself, i.e. model + a few batches, never the store (which goes to disk batch by batch).
 
     python benchmarks/bench_extraction.py --out results/benchmarks/extraction.json [--quick] [--threads N]
 """
@@ -125,7 +126,7 @@ def main() -> None:
     paired = {clock: [b / e for b, e in zip(times[clock]["bare_forward_hidden_states"], times[clock]["extraction"])]
               for clock in ("wall", "cpu")}
     bare_paired = [b / e for b, e in zip(times["wall"]["bare_forward"], times["wall"]["extraction"])]
-    ratio = statistics.median(paired["wall"])
+    ratio = statistics.median(bare_paired)
     facts = loaded.facts
     padded_batch_tokens = max(ids.numel() for ids, _ in batches)
     batch_bytes = padded_batch_tokens * (facts.n_layers + 2) * facts.width * 4
@@ -141,8 +142,8 @@ def main() -> None:
                      "padded_to": args.max_tokens},
         "seconds": times,
         "tokens_per_second": tps,
-        "ratio_extraction_vs_bare_hidden_states": ratio,
-        "ratio_extraction_vs_bare_forward": statistics.median(bare_paired),
+        "ratio_extraction_vs_bare_hidden_states": statistics.median(paired["wall"]),
+        "ratio_extraction_vs_bare_forward": ratio,
         "ratios_per_repeat": {"wall_vs_bare_hidden_states": paired["wall"], "cpu_vs_bare_hidden_states": paired["cpu"],
                               "wall_vs_bare_forward": bare_paired},
         "ratio_of_best_times_vs_bare_hidden_states": tps["extraction"] / tps["bare_forward_hidden_states"],
@@ -153,7 +154,7 @@ def main() -> None:
                    "extraction_minus_forward_peak_bytes": extra,
                    "one_batch_hidden_states_bytes": batch_bytes, "store_bytes": store_bytes},
         "goals": {
-            "ratio": {"goal": f">= {RATIO_GOAL}", "value": ratio, "met": ratio >= RATIO_GOAL},
+            "ratio": {"goal": f">= {RATIO_GOAL} x the bare forward", "value": ratio, "met": ratio >= RATIO_GOAL},
             "peak_memory": {"goal": "peak anonymous RSS of extraction <= that of the hidden-states forward "
                                     "+ one batch of float32 hidden states (model + a few batches, not the store)",
                             "value": extra, "budget": batch_bytes, "met": extra <= batch_bytes},

@@ -137,7 +137,69 @@ def test_float16_store_is_the_rounded_float32_store(family, tmp_path):
         np.testing.assert_array_equal(store16.layer(layer), np.asarray(array).astype(np.float16))
 
 
-# --------------------------------------------------------------------------- batching, overflow
+# --------------------------------------------------------------------------- batching, writing, overflow
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_writer_thread_and_inline_writes_give_the_same_store(family, tmp_path, monkeypatch, overlap):
+    """Batches of growing and shrinking size through the reused buffers, written by the writer thread
+    (a spare core) or between forwards (none): the same bytes as one batch per text, bit for bit at
+    the same padded width."""
+    import threading
+
+    import layerwise.extract as extract_module
+    from layerwise.store import StoreWriter
+
+    loaded, sample, _ = family
+    texts = sample_of(loaded.tokenizer, TEXTS * 3)  # 15 texts: several batches, the last one smaller
+    writers = []
+    real = StoreWriter.write_block
+    monkeypatch.setattr(StoreWriter, "write_block",
+                        lambda self, *a: (writers.append(threading.current_thread().name), real(self, *a))[1])
+    monkeypatch.setattr(extract_module, "spare_core", lambda: overlap)
+    width = max(len(s) for s in texts.input_ids)
+    store = extract(loaded, texts, tmp_path / "batched", max_batch_tokens=4 * width, pad_to=width)
+    batches = length_batches([width] * len(texts.input_ids), 4 * width)
+    assert [len(b) for b in batches] == [4, 4, 4, 3] and len(writers) == 4
+    assert set(writers) == {"store-writer" if overlap else threading.main_thread().name}
+    monkeypatch.setattr(extract_module, "spare_core", lambda: False)
+    single = extract(loaded, texts, tmp_path / "single", max_batch_tokens=1, pad_to=width)
+    for layer, array in single.iter_layers(include_final_norm=True):
+        np.testing.assert_array_equal(store.layer(layer), array)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_failed_write_stops_the_extraction_and_leaves_no_manifest(family, tmp_path, monkeypatch, overlap):
+    import layerwise.extract as extract_module
+    from layerwise.store import StoreWriter
+
+    loaded, sample, _ = family
+    calls = []
+
+    def failing(self, block, segments):
+        calls.append(len(segments))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(StoreWriter, "write_block", failing)
+    monkeypatch.setattr(extract_module, "spare_core", lambda: overlap)
+    with pytest.raises(OSError, match="disk full"):
+        extract_to_store(loaded, sample, tmp_path / "s", max_batch_tokens=1, progress=False)
+    assert not (tmp_path / "s" / MANIFEST).exists()
+    assert len(calls) <= 2  # stopped at the failure, not after every batch (5 texts, 5 batches)
+
+
+def test_a_writer_thread_only_with_a_core_torch_leaves_free(monkeypatch):
+    from layerwise.extract import spare_core
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert spare_core()
+        torch.set_num_threads(2)
+        assert not spare_core()
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("budget", [1, 7, 40, 1000])

@@ -75,6 +75,27 @@ def test_write_order_does_not_matter(tmp_path, values):
            {k: v["sha256"] for k, v in b.manifest["files"].items()}
 
 
+def test_short_writes_are_completed(tmp_path, values, monkeypatch):
+    """`pwrite` may write fewer bytes than asked: the writer must go on until every byte is there."""
+    import os
+
+    real = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real(fd, bytes(data)[:5], offset))
+    write_store(tmp_path / "s", values)
+    store = ActivationStore.open(tmp_path / "s", verify="sha256")
+    for layer, expected in values.items():
+        np.testing.assert_array_equal(store.layer(layer), expected)
+
+
+def test_values_are_cast_to_the_store_dtype(tmp_path, values):
+    """float64 rows written into a float16 store are rounded as numpy's cast rounds them."""
+    wide = {layer: v.astype(np.float64) + 1e-4 for layer, v in values.items()}
+    write_store(tmp_path / "s", wide)
+    store = ActivationStore.open(tmp_path / "s")
+    for layer, v in wide.items():
+        np.testing.assert_array_equal(store.layer(layer), v.astype(np.float16))
+
+
 def test_store_without_manifest_is_refused(tmp_path, values):
     write_store(tmp_path / "s", values)
     (tmp_path / "s" / MANIFEST).unlink()
