@@ -109,9 +109,10 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
     which is what lets smaller cells be sliced instead of recomputed (`store.slice_store`).
 
     The forward pass is the only work on the critical path where a core is spare: each batch's states
-    are cast once, in torch, into a reused buffer of the store dtype, and a writer thread copies them
-    into the memory maps while the next batch runs; the checksums are computed in parallel at the end.
-    When torch already has every core, the copies run between forwards instead (`spare_core`).
+    are cast once, in torch, into one reused buffer of the store dtype, and a writer thread copies
+    them into the files while the next batch runs (it is done long before that forward ends, when the
+    buffer is needed again); the checksums are computed in parallel at the end. When torch already has
+    every core, the copies run between forwards instead (`spare_core`).
     """
     facts = loaded.facts
     lengths = [len(s) for s in sample.input_ids]
@@ -130,9 +131,9 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
         with BatchWriter(writer, overlap=spare_core()) as sink:
             widths = lengths if pad_to is None else [max(n, pad_to) for n in lengths]
             for batch in length_batches(widths, max_batch_tokens):
-                buffer = sink.take()
-                block, batch_max = batch_states(loaded, [sample.input_ids[i] for i in batch], pad_id, writer.dtype,
-                                                width=pad_to, buffer=buffer)
+                states, mask = batch_states(loaded, [sample.input_ids[i] for i in batch], pad_id, width=pad_to)
+                buffer = sink.take()  # free again once the writer has copied the previous batch out
+                block, batch_max = cast_block(states, mask, writer.dtype, buffer, facts.key)
                 max_abs = max(max_abs, batch_max)
                 sink.put(buffer, block, [(int(offsets[i]), lengths[i]) for i in batch])  # row b = batch[b]
                 bar.update(sum(lengths[i] for i in batch))
@@ -158,24 +159,31 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
     return writer.finish(tokens, record)
 
 
-def batch_states(loaded: LoadedModel, sequences: list[list[int]], pad_id: int, dtype: np.dtype,
-                 width: int | None = None, buffer: torch.Tensor | None = None) -> tuple[np.ndarray, float]:
-    """One padded forward pass → `[layers, batch, positions, width]` in the store dtype (padding rows
-    zeroed), and the largest |activation| of the real tokens as stored.
-
-    Few, large torch ops: one cast-copy per layer, one fill of the padding, one min/max over the
-    block. Each op of torch's thread pool has a fixed synchronisation cost, large on a busy machine,
-    so per-layer gathers and reductions are avoided; the writer picks the real rows. `buffer`, a flat
-    tensor of the store dtype reused across batches, holds the block when it is large enough: a fresh
-    block per batch costs its page faults and zeroing again (~0.2 s per 8k tokens of SmolLM2).
-    """
+def batch_states(loaded: LoadedModel, sequences: list[list[int]], pad_id: int,
+                 width: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One padded forward pass → every stored state (`[batch, positions, width]` each: layers 0..n,
+    then the final norm's output if there is one) and the attention mask."""
     key, n_layers = loaded.facts.key, loaded.facts.n_layers
     ids, mask = pad_batch(sequences, pad_id, width)
     hidden, post = forward_hidden_states(loaded, ids.to(loaded.device), mask.to(loaded.device))
     if len(hidden) != n_layers + 1:
         raise RuntimeError(f"{key}: got {len(hidden)} hidden states, expected {n_layers + 1}")
-    states = hidden + ([post] if post is not None else [])
-    shape = (len(states), *ids.shape, loaded.facts.width)
+    return hidden + ([post] if post is not None else []), mask
+
+
+def cast_block(states: list[torch.Tensor], mask: torch.Tensor, dtype: np.dtype, buffer: torch.Tensor | None = None,
+               key: str = "model") -> tuple[np.ndarray, float]:
+    """The states as one `[layers, batch, positions, width]` array of the store dtype (padding rows
+    zeroed), and the largest |activation| of the real tokens as stored. Empties `states`.
+
+    Few, large torch ops: one cast-copy per layer, one fill of the padding, one min/max over the
+    block. Each op of torch's thread pool has a fixed synchronisation cost, large on a busy machine,
+    so per-layer gathers and reductions are avoided; the writer picks the real rows. `buffer`, a flat
+    tensor of the store dtype reused across batches, holds the block when it is large enough: a fresh
+    block per batch costs its page faults and zeroing again (~0.2 s per 8k tokens of SmolLM2). Each
+    float32 state is released once copied.
+    """
+    shape = (len(states), *states[0].shape)
     torch_dtype = _TORCH_DTYPES[np.dtype(dtype).name]
     size = math.prod(shape)
     if buffer is not None and buffer.dtype == torch_dtype and buffer.numel() >= size:
@@ -183,10 +191,11 @@ def batch_states(loaded: LoadedModel, sequences: list[list[int]], pad_id: int, d
     else:
         block = torch.empty(shape, dtype=torch_dtype)
     with torch.inference_mode():
-        for layer, h in enumerate(states):
-            block[layer].copy_(h)
-        del hidden, post, states
-        padding = ~mask.bool()
+        for layer in range(len(states)):
+            block[layer].copy_(states[layer])
+            states[layer] = None
+        states.clear()
+        padding = ~mask.bool().to(block.device)
         if padding.any():  # pad tokens are neither stored nor counted
             block[:, padding] = 0
         low, high = torch.aminmax(block)
@@ -210,18 +219,17 @@ def spare_core() -> bool:
 
 class BatchWriter:
     """Copies batches into the store, either inline or on a writer thread of its own while the next
-    forward runs (`overlap`), and hands out the reusable buffers the batches are cast into.
+    forward runs (`overlap`), and lends out the one buffer the batches are cast into.
 
-    With overlap, two buffers circulate (one being written, one being filled); without it, one. So
-    memory stays at most two store-dtype batches above the forward pass, and `take` waits while the
-    writer is behind. An error in the thread is raised in the caller at the next `take`/`put` or on exit.
+    `take` waits until the writer has copied the previous batch out of the buffer, so memory stays one
+    store-dtype batch above the forward pass either way. An error in the thread is raised in the caller
+    at the next `take`/`put` or on exit.
     """
 
     def __init__(self, writer: StoreWriter, overlap: bool):
         self.writer, self.overlap = writer, overlap
         self.free: queue.Queue = queue.Queue()
-        for _ in range(2 if overlap else 1):
-            self.free.put(torch.empty(0))  # grown to the first batch's size by `batch_states`
+        self.free.put(torch.empty(0))  # grown to the first batch's size by `cast_block`
         self.queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True) if overlap else None
@@ -232,7 +240,7 @@ class BatchWriter:
         return self
 
     def take(self) -> torch.Tensor:
-        """A free buffer (flat, any size): pass it to `batch_states`, then back with `put`."""
+        """The free buffer (flat, any size): pass it to `cast_block`, then back with `put`."""
         self._raise()
         return self.free.get()
 
