@@ -227,7 +227,7 @@ class BatchWriter:
     """
 
     def __init__(self, writer: StoreWriter, overlap: bool):
-        self.writer, self.overlap = writer, overlap
+        self.writer = writer
         self.free: queue.Queue = queue.Queue()
         self.free.put(torch.empty(0))  # grown to the first batch's size by `cast_block`
         self.queue: queue.Queue = queue.Queue()
