@@ -19,7 +19,8 @@ def _ci(row: pd.Series, low: str = "ci_low", high: str = "ci_high") -> str:
 
 
 def _one(rows: pd.DataFrame, metric: str, layer: str) -> pd.Series:
-    return rows[(rows["metric"] == metric) & (rows["layer"] == layer)].iloc[0]
+    """The row of `metric` at block output `layer`: "i", or "i.mlp" where the lens also decoded sub-blocks."""
+    return rows[(rows["metric"] == metric) & rows["layer"].isin([layer, f"{layer}.mlp"])].iloc[0]
 
 
 def lens_macros(summary: pd.DataFrame, changes: pd.DataFrame, *, heatmaps: dict[str, str],
