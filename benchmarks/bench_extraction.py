@@ -3,9 +3,8 @@
 Anchor: `base_model(**batch)` on exactly the batches `extract_to_store` builds (same length grouping,
 same padding), once as it is (the goal's anchor, as issue 16 states it) and once with
 `output_hidden_states=True` (reported beside it: extraction cannot be faster than computing what it
-stores). The full extraction includes the final-norm hook,
-float16 conversion, the file writes, the token table and the manifest checksums. Both pad every batch
-to max_tokens, as the workflow does. Ratios: median over repeats of the paired per-repeat ratio.
+stores). The full extraction includes the final-norm hook, float16 conversion, the file writes, the
+token table and the manifest checksums. Both pad every batch to max_tokens, as the workflow does. Ratios: median over repeats of the paired per-repeat ratio.
 Threads: `--threads` defaults to config.yaml's `threads`, which the `extract` rule gets (Snakemake sets
 OMP_NUM_THREADS to it, so torch runs that many); `make bench` also runs it on every core.
 Goals: extraction ≥ 0.90 × the bare forward (tokens/s, median of the paired repeats); peak anonymous

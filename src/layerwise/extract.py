@@ -132,10 +132,9 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
             widths = lengths if pad_to is None else [max(n, pad_to) for n in lengths]
             for batch in length_batches(widths, max_batch_tokens):
                 states, mask = batch_states(loaded, [sample.input_ids[i] for i in batch], pad_id, width=pad_to)
-                buffer = sink.take()  # free again once the writer has copied the previous batch out
-                block, batch_max = cast_block(states, mask, writer.dtype, buffer, facts.key)
-                max_abs = max(max_abs, batch_max)
-                sink.put(buffer, block, [(int(offsets[i]), lengths[i]) for i in batch])  # row b = batch[b]
+                block = sink.take((len(states), *states[0].shape), writer.dtype)  # once the writer is done with it
+                max_abs = max(max_abs, cast_into(states, mask, block, facts.key))
+                sink.put(block.numpy(), [(int(offsets[i]), lengths[i]) for i in batch])  # row b = batch[b]
                 bar.update(sum(lengths[i] for i in batch))
     except BaseException:
         writer.close()  # the partial files stay, without a manifest: never read as a store
@@ -171,38 +170,28 @@ def batch_states(loaded: LoadedModel, sequences: list[list[int]], pad_id: int,
     return hidden + ([post] if post is not None else []), mask
 
 
-def cast_block(states: list[torch.Tensor], mask: torch.Tensor, dtype: np.dtype, buffer: torch.Tensor | None = None,
-               key: str = "model") -> tuple[np.ndarray, float]:
-    """The states as one `[layers, batch, positions, width]` array of the store dtype (padding rows
-    zeroed), and the largest |activation| of the real tokens as stored. Empties `states`.
+def cast_into(states: list[torch.Tensor], mask: torch.Tensor, block: torch.Tensor, key: str = "model") -> float:
+    """Fill `block` (`[layers, batch, positions, width]`, the store dtype) with the states, padding rows
+    zeroed; return the largest |activation| of the real tokens as stored. Empties `states`.
 
     Few, large torch ops: one cast-copy per layer, one fill of the padding, one min/max over the
     block. Each op of torch's thread pool has a fixed synchronisation cost, large on a busy machine,
-    so per-layer gathers and reductions are avoided; the writer picks the real rows. `buffer`, a flat
-    tensor of the store dtype reused across batches, holds the block when it is large enough: a fresh
-    block per batch costs its page faults and zeroing again (~0.2 s per 8k tokens of SmolLM2). Each
-    float32 state is released once copied.
+    so per-layer gathers and reductions are avoided; the writer picks the real rows. Each float32
+    state is released once copied.
     """
-    shape = (len(states), *states[0].shape)
-    torch_dtype = _TORCH_DTYPES[np.dtype(dtype).name]
-    size = math.prod(shape)
-    if buffer is not None and buffer.dtype == torch_dtype and buffer.numel() >= size:
-        block = buffer[:size].view(shape)
-    else:
-        block = torch.empty(shape, dtype=torch_dtype)
     with torch.inference_mode():
         for layer in range(len(states)):
             block[layer].copy_(states[layer])
             states[layer] = None
         states.clear()
-        padding = ~mask.bool().to(block.device)
+        padding = ~mask.bool()
         if padding.any():  # pad tokens are neither stored nor counted
             block[:, padding] = 0
         low, high = torch.aminmax(block)
     max_abs = max(float(high), -float(low))
-    if not np.isfinite(max_abs) or (dtype == np.float16 and max_abs > FLOAT16_MAX):
+    if not np.isfinite(max_abs) or (block.dtype == torch.float16 and max_abs > FLOAT16_MAX):
         raise OverflowError(f"{key}: activations reach {max_abs:.3g}, beyond float16; use dtype float32")
-    return block.numpy(), max_abs
+    return max_abs
 
 
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
@@ -221,15 +210,17 @@ class BatchWriter:
     """Copies batches into the store, either inline or on a writer thread of its own while the next
     forward runs (`overlap`), and lends out the one buffer the batches are cast into.
 
-    `take` waits until the writer has copied the previous batch out of the buffer, so memory stays one
-    store-dtype batch above the forward pass either way. An error in the thread is raised in the caller
-    at the next `take`/`put` or on exit.
+    The buffer is reused across batches: a fresh block per batch costs its page faults and zeroing
+    again (~0.2 s per 8k tokens of SmolLM2). `take` waits until the writer has copied the previous
+    batch out of it, so memory stays one store-dtype batch above the forward pass either way. An
+    error in the thread is raised in the caller at the next `take`/`put` or on exit.
     """
 
     def __init__(self, writer: StoreWriter, overlap: bool):
         self.writer = writer
         self.free: queue.Queue = queue.Queue()
-        self.free.put(torch.empty(0))  # grown to the first batch's size by `cast_block`
+        self.free.put(torch.empty(0))  # flat; grown to the largest batch by `take`
+        self.lent: torch.Tensor | None = None
         self.queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True) if overlap else None
@@ -239,19 +230,23 @@ class BatchWriter:
             self.thread.start()
         return self
 
-    def take(self) -> torch.Tensor:
-        """The free buffer (flat, any size): pass it to `cast_block`, then back with `put`."""
+    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+        """The buffer as a `shape` tensor of `dtype`, to fill and hand back (as an array) with `put`."""
         self._raise()
-        return self.free.get()
+        flat = self.free.get()
+        size, torch_dtype = math.prod(shape), _TORCH_DTYPES[np.dtype(dtype).name]
+        if flat.numel() < size or flat.dtype != torch_dtype:
+            flat = torch.empty(size, dtype=torch_dtype)
+        self.lent = flat
+        return flat[:size].view(shape)
 
-    def put(self, buffer: torch.Tensor, block: np.ndarray, segments: list[tuple[int, int]]) -> None:
-        """Write `block` (a view of `buffer`, or of a larger replacement) and free its buffer after."""
+    def put(self, block: np.ndarray, segments: list[tuple[int, int]]) -> None:
+        """Write `block` (the array of what `take` lent) and free the buffer after."""
         self._raise()
-        base = buffer if block.size <= buffer.numel() else torch.from_numpy(block.reshape(-1))
         if self.thread is None:
-            self._write(base, block, segments)
+            self._write(self.lent, block, segments)
         else:
-            self.queue.put((base, block, segments))
+            self.queue.put((self.lent, block, segments))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.thread is not None:
@@ -260,14 +255,14 @@ class BatchWriter:
         if exc_type is None:
             self._raise()
 
-    def _write(self, base: torch.Tensor, block: np.ndarray, segments: list[tuple[int, int]]) -> None:
+    def _write(self, buffer: torch.Tensor, block: np.ndarray, segments: list[tuple[int, int]]) -> None:
         try:
             if self.error is None:
                 self.writer.write_block(block, segments)
         except BaseException as error:  # re-raised in the caller's thread
             self.error = error
         finally:
-            self.free.put(base)
+            self.free.put(buffer)
 
     def _run(self) -> None:
         while (item := self.queue.get()) is not None:

@@ -1,8 +1,9 @@
 """ActivationStore: one `.npy` per layer, a token table, and a manifest written last.
 
 Layer arrays are filled incrementally, row ranges written straight into each `.npy` file, so
-extraction never holds the whole store in memory; readers get memory maps. The manifest carries sizes and checksums; a store without a manifest, or whose
-files do not match it, is refused rather than silently read.
+extraction never holds the whole store in memory; readers get memory maps. The manifest carries
+sizes and checksums; a store without a manifest, or whose files do not match it, is refused rather
+than silently read.
 """
 
 from __future__ import annotations
