@@ -40,6 +40,12 @@ def block_outputs(loaded, ids: list[int]) -> list[np.ndarray]:
     return inputs + seen
 
 
+@torch.inference_mode()
+def hf_hidden_states(loaded, ids: list[int]) -> list[np.ndarray]:
+    out = base_model(loaded.model)(input_ids=torch.tensor([ids]), output_hidden_states=True)
+    return [h[0].numpy() for h in out.hidden_states]
+
+
 @pytest.mark.parametrize("architecture", RANDOM_ARCHITECTURES)
 def test_every_layer_is_the_models_hidden_state(architecture, tmp_path):
     card = materialise(f"deep-{architecture}", random_spec(architecture, n_layers=N_LAYERS), tmp_path / "model")
@@ -55,6 +61,9 @@ def test_every_layer_is_the_models_hidden_state(architecture, tmp_path):
             stored = np.asarray(store.layer(layer))[text == k]
             np.testing.assert_allclose(stored, expected[layer], rtol=1e-5, atol=1e-5,
                                        err_msg=f"{architecture} text {k} layer {layer}")
+            if layer < N_LAYERS:  # transformers' own record, independent of hooks (its last entry may be post-norm)
+                np.testing.assert_allclose(stored, hf_hidden_states(loaded, text_ids)[layer], rtol=1e-5, atol=1e-5,
+                                           err_msg=f"{architecture} text {k} layer {layer} vs hidden_states")
         # The layers really differ, so a shifted copy could not pass by accident.
         for layer in range(1, N_LAYERS + 1):
             assert not np.allclose(expected[layer], expected[layer - 1], atol=1e-3)

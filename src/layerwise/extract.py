@@ -1,9 +1,9 @@
 """Batched forward passes → an ActivationStore with every layer's residual stream.
 
-Layer 0 is `hidden_states[0]` (input embeddings, plus positions for GPT-2); layers 1..n are block
-outputs *before* the final norm. The post-final-norm last state is stored separately as
-`final_norm`. Both come from a forward hook on the final norm, which checks what transformers
-returns in `hidden_states[-1]` instead of trusting a version-dependent convention.
+Layer 0 is the first block's input (`hidden_states[0]`: input embeddings, plus positions for GPT-2);
+layers 1..n are block outputs *before* the final norm. The post-final-norm last state is stored
+separately as `final_norm`. All come from forward hooks on the blocks and the final norm, not from
+`hidden_states`, whose last entry is pre- or post-norm depending on the transformers version.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import platform
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -60,40 +60,64 @@ def pad_batch(sequences: list[list[int]], pad_id: int, width: int | None = None)
     return ids, mask
 
 
-class _FinalNormProbe:
-    """Captures the input (pre-norm) and output (post-norm) of the final norm module."""
-
-    def __init__(self, module: torch.nn.Module | None):
-        self.pre: torch.Tensor | None = None
-        self.post: torch.Tensor | None = None
-        self.handle = module.register_forward_hook(self._hook) if module is not None else None
-
-    def _hook(self, _module, args, output) -> None:
-        self.pre, self.post = args[0].detach(), output.detach()
-
-    def remove(self) -> None:
-        if self.handle is not None:
-            self.handle.remove()
+def transformer_blocks(loaded: LoadedModel) -> torch.nn.ModuleList:
+    """The base model's list of its `n_layers` blocks (`h`, `layers`, `encoder.layer`, …)."""
+    n_layers = loaded.facts.n_layers
+    for module in base_model(loaded.model).modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise RuntimeError(f"{loaded.facts.key}: no list of {n_layers} blocks in {type(loaded.model).__name__}")
 
 
 @torch.inference_mode()
+def record_states(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  sink: Callable[[int, torch.Tensor], None]) -> int:
+    """Run the base model once, handing every stored state to `sink(k, state)` the moment it exists;
+    return how many there were (n_layers + 1, plus one for the final norm's output if there is one).
+
+    State 0 is the first block's input (the embeddings, plus positions for GPT-2: what transformers
+    records as `hidden_states[0]`), state k the output of block k, before any final norm, and state
+    n+1 the final norm's output. Hooks on the modules themselves, rather than `output_hidden_states`,
+    do not depend on transformers' convention for the last entry (≥5 replaces it by the post-norm
+    state unless `config.tie_last_hidden_states=False`), and let each float32 state be freed as the
+    forward goes on instead of all of them being kept to its end.
+    """
+    blocks, norm = transformer_blocks(loaded), final_norm(loaded.model)
+    count = 0
+
+    def take(state: torch.Tensor) -> None:
+        nonlocal count
+        sink(count, state)
+        count += 1
+
+    def block_input(_module, args, kwargs) -> None:
+        take(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
+
+    def block_output(_module, _args, output) -> None:
+        take(output[0] if isinstance(output, tuple) else output)
+
+    handles = [blocks[0].register_forward_pre_hook(block_input, with_kwargs=True)]
+    handles += [block.register_forward_hook(block_output) for block in blocks]
+    if norm is not None:
+        handles.append(norm.register_forward_hook(lambda _module, _args, output: take(output)))
+    try:
+        base_model(loaded.model)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    expected = len(blocks) + 1 + (norm is not None)
+    if count != expected:
+        raise RuntimeError(f"{loaded.facts.key}: the forward pass gave {count} states, expected {expected}")
+    return count
+
+
 def forward_hidden_states(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
                           ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """Run the base model once; return ([layer0 … layer n] pre-norm, post-final-norm or None)."""
-    model = base_model(loaded.model)
-    probe = _FinalNormProbe(final_norm(loaded.model))
-    try:
-        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
-                    use_cache=False)
-    finally:
-        probe.remove()
-    hidden = list(out.hidden_states)
-    if probe.pre is None:  # post-LN encoder (BERT): no final norm, the last block output is final
-        return hidden, None
-    if not torch.equal(hidden[-1], probe.pre):
-        # transformers tied hidden_states[-1] to the post-norm output; use the true pre-norm stream.
-        hidden[-1] = probe.pre
-    return hidden, probe.post
+    states: list[torch.Tensor] = []
+    record_states(loaded, input_ids, attention_mask, lambda _k, state: states.append(state))
+    n_layers = loaded.facts.n_layers
+    return states[:n_layers + 1], (states[n_layers + 1] if len(states) > n_layers + 1 else None)
 
 
 def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str = "float16",
@@ -108,11 +132,11 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
     in a store of N ≥ n texts × L ≥ l tokens as in one of exactly n × l extracted at the same width,
     which is what lets smaller cells be sliced instead of recomputed (`store.slice_store`).
 
-    The forward pass is the only work on the critical path where a core is spare: each batch's states
-    are cast once, in torch, into one reused buffer of the store dtype, and a writer thread copies
-    them into the files while the next batch runs (it is done long before that forward ends, when the
-    buffer is needed again); the checksums are computed in parallel at the end. When torch already has
-    every core, the copies run between forwards instead (`spare_core`).
+    The forward pass is the only work on the critical path: hooks cast each state, in torch, into a
+    reused buffer of the store dtype as the forward makes it (`record_states`), so no float32 state
+    outlives its next block, and the files are written from that buffer between forwards, or by a
+    writer thread while the next batch runs when a core is spare (`spare_core`); the checksums are
+    computed in parallel at the end.
     """
     facts = loaded.facts
     lengths = [len(s) for s in sample.input_ids]
@@ -131,9 +155,11 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
         with BatchWriter(writer, overlap=spare_core()) as sink:
             widths = lengths if pad_to is None else [max(n, pad_to) for n in lengths]
             for batch in length_batches(widths, max_batch_tokens):
-                states, mask = batch_states(loaded, [sample.input_ids[i] for i in batch], pad_id, width=pad_to)
-                block = sink.take((len(states), *states[0].shape), writer.dtype)  # once the writer is done with it
-                max_abs = max(max_abs, cast_into(states, mask, block, facts.key))
+                ids, mask = pad_batch([sample.input_ids[i] for i in batch], pad_id, pad_to)
+                block = sink.take((len(layers), *ids.shape, facts.width), writer.dtype)
+                record_states(loaded, ids.to(loaded.device), mask.to(loaded.device),
+                              lambda k, state: block[k].copy_(state))  # cast as the forward goes
+                max_abs = max(max_abs, finish_block(block, mask, facts.key))
                 sink.put(block.numpy(), [(int(offsets[i]), lengths[i]) for i in batch])  # row b = batch[b]
                 bar.update(sum(lengths[i] for i in batch))
     except BaseException:
@@ -148,7 +174,7 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
         layers="0 = input embeddings (hidden_states[0]); 1..n = block outputs before the final norm",
         final_norm_state="final_norm.npy = output of the final norm (last_hidden_state)" if has_final_norm
         else "none: post-LN encoder, the last layer is already normalised",
-        pre_norm_last_layer="forward hook on the final norm input; config.tie_last_hidden_states=False",
+        pre_norm_last_layer="forward hooks on the blocks and the final norm; output_hidden_states unused",
         positions_stored="all (position 0 included); analyses choose via include_position0",
         position0_is_special=_first_token_is_special(sample, loaded.tokenizer),
         padded_width=pad_to or "longest text of each batch",
@@ -158,32 +184,14 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
     return writer.finish(tokens, record)
 
 
-def batch_states(loaded: LoadedModel, sequences: list[list[int]], pad_id: int,
-                 width: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """One padded forward pass → every stored state (`[batch, positions, width]` each: layers 0..n,
-    then the final norm's output if there is one) and the attention mask."""
-    key, n_layers = loaded.facts.key, loaded.facts.n_layers
-    ids, mask = pad_batch(sequences, pad_id, width)
-    hidden, post = forward_hidden_states(loaded, ids.to(loaded.device), mask.to(loaded.device))
-    if len(hidden) != n_layers + 1:
-        raise RuntimeError(f"{key}: got {len(hidden)} hidden states, expected {n_layers + 1}")
-    return hidden + ([post] if post is not None else []), mask
+def finish_block(block: torch.Tensor, mask: torch.Tensor, key: str = "model") -> float:
+    """Zero the padding rows of a filled `block` (`[states, batch, positions, width]`, the store dtype)
+    and return the largest |activation| of the real tokens as stored; a float16 overflow (inf) raises.
 
-
-def cast_into(states: list[torch.Tensor], mask: torch.Tensor, block: torch.Tensor, key: str = "model") -> float:
-    """Fill `block` (`[layers, batch, positions, width]`, the store dtype) with the states, padding rows
-    zeroed; return the largest |activation| of the real tokens as stored. Empties `states`.
-
-    Few, large torch ops: one cast-copy per layer, one fill of the padding, one min/max over the
-    block. Each op of torch's thread pool has a fixed synchronisation cost, large on a busy machine,
-    so per-layer gathers and reductions are avoided; the writer picks the real rows. Each float32
-    state is released once copied.
+    Two large torch ops over the whole block, not one per layer: each op of torch's thread pool has a
+    fixed synchronisation cost, large on a busy machine; the writer picks the real rows.
     """
     with torch.inference_mode():
-        for layer in range(len(states)):
-            block[layer].copy_(states[layer])
-            states[layer] = None
-        states.clear()
         padding = ~mask.bool()
         if padding.any():  # pad tokens are neither stored nor counted
             block[:, padding] = 0
@@ -208,18 +216,20 @@ def spare_core() -> bool:
 
 class BatchWriter:
     """Copies batches into the store, either inline or on a writer thread of its own while the next
-    forward runs (`overlap`), and lends out the one buffer the batches are cast into.
+    forward runs (`overlap`), and lends out the buffers the batches are cast into.
 
-    The buffer is reused across batches: a fresh block per batch costs its page faults and zeroing
-    again (~0.2 s per 8k tokens of SmolLM2). `take` waits until the writer has copied the previous
-    batch out of it, so memory stays one store-dtype batch above the forward pass either way. An
-    error in the thread is raised in the caller at the next `take`/`put` or on exit.
+    The buffers are reused across batches: a fresh block per batch costs its page faults and zeroing
+    again (~0.2 s per 8k tokens of SmolLM2). Inline, one buffer; with the thread, two, one filled by
+    the forward while the other is written. `take` waits for a free one, so memory stays one or two
+    store-dtype batches above the bare forward. An error in the thread is raised in the caller at the
+    next `take`/`put` or on exit.
     """
 
     def __init__(self, writer: StoreWriter, overlap: bool):
         self.writer = writer
         self.free: queue.Queue = queue.Queue()
-        self.free.put(torch.empty(0))  # flat; grown to the largest batch by `take`
+        for _ in range(2 if overlap else 1):
+            self.free.put(torch.empty(0))  # flat; grown to the largest batch by `take`
         self.lent: torch.Tensor | None = None
         self.queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
