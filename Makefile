@@ -76,7 +76,8 @@ clean:
 # the mutated function; the per-module counts and every mutant no test kills go to results/mutants.txt.
 # mutmut runs pytest in its own process, so its venv sees the test venv's packages through a .pth file.
 # Workers are forked from that process: numba (the lens kernel) must use its fork-safe threading layer
-# (its default OpenMP layer SIGTERMs a forked child).
+# (its default OpenMP layer SIGTERMs a forked child), and torch runs on one thread (a child forked after
+# torch's OpenMP pool has started hangs at its first parallel op: every mutant of `extract` timed out).
 # Some of the mutants only: `make mutants MUTANTS="layerwise.norms.*"`; results are kept in mutants/ and a
 # re-run tests only what changed.
 MUTANTS ?=
@@ -93,6 +94,7 @@ $(MUTANTS_VENV)/.installed: $(VENV)/.installed-test requirements-mutants.txt
 
 mutants: $(MUTANTS_VENV)/.installed
 	mkdir -p results
-	NUMBA_THREADING_LAYER=workqueue LAYERWISE_SHARED=$(SHARED) $(MUTANTS_VENV)/bin/mutmut run $(MUTANTS)
+	NUMBA_THREADING_LAYER=workqueue OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 LAYERWISE_SHARED=$(SHARED) \
+		$(MUTANTS_VENV)/bin/mutmut run $(MUTANTS)
 	$(MUTANTS_VENV)/bin/python tools/mutants_report.py > results/mutants.txt
 	@head -n 40 results/mutants.txt
