@@ -231,6 +231,24 @@ def test_float16_overflow_raises_and_leaves_no_manifest(tmp_path):
     assert np.isfinite(store.layer(0)).all() and np.abs(store.layer(0)).max() > 65504
 
 
+@pytest.mark.parametrize("architecture", DECODERS + ("bert",))
+def test_recorded_largest_activation_is_the_stored_tokens_not_the_padding(architecture, tmp_path):
+    """`max_abs_activation` (the manifest's float16 headroom) counts real tokens only: the pad token's
+    embedding is planted 100× larger than any other, so padding rows counted would dominate it."""
+    card = materialise(f"pad-{architecture}", random_spec(architecture), tmp_path / "model")
+    loaded = load_model(card, device="cpu")
+    sample = sample_of(loaded.tokenizer)
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    assert all(pad_id not in ids for ids in sample.input_ids)  # otherwise the plant would hit real tokens
+    with torch.no_grad():
+        table = loaded.model.get_input_embeddings().weight
+        table[pad_id] = 100 * table.abs().max()
+    store = extract(loaded, sample, tmp_path / "s", max_batch_tokens=10_000)  # one padded batch
+    stored = max(float(np.abs(np.asarray(array)).max()) for _, array in store.iter_layers(include_final_norm=True))
+    assert store.manifest["max_abs_activation"] == stored
+    assert stored < float(table[pad_id].abs().max())
+
+
 # --------------------------------------------------------------------------- the real models
 
 
