@@ -188,6 +188,41 @@ def test_a_failed_write_stops_the_extraction_and_leaves_no_manifest(family, tmp_
     assert len(calls) <= 2  # stopped at the failure, not after every batch (5 texts, 5 batches)
 
 
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_failed_last_write_is_raised_and_leaves_no_manifest(family, tmp_path, monkeypatch, overlap):
+    """On the writer thread the last batch's error comes after the last `put`: it must surface on exit."""
+    import layerwise.extract as extract_module
+    from layerwise.store import StoreWriter
+
+    loaded, sample, _ = family
+    n_batches = len(length_batches([len(s) for s in sample.input_ids], 1))
+    calls = []
+    real = StoreWriter.write_block
+
+    def failing_last(self, block, segments):
+        calls.append(len(segments))
+        if len(calls) == n_batches:
+            raise OSError("disk full at the end")
+        return real(self, block, segments)
+
+    monkeypatch.setattr(StoreWriter, "write_block", failing_last)
+    monkeypatch.setattr(extract_module, "spare_core", lambda: overlap)
+    with pytest.raises(OSError, match="disk full at the end"):
+        extract_to_store(loaded, sample, tmp_path / "s", max_batch_tokens=1, progress=False)
+    assert len(calls) == n_batches and not (tmp_path / "s" / MANIFEST).exists()
+
+
+def test_a_model_without_a_list_of_its_blocks_is_named(tiny_model):
+    from dataclasses import replace
+
+    from layerwise.extract import transformer_blocks
+
+    loaded = tiny_model("llama")
+    wrong = replace(loaded, facts=replace(loaded.facts, n_layers=loaded.facts.n_layers + 5))
+    with pytest.raises(RuntimeError, match=r"tiny-llama: no list of 7 blocks in LlamaModel"):
+        transformer_blocks(wrong)
+
+
 def test_a_writer_thread_only_with_a_core_torch_leaves_free(monkeypatch):
     from layerwise.extract import spare_core
 

@@ -186,7 +186,8 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
 
 def finish_block(block: torch.Tensor, mask: torch.Tensor, key: str = "model") -> float:
     """Zero the padding rows of a filled `block` (`[states, batch, positions, width]`, the store dtype)
-    and return the largest |activation| of the real tokens as stored; a float16 overflow (inf) raises.
+    and return the largest |activation| of the real tokens as stored. A float16 overflow (inf) raises
+    an OverflowError; NaN, or inf from the model itself, a FloatingPointError.
 
     Two large torch ops over the whole block, not one per layer: each op of torch's thread pool has a
     fixed synchronisation cost, large on a busy machine; the writer picks the real rows.
@@ -197,8 +198,10 @@ def finish_block(block: torch.Tensor, mask: torch.Tensor, key: str = "model") ->
             block[:, padding] = 0
         low, high = torch.aminmax(block)
     max_abs = max(float(high), -float(low))
-    if not np.isfinite(max_abs) or (block.dtype == torch.float16 and max_abs > FLOAT16_MAX):
-        raise OverflowError(f"{key}: activations reach {max_abs:.3g}, beyond float16; use dtype float32")
+    if np.isnan(max_abs) or (np.isinf(max_abs) and block.dtype != torch.float16):
+        raise FloatingPointError(f"{key}: the forward pass gave non-finite activations ({max_abs})")
+    if np.isinf(max_abs):  # a finite float32 state beyond 65504 cast to float16 is inf
+        raise OverflowError(f"{key}: activations exceed {FLOAT16_MAX:.0f}, beyond float16; use dtype float32")
     return max_abs
 
 
