@@ -539,3 +539,62 @@ def test_fitted_probe_is_the_fit_probe_fit():
     np.testing.assert_allclose(probe.scaler.mean_, train.X.astype(np.float64).mean(0), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(probe.estimator.coef_, run.estimator.coef_, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(probe.predict(test.X), run.predict(test.X))
+
+
+# --- survivors of the 2026-12-04 mutmut run on probes/* ------------------------------------------------------
+
+
+def test_dims_for_share_needs_the_dimension_that_crosses_the_threshold_not_one_point_short():
+    # |w| = 60, 29.5, 10.5 of 100: cumulative 60 | 89.5 | 100 -> 90% needs all three dimensions
+    table = attribution_table(np.array([[60.0, -29.5, 10.5], [1.0, 1.0, 1.0]]), np.array([0, 1]), np.ones((2, 3)),
+                              np.array([0, 1]))
+    needed = dims_for_share(table, (50.0, 89.5, 90.0)).set_index(["variant", "layer", "threshold"])["n_dims"]
+    assert [needed[("weight", 0, t)] for t in (50.0, 89.5, 90.0)] == [1, 2, 3]
+
+
+def test_attribution_of_small_weights_and_small_inputs_by_hand():
+    """Nothing is special about magnitudes below 1: a class with |w| summing to 0.4, a test vector whose
+    contributions sum to 0.4, both count like any other."""
+    coef = np.array([[0.2, -0.1, 0.1], [1.0, 1.0, 1.0]])
+    X = np.array([[0.3, 0.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.0, 1.0]])
+    y = np.array([0, 0, 1])
+    table = attribution_table(coef, np.array([0, 1]), X, y)
+    np.testing.assert_allclose(part(table, "weight", 0, "share"), [50, 25, 25])
+    # class 0, w*x: [0.06, 0, 0] -> shares 1 0 0; [0, 0, 0.2] -> 0 0 1; mean 50 0 50
+    np.testing.assert_allclose(part(table, "input_x_weight", 0, "share"), [50, 0, 50])
+
+
+class RecordingLogistic(__import__("sklearn.linear_model", fromlist=["LogisticRegression"]).LogisticRegression):
+    """scikit-learn's probe (the re-fit's plain branch) that keeps a copy of what each fit was given."""
+
+    seen: list = []
+
+    def fit(self, X, y, *args, **kwargs):
+        RecordingLogistic.seen.append((X.copy(), y.copy()))
+        return super().fit(X, y, *args, **kwargs)
+
+
+def test_the_masked_refit_trains_on_zeroed_dimensions_with_any_estimator():
+    """The re-fit's input is the standardised training matrix with the masked dimensions at 0 (their training
+    mean) and every other column untouched, for an estimator without the torch probe's warm start too."""
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(3), 200)
+    X = rng.standard_normal((y.size, 4)).astype(np.float32)
+    X[:, 0] += 4.0 * y
+    X[:, 2] += 2.0 * y
+    RecordingLogistic.seen = []
+    run = fit_probe(X[::2], y[::2], X[1::2], y[1::2], RecordingLogistic(max_iter=500))
+    table = mask_ablation(run, [0, 3]).set_index("condition")
+    assert len(RecordingLogistic.seen) == 2  # the full fit, then the re-fit
+    refit_X, refit_y = RecordingLogistic.seen[1]
+    assert (refit_X[:, [0, 3]] == 0).all()
+    np.testing.assert_array_equal(refit_X[:, [1, 2]], run.X_train[:, [1, 2]])
+    np.testing.assert_array_equal(refit_y, run.y_train)
+    assert table.loc["full", "delta_pp"] == 0.0 and table.loc["masked_retrained", "warm_start"] == "zero"
+    assert table.loc["masked_retrained", "accuracy"] > table.loc["masked_at_test", "accuracy"]
+
+
+def test_confusion_table_row_of_a_layer_never_seen_is_zero_not_nan():
+    table = confusion_table(np.array([1, 1, 4]), np.array([1, 4, 4]), labels=np.array([1, 4, 9]))
+    unseen = table[table["true_layer"] == 9]
+    assert (unseen["count"] == 0).all() and (unseen["fraction"] == 0.0).all()
