@@ -13,7 +13,7 @@ import torch
 from conftest import random_spec
 from workflow_runs import snakemake, tiny_config
 from layerwise.data import Sample
-from layerwise.extract import extract_to_store, length_batches
+from layerwise.extract import extract_to_store, length_batches, pad_batch
 from layerwise.models import base_model, final_norm, load_model, materialise
 from layerwise.store import FINAL_NORM, MANIFEST, ActivationStore, slice_store
 
@@ -215,12 +215,13 @@ def test_a_failed_last_write_is_raised_and_leaves_no_manifest(family, tmp_path, 
 def test_a_model_without_a_list_of_its_blocks_is_named(tiny_model):
     from dataclasses import replace
 
-    from layerwise.extract import transformer_blocks
+    from layerwise.extract import record_states
 
     loaded = tiny_model("llama")
     wrong = replace(loaded, facts=replace(loaded.facts, n_layers=loaded.facts.n_layers + 5))
-    with pytest.raises(RuntimeError, match=r"tiny-llama: no list of 7 blocks in LlamaModel"):
-        transformer_blocks(wrong)
+    ids, mask = pad_batch([[1, 2, 3]], pad_id=0)
+    with pytest.raises(RuntimeError, match=r"no list of 7 blocks in LlamaModel"):
+        record_states(wrong, ids, mask, lambda _k, _state: None)
 
 
 def test_a_writer_thread_only_with_a_core_torch_leaves_free(monkeypatch):

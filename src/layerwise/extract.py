@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from layerwise.data import Sample
-from layerwise.models import LoadedModel, base_model, final_norm
+from layerwise.models import LoadedModel, base_model, final_norm, transformer_blocks
 from layerwise.store import FINAL_NORM, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,6 @@ def pad_batch(sequences: list[list[int]], pad_id: int, width: int | None = None)
     return ids, mask
 
 
-def transformer_blocks(loaded: LoadedModel) -> torch.nn.ModuleList:
-    """The base model's list of its `n_layers` blocks (`h`, `layers`, `encoder.layer`, …)."""
-    n_layers = loaded.facts.n_layers
-    for module in base_model(loaded.model).modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
-            return module
-    raise RuntimeError(f"{loaded.facts.key}: no list of {n_layers} blocks in {type(loaded.model).__name__}")
-
-
 @torch.inference_mode()
 def record_states(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   sink: Callable[[int, torch.Tensor], None]) -> int:
@@ -82,7 +73,7 @@ def record_states(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: 
     state unless `config.tie_last_hidden_states=False`), and let each float32 state be freed as the
     forward goes on instead of all of them being kept to its end.
     """
-    blocks, norm = transformer_blocks(loaded), final_norm(loaded.model)
+    blocks, norm = transformer_blocks(loaded.model, loaded.facts.n_layers), final_norm(loaded.model)
     count = 0
 
     def take(state: torch.Tensor) -> None:

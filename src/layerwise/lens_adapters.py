@@ -2,15 +2,16 @@
 
 The lens needs four things from a model: the list of blocks (to read the residual stream between
 them), the attention sub-module of each block (for the optional after-attention stream), the final
-norm and the unembedding. Their attribute names differ per architecture family, so each supported
-family gets one explicit layout; anything else is rejected by name instead of guessed at, because a
-wrong guess (say, a post-norm encoder or a model with a logit soft-cap) would silently give
-meaningless lens outputs.
+norm and the unembedding. Each supported family is listed explicitly, with its attention's attribute
+name; anything else is rejected by name instead of guessed at, because a wrong guess (say, a post-norm
+encoder or a model with a logit soft-cap) would silently give meaningless lens outputs.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -18,27 +19,17 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
+from layerwise.models import ENCODER_MODEL_TYPES, final_norm, transformer_blocks
+
 Decoder = Literal["full", "norm_only", "none"]
 DECODERS: tuple[str, ...] = ("full", "norm_only", "none")
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Attribute names of one architecture family inside its base model (`model.base_model`)."""
-
-    blocks: str
-    final_norm: str
-    attention: str
-
-
-# The unembedding is found with the official `get_output_embeddings()` (GPT-NeoX's head was `embed_out`
-# before transformers 5 and is `lm_head` since), so only the base-model attributes are listed here.
-_LAYOUTS: dict[str, _Layout] = {
-    "gpt2": _Layout(blocks="h", final_norm="ln_f", attention="attn"),
-    "llama": _Layout(blocks="layers", final_norm="norm", attention="self_attn"),
-    "gpt_neox": _Layout(blocks="layers", final_norm="final_layer_norm", attention="attention"),
-}
-SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_LAYOUTS))
+# The families the lens accepts, each with the name of its blocks' attention sub-module. Blocks and final
+# norm are located by `layerwise.models` (the same modules extraction hooks); the unembedding by the
+# official `get_output_embeddings()` (GPT-NeoX's head was `embed_out` before transformers 5, `lm_head` since).
+_ATTENTION: dict[str, str] = {"gpt2": "attn", "llama": "self_attn", "gpt_neox": "attention"}
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_ATTENTION))
 
 
 @dataclass(frozen=True)
@@ -62,8 +53,8 @@ def lens_parts(model: PreTrainedModel) -> LensParts:
         raise TypeError(f"logit lens needs a transformers PreTrainedModel, got {type(model).__name__}")
     model_type = getattr(model.config, "model_type", None)
     name = type(model).__name__
-    layout = _LAYOUTS.get(model_type)
-    if layout is None:
+    attention = _ATTENTION.get(model_type)
+    if attention is None:
         kind = ("it is not a causal language model (encoders such as BERT predict masked tokens, "
                 "not the next token, so there is no next-token unembedding to decode with)"
                 if not model.can_generate() else "its architecture has no lens adapter")
@@ -73,11 +64,13 @@ def lens_parts(model: PreTrainedModel) -> LensParts:
     if unembed is None:
         raise ValueError(f"{name} has no unembedding (output embeddings): load the model with its "
                          "language-modelling head (AutoModelForCausalLM), not the bare base model")
-    base = model.base_model
-    final_norm = getattr(base, layout.final_norm)
-    _norm_kind(final_norm)  # fail early on an unexpected norm
-    return LensParts(model_type=model_type, blocks=getattr(base, layout.blocks),
-                     attention_name=layout.attention, final_norm=final_norm, unembed=unembed)
+    norm = final_norm(model)
+    if norm is None:
+        raise ValueError(f"{name} has no final norm where its family keeps it")
+    _norm_kind(norm)  # fail early on an unexpected norm
+    blocks = transformer_blocks(model, model.config.get_text_config().num_hidden_layers)
+    return LensParts(model_type=model_type, blocks=blocks, attention_name=attention, final_norm=norm,
+                     unembed=unembed)
 
 
 def _norm_kind(norm: nn.Module) -> Literal["layernorm", "rmsnorm"]:
@@ -139,11 +132,6 @@ def registry_encoders(specs: dict[str, dict]) -> list[str]:
     says `kind: encoder`, or is a random BERT, or is a local folder whose config.json names an encoder
     family. Entries that only reveal their kind once loaded are still refused then, by `lens_parts`.
     """
-    import json
-    from pathlib import Path
-
-    from layerwise.models import ENCODER_MODEL_TYPES
-
     encoders = []
     for key, spec in specs.items():
         kind = spec.get("kind")

@@ -352,6 +352,19 @@ def base_model(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "base_model", model)
 
 
+def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList:
+    """The base model's list of its `n_layers` blocks (`h`, `layers`, `encoder.layer`, …).
+
+    Found by its length rather than by a per-family attribute name, so extraction reads any architecture;
+    the logit lens accepts fewer families (`lens_adapters`) but locates their blocks here too.
+    """
+    base = base_model(model)
+    for module in base.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise RuntimeError(f"no list of {n_layers} blocks in {type(base).__name__}")
+
+
 def final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
     """The final normalisation of a pre-norm decoder, or None (post-LN encoders such as BERT)."""
     base = base_model(model)
