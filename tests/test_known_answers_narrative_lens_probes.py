@@ -762,3 +762,17 @@ def test_every_lens_and_probe_macro_the_paper_uses_is_defined():
             "LensPositionZero"} <= used_lens <= set(lens)
     assert {"ProbeTable", "ProbeSummary", "ProbeComparison", "ProbeDims", "ProbeNTexts"} <= used_probe <= set(probe)
     assert probe_mod.PUBLISHED["raw"] == 0.8322
+
+
+def test_probe_std_and_the_posts_differences_are_in_points_exactly(monkeypatch):
+    """Values planted where a 1% error crosses a rounding step: a std of 0.0997 is 9.97 -> "10.0" points (1%
+    more would print 10.1); the post's masking change 0.90 - 0.80 = +10.0 points and normalisation
+    0.70 - 0.80 = -10.0."""
+    summary = two_models()
+    summary.loc[(summary["model"] == "G_2") & (summary["condition"] == "stability"), "std"] = 0.0997
+    monkeypatch.setitem(probe_mod.PUBLISHED, "raw", 0.80)
+    monkeypatch.setitem(probe_mod.PUBLISHED, "masked_at_test", 0.90)
+    monkeypatch.setitem(probe_mod.PUBLISHED, "normalised", 0.70)
+    macros = run_probes(summary)
+    assert "stability & five text splits & 50 & -- & 81.0\\% $\\pm$ 10.0 &" in str(macros["ProbeTable"])
+    assert "(post: +10.0) and normalisation by -20.9 points (post: -10.0)." in str(macros["ProbeComparison"])
