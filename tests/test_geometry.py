@@ -248,6 +248,8 @@ def test_geometry_table_stacks_layers():
     table = geometry_table(layers, batch_size=100, seed=0)
     assert list(table["layer"].unique()) == [0, "final_norm"]
     assert len(table) == 2 * len(METRICS)
+    with pytest.raises(ValueError, match="^no layers given$"):
+        geometry_table({})
 
 
 def test_geometry_table_measures_every_layer_with_the_given_settings():
