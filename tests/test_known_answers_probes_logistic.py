@@ -1,0 +1,127 @@
+"""Known answers for the torch logistic probe's optional paths: Adam, and L-BFGS's coarse first stage.
+
+Neither runs in the default configuration (L-BFGS from zero), but both are config options
+(`probes.probe.solver`, `coarse_fraction`), so mutmut's survivors there are killed by what each path must do:
+Adam's full-batch steps are torch.optim.Adam's on the documented objective; epochs, evaluations and the
+first history row (all weights zero: loss log(K), every prediction the first class) are counted exactly; a
+coarse stage draws its rows from the probe's seed, reaches the cold fit's optimum and books its cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from layerwise.probes.logistic import TorchLogisticProbe
+from layerwise.probes.synthetic import make_layered_vectors
+
+C, LR = 0.5, 0.05
+
+
+def data(n_texts: int = 12, seed: int = 1):
+    """n_texts x 4 positions x 4 layers, width 6, less every second vector of the last class: unequal class
+    sizes keep every gradient entry away from 0, where Adam's first steps (about lr * sign) would amplify
+    rounding noise."""
+    v = make_layered_vectors(n_texts=n_texts, n_positions=4, n_layers=3, width=6, layer_step=2.0, seed=seed)
+    keep = (v.y != 3) | (np.cumsum(v.y == 3) % 2 == 0)
+    return v.X[keep], v.y[keep]
+
+
+def adam_reference(X: np.ndarray, y: np.ndarray, epochs: int) -> np.ndarray:
+    """`epochs` full-batch torch.optim.Adam steps from zero on mean CE + ||W||^2 / (2 C n), by autograd."""
+    n, width = X.shape
+    k = np.unique(y).size
+    theta = torch.zeros(k * (width + 1), requires_grad=True)
+    optimizer = torch.optim.Adam([theta], lr=LR)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for _ in range(epochs):
+        W, b = theta[:k * width].view(k, width), theta[k * width:]
+        loss = torch.nn.functional.cross_entropy(Xt @ W.T + b, yt) + 0.5 / (C * n) * W.pow(2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return theta.detach()[:k * width].view(k, width).numpy()
+
+
+def adam(**params) -> TorchLogisticProbe:
+    return TorchLogisticProbe(C=C, solver="adam", lr=LR, device="cpu", **params)
+
+
+def fit_quietly(probe: TorchLogisticProbe, *args, **kwargs) -> TorchLogisticProbe:
+    with pytest.warns(Warning, match="did not converge"):
+        return probe.fit(*args, **kwargs)
+
+
+def test_full_batch_adam_is_torchs_adam_on_the_objective_and_counts_its_epochs():
+    X, y = data()
+    X_val, y_val = data(n_texts=4, seed=2)
+    probe = fit_quietly(adam(max_epochs=5), X, y, X_val, y_val)
+    np.testing.assert_allclose(probe.coef_, adam_reference(X, y, 5), atol=2e-6)
+    assert probe.n_iter_ == 5 and probe.n_evaluations_ == 6 and probe.passes_ == 6.0 and not probe.converged_
+    h = probe.history_.set_index(["split", "metric", "epoch"])["value"]
+    assert h.loc["train", "loss"].index.tolist() == [0, 1, 2, 3, 4, 5]
+    assert h.loc["test", "accuracy"].index.tolist() == [0, 1, 2, 3, 4, 5]
+    # epoch 0: all weights zero, so every class is equally likely and argmax picks the first class
+    assert h.loc[("train", "loss", 0)] == pytest.approx(np.log(4), rel=1e-6)
+    assert h.loc[("test", "loss", 0)] == pytest.approx(np.log(4), rel=1e-6)
+    assert h.loc[("train", "accuracy", 0)] == np.mean(y == 0)
+    assert h.loc[("test", "accuracy", 0)] == np.mean(y_val == 0)
+    assert h.loc[("train", "loss", 5)] < h.loc[("train", "loss", 1)] < np.log(4)
+
+
+def test_adam_mini_batches_cost_one_pass_each_and_a_batch_of_every_row_is_full_batch():
+    X, y = data()
+    mini = fit_quietly(adam(max_epochs=3, batch_size=50, seed=4), X, y)
+    assert mini.n_iter_ == 3 and mini.n_evaluations_ == 1 + 2 * 3
+    whole = fit_quietly(adam(max_epochs=3, batch_size=len(y)), X, y)
+    assert whole.n_evaluations_ == 1 + 3
+    np.testing.assert_allclose(whole.coef_, adam_reference(X, y, 3), atol=2e-6)
+
+
+def test_adam_stops_before_a_step_when_the_gradient_is_within_tol():
+    """A first fit with a huge tol reads the gradient at zero; a tol of exactly that value converges at epoch 0."""
+    X, y = data()
+    start = adam(max_epochs=5, tol=1e9).fit(X, y)
+    assert start.n_iter_ == 0 and start.converged_ and np.all(start.coef_ == 0)
+    exact = adam(max_epochs=5, tol=start.grad_norm_).fit(X, y)
+    assert exact.n_iter_ == 0 and exact.grad_norm_ == start.grad_norm_ and exact.n_evaluations_ == 1
+
+
+# --------------------------------------------------------------------------- L-BFGS with a coarse stage
+
+def coarse_data():
+    """2000 rows: a coarse fraction of 0.5 gives exactly MIN_COARSE_ROWS = 1000 rows, the smallest stage run."""
+    v = make_layered_vectors(n_texts=125, n_positions=4, n_layers=3, width=8, layer_step=2.0, seed=3)
+    return v.X, v.y
+
+
+def test_coarse_stage_is_seeded_reaches_the_cold_optimum_and_books_its_passes(caplog):
+    X, y = coarse_data()
+    assert len(y) == 2000
+    cold = TorchLogisticProbe(C=C, tol=1e-5, max_epochs=300, device="cpu").fit(X, y)
+    with caplog.at_level(logging.INFO, logger="layerwise.probes.logistic"):
+        warm = TorchLogisticProbe(C=C, tol=1e-5, max_epochs=300, coarse_fraction=0.5, seed=9, device="cpu").fit(X, y)
+    again = TorchLogisticProbe(C=C, tol=1e-5, max_epochs=300, coarse_fraction=0.5, seed=9, device="cpu").fit(X, y)
+    assert warm.warm_start_ == "coarse" and cold.warm_start_ == "" and warm.converged_
+    np.testing.assert_array_equal(warm.coef_, again.coef_)  # the subsample is drawn from the seed
+    np.testing.assert_allclose(warm.coef_, cold.coef_, atol=2e-3)  # strictly convex: one optimum
+    np.testing.assert_array_equal(warm.predict(X), cold.predict(X))
+    message = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("coarse stage"))
+    found = re.fullmatch(r"coarse stage: 1000 rows \(50%\), (\d+) epochs, (\d+) evaluations, max \|gradient\| (\S+)",
+                         message)
+    assert found, message
+    stage_evaluations = int(found.group(2))
+    assert stage_evaluations >= 2 and float(found.group(3)) <= 1000 ** -0.5
+    assert warm.passes_ == pytest.approx(warm.n_evaluations_ + 0.5 * stage_evaluations)
+    other_seed = TorchLogisticProbe(C=C, tol=1e-5, max_epochs=300, coarse_fraction=0.5, seed=10, device="cpu").fit(X, y)
+    assert not np.array_equal(other_seed.coef_, warm.coef_)
+
+
+def test_no_coarse_stage_below_its_smallest_size():
+    X, y = coarse_data()
+    probe = TorchLogisticProbe(C=C, max_epochs=300, coarse_fraction=0.4995, device="cpu").fit(X, y)  # 999 rows
+    assert probe.warm_start_ == "" and probe.passes_ == probe.n_evaluations_
