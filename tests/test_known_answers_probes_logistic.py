@@ -62,7 +62,7 @@ def test_full_batch_adam_is_torchs_adam_on_the_objective_and_counts_its_epochs()
     probe = fit_quietly(adam(max_epochs=5), X, y, X_val, y_val)
     np.testing.assert_allclose(probe.coef_, adam_reference(X, y, 5), atol=2e-6)
     assert probe.n_iter_ == 5 and probe.n_evaluations_ == 6 and probe.passes_ == 6.0 and not probe.converged_
-    h = probe.history_.set_index(["split", "metric", "epoch"])["value"]
+    h = probe.history_.set_index(["split", "metric", "epoch"])["value"].sort_index()
     assert h.loc["train", "loss"].index.tolist() == [0, 1, 2, 3, 4, 5]
     assert h.loc["test", "accuracy"].index.tolist() == [0, 1, 2, 3, 4, 5]
     # epoch 0: all weights zero, so every class is equally likely and argmax picks the first class
@@ -125,3 +125,68 @@ def test_no_coarse_stage_below_its_smallest_size():
     X, y = coarse_data()
     probe = TorchLogisticProbe(C=C, max_epochs=300, coarse_fraction=0.4995, device="cpu").fit(X, y)  # 999 rows
     assert probe.warm_start_ == "" and probe.passes_ == probe.n_evaluations_
+
+
+# --------------------------------------------------------------------------- L-BFGS: epochs, evaluations, starts
+
+def test_lbfgs_counts_every_epoch_and_every_objective_evaluation(monkeypatch):
+    """Stopped by max_epochs (tol 0): epochs 0..3 in the history, n_iter_ 3, and n_evaluations_ the number of
+    times the objective really was evaluated (one per accepted step, plus line-search retries, plus the start)."""
+    from layerwise.probes import logistic
+
+    calls = []
+    real = logistic._Problem.evaluate
+    monkeypatch.setattr(logistic._Problem, "evaluate", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    X, y = data()
+    probe = fit_quietly(TorchLogisticProbe(C=C, tol=0.0, max_epochs=3, device="cpu"), X, y)
+    assert probe.n_iter_ == 3 and not probe.converged_
+    assert probe.n_evaluations_ == len(calls) >= 4 and probe.passes_ == len(calls)
+    assert sorted(probe.history_["epoch"].unique()) == [0, 1, 2, 3]
+
+
+def test_lbfgs_converges_at_epoch_zero_when_the_start_is_within_tol():
+    X, y = data()
+    start = TorchLogisticProbe(C=C, tol=1e9, device="cpu").fit(X, y)
+    assert start.n_iter_ == 0 and start.n_evaluations_ == 1
+    exact = TorchLogisticProbe(C=C, tol=start.grad_norm_, device="cpu").fit(X, y)
+    assert exact.n_iter_ == 0 and exact.converged_ and np.all(exact.coef_ == 0)
+
+
+def test_a_warm_start_at_the_optimum_needs_no_step_and_an_empty_mask_changes_nothing():
+    from layerwise.probes.logistic import WarmStart
+
+    X, y = data()
+    done = TorchLogisticProbe(C=C, tol=1e-4, max_epochs=300, device="cpu").fit(X, y)
+    start = WarmStart.from_probe(done, "raw", zero_dims=[])
+    np.testing.assert_array_equal(start.coef, done.coef_)
+    again = TorchLogisticProbe(C=C, tol=1e-4, max_epochs=300, device="cpu").fit(X, y, init=start)
+    assert again.n_iter_ == 0 and again.warm_start_ == "raw" and again.n_evaluations_ == 1
+    np.testing.assert_array_equal(again.coef_, done.coef_)
+
+
+def test_a_direction_that_does_not_descend_restarts_from_steepest_descent(monkeypatch):
+    """Numerical trouble can make the two-loop direction point uphill; the fit must then restart from -gradient
+    (forced here at the second and third steps) and still reach the optimum of the usual fit."""
+    from layerwise.probes import logistic
+
+    X, y = data()
+    usual = TorchLogisticProbe(C=C, tol=1e-4, max_epochs=300, device="cpu").fit(X, y)
+    real, uphill = logistic._two_loop, []
+
+    def sometimes_uphill(grad, memory):
+        uphill.append(len(uphill) < 2)
+        return grad.copy() if uphill[-1] else real(grad, memory)
+
+    monkeypatch.setattr(logistic, "_two_loop", sometimes_uphill)
+    restarted = TorchLogisticProbe(C=C, tol=1e-4, max_epochs=300, device="cpu").fit(X, y)
+    assert restarted.converged_ and uphill[:3] == [True, True, False]
+    np.testing.assert_allclose(restarted.coef_, usual.coef_, atol=5e-3)
+    np.testing.assert_array_equal(restarted.predict(X), usual.predict(X))
+
+
+def test_labels_between_the_training_classes_are_refused_by_value():
+    """Classes 0 and 2 only: a validation label 1 falls between them and must not be read as class 2."""
+    X, y = data()
+    keep = (y == 0) | (y == 2)
+    with pytest.raises(ValueError, match=r"^y_val has labels never seen in training: \[1, 5\]$"):
+        TorchLogisticProbe(C=C, device="cpu").fit(X[keep], y[keep], X[:4], np.array([0, 1, 2, 5]))
