@@ -17,7 +17,7 @@ GPU_SLOTS ?= $(if $(filter-out 0,$(GPUS)),$(GPUS),$(shell nproc))
 MEM_MB ?= $(shell awk '/^MemTotal/ {print int($$2 / 1024 * 0.8)}' /proc/meminfo)
 LOCAL_PROFILE := --profile profiles/local --resources gpu=$(GPU_SLOTS) mem_mb=$(MEM_MB)
 
-.PHONY: paper test bench verify report dryrun-paper-config latex unlock clean mutants
+.PHONY: paper test bench verify report dryrun-paper-config latex unlock clean mutants planted
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -105,3 +105,8 @@ mutants: $(MUTANTS_VENV)/.installed
 		$(MUTANTS_VENV)/bin/mutmut run $(MUTANTS) || status=$$?; \
 	$(MUTANTS_VENV)/bin/python tools/mutants_report.py > results/mutants.txt; \
 	head -n 40 results/mutants.txt; exit $$status
+
+# The hand-planted mutants of issue 19 (wrong layer stored, wrong anisotropy scale, a condition run as "raw", ...),
+# applied one at a time to the working tree and restored: each must fail a fast test. About 2 minutes.
+planted: $(VENV)/.installed-test
+	$(BIN)/python tools/planted_mutants.py
