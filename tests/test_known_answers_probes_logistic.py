@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from layerwise.probes.logistic import TorchLogisticProbe
+from layerwise.probes.logistic import TorchLogisticProbe, WarmStart
 from layerwise.probes.synthetic import make_layered_vectors
 
 C, LR = 0.5, 0.05
@@ -153,8 +153,6 @@ def test_lbfgs_converges_at_epoch_zero_when_the_start_is_within_tol():
 
 
 def test_a_warm_start_at_the_optimum_needs_no_step_and_an_empty_mask_changes_nothing():
-    from layerwise.probes.logistic import WarmStart
-
     X, y = data()
     done = TorchLogisticProbe(C=C, tol=1e-4, max_epochs=300, device="cpu").fit(X, y)
     start = WarmStart.from_probe(done, "raw", zero_dims=[])
@@ -190,3 +188,67 @@ def test_labels_between_the_training_classes_are_refused_by_value():
     keep = (y == 0) | (y == 2)
     with pytest.raises(ValueError, match=r"^y_val has labels never seen in training: \[1, 5\]$"):
         TorchLogisticProbe(C=C, device="cpu").fit(X[keep], y[keep], X[:4], np.array([0, 1, 2, 5]))
+
+
+def test_a_line_search_that_never_succeeds_returns_the_start_unconverged(monkeypatch):
+    """If no step is ever acceptable, the fit stops at epoch 0 with the starting weights and their gradient."""
+    from layerwise.probes import logistic
+
+    X, y = data()
+    start = TorchLogisticProbe(C=C, tol=1e9, device="cpu").fit(X, y)
+    monkeypatch.setattr(logistic, "_acceptable", lambda *args: False)
+    stalled = fit_quietly(TorchLogisticProbe(C=C, device="cpu"), X, y)
+    assert stalled.n_iter_ == 0 and not stalled.converged_ and np.all(stalled.coef_ == 0)
+    assert stalled.grad_norm_ == start.grad_norm_
+    assert stalled.n_evaluations_ == 1 + logistic.MAX_LINE_SEARCH
+
+
+def test_the_gpu_products_equal_the_cpu_ones(monkeypatch):
+    """Off the CPU (or without oneDNN) `matmul_nt` is torch's own matmul / addmm: same numbers as oneDNN's."""
+    from layerwise.probes import logistic
+
+    g = torch.Generator().manual_seed(0)
+    a, b, bias = torch.randn(7, 5, generator=g), torch.randn(3, 5, generator=g), torch.randn(3, generator=g)
+    expected = a.double() @ b.double().T
+    monkeypatch.setattr(logistic, "_ONEDNN_LINEAR", None)
+    close = dict(rtol=1e-5, atol=1e-6)  # float32 products against a float64 reference
+    torch.testing.assert_close(logistic.matmul_nt(a, b).double(), expected, **close)
+    torch.testing.assert_close(logistic.matmul_nt(a, b, bias).double(), expected + bias.double(), **close)
+    torch.testing.assert_close(logistic.matmul_nt(a, b.T.contiguous().T, bias).double(), expected + bias.double(),
+                               **close)
+
+
+def test_defaults_are_scikit_learns_and_scipys_where_they_share_a_meaning():
+    """C, tol and the epoch cap are LogisticRegression's C, tol and max_iter; history_size is L-BFGS-B's maxcor."""
+    import inspect
+
+    from scipy.optimize import fmin_l_bfgs_b
+    from sklearn.linear_model import LogisticRegression
+
+    ours, theirs = TorchLogisticProbe(), LogisticRegression()
+    assert (ours.C, ours.tol, ours.max_epochs) == (theirs.C, theirs.tol, theirs.max_iter)
+    assert ours.history_size == inspect.signature(fmin_l_bfgs_b).parameters["m"].default
+    assert ours.solver == "lbfgs" and ours.coarse_fraction == 0.0 and ours.batch_size is None and ours.seed == 0
+
+
+def test_two_classes_one_correction_pair_and_single_row_batches_are_valid():
+    X, y = data()
+    two = (y == 0) | (y == 1)
+    probe = TorchLogisticProbe(C=C, history_size=1, max_epochs=300, device="cpu").fit(X[two], y[two])
+    assert probe.classes_.tolist() == [0, 1] and probe.converged_
+    fit_quietly(adam(max_epochs=1, batch_size=1), X[:20], y[:20])
+
+
+def test_fit_arguments_are_refused_by_name():
+    X, y = data()
+    with pytest.raises(ValueError, match=r"^give both X_val and y_val, or neither$"):
+        TorchLogisticProbe(device="cpu").fit(X, y, X_val=X)
+    with pytest.raises(ValueError, match=r"^X_val must be a non-empty 2-D array"):
+        TorchLogisticProbe(device="cpu").fit(X, y, X[:0], y[:0])
+    with pytest.raises(ValueError, match=r"^y_val must be 1-D with one label per row \(4\)"):
+        TorchLogisticProbe(device="cpu").fit(X, y, X[:4], y[:3])
+    with pytest.raises(ValueError, match=r"^y must be 1-D with one label per row"):
+        TorchLogisticProbe(device="cpu").fit(X, y[:-1])
+    start = WarmStart(np.zeros((4, 6), np.float32), np.zeros(4, np.float32), np.arange(4), "raw")
+    with pytest.raises(ValueError, match=r"^warm starts are for the L-BFGS solver \(Adam's path is its result\)$"):
+        adam().fit(X, y, init=start)
