@@ -277,3 +277,17 @@ def test_certification_is_the_documented_inequality_at_its_boundary():
     kth = np.array([6.0625, 6.0, 4.5])
     certified = neighbours._certified(d2, kth, np.full(3, 16.0), 1 / 16, np)
     np.testing.assert_array_equal(certified, [True, False, False])
+
+
+def test_geometry_inputs_are_refused_with_their_whole_message():
+    from layerwise.geometry.intrinsic import twonn_from_distances
+    from layerwise.geometry.spectrum import covariance_spectrum, top_k_shares
+
+    with pytest.raises(ValueError, match=r"^vectors have width 0$"):
+        covariance_spectrum(np.zeros((5, 0)))
+    with pytest.raises(ValueError, match=r"^spectrum must be a non-empty 1-D array$"):
+        top_k_shares(np.zeros(0))
+    with pytest.raises(ValueError, match=r"^spectrum has zero total variance \(all vectors identical\?\)$"):
+        top_k_shares(np.zeros(3))
+    with pytest.raises(ValueError, match=r"^need 0 <= r1 <= r2 for every point$"):
+        twonn_from_distances(np.array([1.0, 2.0, 1.0]), np.array([2.0, 1.0, 3.0]))
