@@ -329,7 +329,8 @@ def test_mle_is_unbiased_on_small_samples():
     estimates = [twonn_from_distances(np.ones(n), np.exp(rng.exponential(1 / d, n)), estimator="mle").dimension
                  for _ in range(20000)]
     assert np.mean(estimates) == pytest.approx(d, rel=0.02)
-    assert twonn_from_distances(np.ones(n), np.exp(rng.exponential(1 / d, n)), estimator="mle").fraction == 1.0
+    mle = twonn_from_distances(np.r_[0.0, np.ones(n)], np.r_[1.0, np.exp(rng.exponential(1 / d, n))], estimator="mle")
+    assert mle.fraction == 1.0 and mle.n_used == n and mle.n_points == n + 1  # every ratio but the duplicate's
 
 
 @pytest.mark.parametrize(
