@@ -252,3 +252,23 @@ def test_fit_arguments_are_refused_by_name():
     start = WarmStart(np.zeros((4, 6), np.float32), np.zeros(4, np.float32), np.arange(4), "raw")
     with pytest.raises(ValueError, match=r"^warm starts are for the L-BFGS solver \(Adam's path is its result\)$"):
         adam().fit(X, y, init=start)
+
+
+def test_check_features_returns_float32_and_refuses_non_real_or_non_finite_input(monkeypatch):
+    """float32, C-contiguous; one column is a valid width; booleans and complex numbers are refused by type;
+    NaN or inf anywhere, the first and the last row included, in blocks of FINITE_BLOCK rows, is refused."""
+    from layerwise.probes import logistic
+
+    out = logistic.check_features(np.asfortranarray(np.ones((3, 2))))
+    assert out.dtype == np.float32 and out.flags["C_CONTIGUOUS"]
+    assert logistic.check_features(np.ones((3, 1))).shape == (3, 1)
+    for bad in (np.ones((3, 2), dtype=bool), np.ones((3, 2), dtype=np.complex64)):
+        with pytest.raises(TypeError, match=rf"^X must be real numeric, got dtype {bad.dtype}$"):
+            logistic.check_features(bad)
+    monkeypatch.setattr(logistic, "FINITE_BLOCK", 4)
+    for row in (0, 5, 9):
+        X = np.ones((10, 3), np.float32)
+        X[row, 2] = np.inf if row == 5 else np.nan
+        with pytest.raises(ValueError, match=r"^X_val contains NaN or infinite values$"):
+            logistic.check_features(X, "X_val")
+    assert logistic.check_features(np.ones((10, 3))).shape == (10, 3)
