@@ -20,7 +20,7 @@ from sklearn.tree import DecisionTreeClassifier
 from layerwise.probes.attribution import attribution_table, cumulative_contributions, dims_for_share, top_dimensions
 from layerwise.probes.conditions import (random_control_scores, raw_probe_analyses, run_condition,
                                          shuffled_label_scores, split, train_selection, transfer_scores)
-from layerwise.probes.controls import LayerMoments, layer_moments, normalize_rows
+from layerwise.probes.controls import LayerMoments, layer_moments, normalize_rows, shuffled_labels
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.logistic import TorchLogisticProbe
 from layerwise.probes.masks import frequent_top_dimensions, mask_ablation, mask_dimensions
@@ -598,3 +598,35 @@ def test_confusion_table_row_of_a_layer_never_seen_is_zero_not_nan():
     table = confusion_table(np.array([1, 1, 4]), np.array([1, 4, 4]), labels=np.array([1, 4, 9]))
     unseen = table[table["true_layer"] == 9]
     assert (unseen["count"] == 0).all() and (unseen["fraction"] == 0.0).all()
+
+
+# --- the probe parameters reach every fit, and the shuffles are seeded -------------------------------------
+
+ONE_EPOCH = {**PROBE, "max_epochs": 1}  # no fit converges in one epoch here: every row must say so
+
+
+@pytest.mark.filterwarnings("ignore:lbfgs did not converge")
+def test_every_control_fits_its_probes_with_the_given_parameters():
+    """Each probe a control fits records its epochs: with max_epochs=1 every one of them stops after one
+    epoch, unconverged (the defaults, 100 epochs, converge on these data)."""
+    train, test = split(layered(), 0.25, seed=0)
+    shuffled = shuffled_label_scores(train, test, LABELS, seed=0, permutations=2, probe_params=ONE_EPOCH)
+    random = random_control_scores("per_dimension", train, test, LABELS, seed=0, probe_params=ONE_EPOCH)
+    train_b, test_b = split(layered(seed=1), 0.25, seed=0)
+    transfer = transfer_scores(LayerDataset.concatenate([train, train_b]), test, test_b, LABELS, n_a=train.y.size,
+                               seed=0, probe_params=ONE_EPOCH, names=("a", "b"))
+    for table in (shuffled, random, transfer):
+        assert (table["epochs"] == 1).all() and not table["converged"].any(), table
+    converged = random_control_scores("per_dimension", train, test, LABELS, seed=0, probe_params=PROBE)
+    assert converged["converged"].all()
+
+
+def test_shuffled_labels_are_drawn_from_the_seed_one_permutation_each():
+    """Permutation i fits the training labels shuffled with seed + i (the same table on every call)."""
+    train, test = split(layered(), 0.25, seed=0)
+    table = shuffled_label_scores(train, test, LABELS, seed=3, permutations=2, probe_params=PROBE)
+    pd.testing.assert_frame_equal(table, shuffled_label_scores(train, test, LABELS, seed=3, permutations=2,
+                                                               probe_params=PROBE))
+    for i in range(2):
+        run = fit_probe(train.X, shuffled_labels(train.y, 3 + i), test.X, test.y, make_probe("logistic", 3, **PROBE))
+        assert table["accuracy"].iloc[i] == pytest.approx(np.mean(run.y_pred == test.y))
