@@ -1,10 +1,13 @@
-"""Known answers for the torch logistic probe's optional paths: Adam, and L-BFGS's coarse first stage.
+"""Known answers for the torch logistic probe, written for mutmut's survivors in `probes/logistic`.
 
-Neither runs in the default configuration (L-BFGS from zero), but both are config options
-(`probes.probe.solver`, `coarse_fraction`), so mutmut's survivors there are killed by what each path must do:
-Adam's full-batch steps are torch.optim.Adam's on the documented objective; epochs, evaluations and the
-first history row (all weights zero: loss log(K), every prediction the first class) are counted exactly; a
-coarse stage draws its rows from the probe's seed, reaches the cold fit's optimum and books its cost.
+The optional paths first: Adam and L-BFGS's coarse first stage run in no default configuration but are config
+options (`probes.probe.solver`, `coarse_fraction`), so each is checked against what it must do: Adam's
+full-batch steps are torch.optim.Adam's on the documented objective; epochs, evaluations and the first history
+row (all weights zero: loss log(K), every prediction the first class) are counted exactly; a coarse stage draws
+its rows from the probe's seed, reaches the cold fit's optimum and books its cost. Then L-BFGS itself: epochs
+and objective evaluations against the objective's real calls, a start within `tol`, a warm start at the
+optimum, the restart after an uphill direction, a line search that never succeeds; and the inputs: the GPU
+products, defaults shared with scikit-learn and scipy, labels and features refused by name.
 """
 
 from __future__ import annotations
