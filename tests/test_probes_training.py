@@ -93,7 +93,7 @@ def test_bad_inputs_are_named_by_their_argument():
             fit_probe(*args, make_probe())
 
 
-def test_the_torch_probe_records_test_curves_sklearn_estimators_fit_plainly():
+def test_the_torch_probe_records_test_curves_of_the_test_split():
     data = make_layered_vectors(20, 4, 2, 6, seed=4)
     train, test = split_by_text(data.text_ids, 0.25, seed=0)
     run = fit_probe(data.X[train], data.y[train], data.X[test], data.y[test], make_probe(device="cpu"))
