@@ -86,6 +86,19 @@ def test_one_array_per_layer_plus_final_norm_for_decoders(family):
     assert store.manifest["model"]["n_layers"] == 2 and store.manifest["n_tokens"] == sum(map(len, sample.input_ids))
 
 
+
+def test_manifest_records_the_torch_threads_of_the_forward(tiny_model, tmp_path):
+    """Bitwise reproducibility on CPU holds at one thread only, so a store says how many it was made with."""
+    loaded = tiny_model("gpt2")
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            store = extract(loaded, sample_of(loaded.tokenizer), tmp_path / f"t{threads}")
+            assert store.manifest["torch_threads"] == threads
+    finally:
+        torch.set_num_threads(before)
+
 def test_layer0_is_the_input_embeddings(family):
     loaded, sample, store = family
     for k, ids in enumerate(sample.input_ids):

@@ -170,7 +170,8 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
         position0_is_special=_first_token_is_special(sample, loaded.tokenizer),
         padded_width=pad_to or "longest text of each batch",
         max_abs_activation=max_abs, extraction_seconds=seconds, tokens_per_second=n_tokens / max(seconds, 1e-9),
-        device=str(loaded.device), versions=library_versions(),
+        device=str(loaded.device), torch_threads=torch.get_num_threads(),  # >1 on CPU: not bitwise reproducible
+        versions=library_versions(),
     )
     return writer.finish(tokens, record)
 
