@@ -86,7 +86,6 @@ def test_one_array_per_layer_plus_final_norm_for_decoders(family):
     assert store.manifest["model"]["n_layers"] == 2 and store.manifest["n_tokens"] == sum(map(len, sample.input_ids))
 
 
-
 def test_manifest_records_the_torch_threads_of_the_forward(tiny_model, tmp_path):
     """Bitwise reproducibility on CPU holds at one thread only, so a store says how many it was made with."""
     loaded = tiny_model("gpt2")
@@ -98,6 +97,7 @@ def test_manifest_records_the_torch_threads_of_the_forward(tiny_model, tmp_path)
             assert store.manifest["torch_threads"] == threads
     finally:
         torch.set_num_threads(before)
+
 
 def test_layer0_is_the_input_embeddings(family):
     loaded, sample, store = family
