@@ -75,9 +75,12 @@ def run(mutant: Mutant) -> bool:
                                  *mutant.tests], capture_output=True, text=True)
     finally:
         path.write_text(original)
+    if result.returncode not in (0, 1, 2):  # 0 passed, 1 failed, 2 a collection error; else pytest never ran them
+        sys.exit(f"'{mutant.name}': pytest exited {result.returncode} without running the tests:\n{result.stdout[-2000:]}")
+    killed = result.returncode != 0
     failed = next((line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))), "")
-    print(f"{'KILLED  ' if result.returncode else 'SURVIVED'} {mutant.name}" + (f"\n         {failed}" if failed else ""))
-    return result.returncode != 0
+    print(f"{'KILLED  ' if killed else 'SURVIVED'} {mutant.name}" + (f"\n         {failed}" if failed else ""))
+    return killed
 
 
 if __name__ == "__main__":
