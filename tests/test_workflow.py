@@ -16,6 +16,8 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
+from layerwise.legibility import figure_distances, too_small
+
 from conftest import REPO
 from workflow_runs import SNAKEMAKE, copy_workflow, job_counts, snakemake, tiny_config
 
@@ -91,6 +93,19 @@ def test_tiny_run_builds_the_pdf(tiny_run):
     assert "Float too large" not in log
     overfull = [float(width) for width in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
     assert max(overfull, default=0.0) < 5.0, overfull
+
+
+@pytest.mark.slow
+def test_every_figure_is_legible_and_near_its_first_mention(tiny_run):
+    """Every figure's text >= 7 pt as printed (the paper's own figures at their \\includegraphics widths), and
+    each figure within a page of the text that first refers to it."""
+    if not HAS_LATEX:
+        pytest.skip("latexmk not installed: no PDF to measure")
+    pdf = tiny_run.workdir / PDF
+    small = too_small(pdf)
+    assert not small, [f"p{t.page} {t.figure}: {t.text[:20]!r} at {t.size} pt" for t in small[:20]]
+    far = {n: pages for n, pages in figure_distances(pdf).items() if pages[1] is None or abs(pages[0] - pages[1]) > 1}
+    assert not far, f"figure: (caption page, first mention page): {far}"
 
 
 @pytest.mark.slow
