@@ -1,0 +1,151 @@
+"""Study 1's claims → verdicts on planted numbers: each verdict must come out of the numbers that call for it,
+and the evidence table must compute the numbers (accuracies, paired differences, weight signs) it says."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from layerwise.probes.claims import (CLAIMS, FAITHFUL, OURS, accuracy_interval, difference_interval,
+                                     evidence_table, per_text, positive_weight_shares, probe_claims)
+from layerwise.verdicts import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, verdict_frame
+
+
+def _ev(rows):
+    return pd.DataFrame([{"quantity": q, "setting": s, "estimate": e, "low": lo, "high": hi, "converged": c,
+                          "note": ""} for q, s, e, lo, hi, c in rows])
+
+
+def _verdicts(evidence, chance=1 / 31):
+    frame = verdict_frame(probe_claims(evidence, chance=chance))
+    return dict(zip(frame["key"], frame["verdict"])), dict(zip(frame["key"], frame["setting"]))
+
+
+def test_each_verdict_from_planted_numbers():
+    evidence = _ev([
+        # far above chance in both settings: reproduced
+        ("accuracy", FAITHFUL, 90.0, 89.0, 91.0, True), ("accuracy", OURS, 96.0, 95.5, 96.5, True),
+        # unit norm: drops in the post's setting, rises in ours -> differs in setting
+        ("normalised_delta", FAITHFUL, -3.0, -4.0, -2.0, True), ("normalised_delta", OURS, 0.7, 0.5, 0.9, True),
+        # masking costs 7 points in the post's setting: not reproduced
+        ("mask_delta", FAITHFUL, -7.3, -8.0, -6.6, True),
+        # the transfer interval straddles the -5 point bound: not testable here
+        ("transfer_delta", FAITHFUL, -5.0, -9.0, -1.0, True),
+        # random vectors at chance (3.2% + 5 points bound)
+        ("random_scalar_accuracy", FAITHFUL, 3.3, 3.0, 3.6, True),
+    ])
+    verdict, setting = _verdicts(evidence)
+    assert verdict["layer"] == REPRODUCED
+    assert verdict["norm_drop"] == DIFFERS
+    assert verdict["mask"] == NOT_REPRODUCED
+    assert verdict["transfer"] == NOT_TESTABLE
+    assert verdict["random"] == REPRODUCED
+    # no number at all: not testable; the model-size claim has none here
+    assert verdict["larger_model"] == NOT_TESTABLE and "one model per family" in setting["larger_model"]
+    assert verdict["norm_not_only"] == NOT_TESTABLE
+    assert "ours: pre-norm last layer" in setting["layer"]
+
+
+def test_random_control_bound_follows_chance():
+    evidence = _ev([("random_scalar_accuracy", FAITHFUL, 12.0, 11.0, 13.0, True)])
+    assert _verdicts(evidence, chance=1 / 31)[0]["random"] == NOT_REPRODUCED  # 12% > 3.2% + 5
+    assert _verdicts(evidence, chance=1 / 7)[0]["random"] == REPRODUCED  # 12% < 14.3% + 5
+
+
+def test_unconverged_fit_is_named_in_the_setting_column():
+    evidence = _ev([("accuracy", FAITHFUL, 90.0, 89.0, 91.0, False), ("accuracy", OURS, 96.0, 95.5, 96.5, True)])
+    setting = _verdicts(evidence)[1]["layer"]
+    assert "post setting: fit not converged" in setting and "our setting: fit not converged" not in setting
+
+
+def test_only_our_setting_is_said():
+    evidence = _ev([("n_effect", OURS, 4.0, 3.0, 5.0, pd.NA)])
+    verdict, setting = _verdicts(evidence)
+    assert verdict["more_texts"] == DIFFERS and "only run in ours" in setting["more_texts"]
+
+
+def test_duplicate_evidence_is_refused():
+    evidence = _ev([("accuracy", OURS, 96.0, 95.5, 96.5, True)] * 2)
+    with pytest.raises(ValueError, match="one expected"):
+        probe_claims(evidence, chance=0.1)
+
+
+def test_every_claim_key_is_unique():
+    assert len({c.key for c in CLAIMS}) == len(CLAIMS)
+
+
+def test_per_text_counts_and_pooled_accuracy():
+    texts = per_text(np.array([3, 3, 1, 1, 1, 2]), np.array([1, 0, 1, 1, 1, 0]))
+    assert texts.to_dict("list") == {"text_id": [1, 2, 3], "n": [3, 1, 2], "correct": [3, 0, 1]}
+    ev = accuracy_interval(texts, n_boot=500)
+    assert ev.estimate == pytest.approx(100 * 4 / 6)
+    assert 0 <= ev.low <= ev.estimate <= ev.high <= 100
+
+
+def test_paired_difference_is_tight_when_every_text_moves_alike():
+    rng = np.random.default_rng(0)
+    n = np.full(200, 30)
+    base = rng.integers(10, 30, size=200)
+    a = pd.DataFrame({"text_id": np.arange(200), "n": n, "correct": base})
+    b = a.assign(correct=base - 3)  # every text loses 3 of 30 vectors: exactly -10 points
+    ev = difference_interval(b, a, n_boot=500)
+    assert ev.estimate == pytest.approx(-10.0)
+    assert ev.low == pytest.approx(-10.0) and ev.high == pytest.approx(-10.0)
+    # on different texts the difference is resampled independently: a real interval around it
+    c = b.assign(text_id=np.arange(200, 400))
+    ev = difference_interval(c, a, n_boot=500)
+    assert ev.low < -10.0 < ev.high
+
+
+def _attribution(signs_per_layer):
+    rows = []
+    for layer, signs in enumerate(signs_per_layer):
+        for dim, sign in enumerate(signs):
+            rows.append({"layer": layer, "dim": dim, "variant": "input_x_weight", "share": 10.0 - dim,
+                         "signed": 1.0, "sign": 1, "rank": dim + 1})  # the mean contribution: always positive
+            rows.append({"layer": layer, "dim": dim, "variant": "weight", "share": 1.0, "signed": float(sign),
+                         "sign": int(sign), "rank": dim + 1})
+    return pd.DataFrame(rows)
+
+
+def test_weight_signs_not_contribution_signs():
+    # 4 layers, top-2 dims: early layers (0, 1) negative weights, late (2, 3) positive
+    table = _attribution([[-1, -1, 1], [-1, 1, 1], [1, 1, -1], [1, 1, -1]])
+    shares = positive_weight_shares(table, top_n=2)
+    assert shares.set_index("layer")["positive_share"].to_dict() == {0: 0.0, 1: 50.0, 2: 100.0, 3: 100.0}
+    assert shares.set_index("layer")["half"].to_dict() == {0: "early", 1: "early", 2: "late", 3: "late"}
+    evidence = evidence_table(fits={}, attribution=table, top_n=2, n_boot=200)
+    est = evidence.set_index("quantity")["estimate"]
+    assert est["early_positive_share"] == pytest.approx(25.0) and est["late_positive_share"] == pytest.approx(100.0)
+    verdict = _verdicts(evidence)[0]
+    assert verdict["late_positive"] == DIFFERS  # only our setting run: holds there
+    # the opposite pattern fails the claim
+    flipped = evidence_table(fits={}, attribution=_attribution([[1, 1], [1, 1], [-1, -1], [-1, -1]]), top_n=2)
+    est = flipped.set_index("quantity")["estimate"]
+    assert est["early_positive_share"] == 100.0 and est["late_positive_share"] == 0.0
+
+
+def test_odd_layer_count_leaves_the_middle_layer_out():
+    shares = positive_weight_shares(_attribution([[1], [1], [1]]), top_n=1)
+    assert shares["half"].tolist() == ["early", "middle", "late"]
+
+
+def test_evidence_table_from_planted_fits():
+    ids = np.arange(100)
+    raw = pd.DataFrame({"text_id": ids, "n": 10, "correct": 9})
+    fits = {(FAITHFUL, "raw"): (raw, True), (FAITHFUL, "normalised"): (raw.assign(correct=6), False),
+            (OURS, "raw"): (raw.assign(correct=10), True)}
+    grid = {(100, 10): raw.assign(correct=5), (100, 30): raw.assign(correct=7),
+            (300, 10): raw.assign(correct=6, text_id=ids + 100), (300, 30): raw.assign(correct=8, text_id=ids + 100)}
+    overlap = pd.DataFrame({"scope": ["frequent", "frequent", "top_per_layer"], "jaccard": [1.0, 0.6, 0.1]})
+    dims = pd.DataFrame({"variant": "input_x_weight", "threshold": 90, "n_dims": [100, 110, 120]})
+    ev = evidence_table(fits=fits, grid=grid, stability_overlap=overlap, dims_for_share=dims, n_boot=300)
+    by = ev.set_index(["quantity", "setting"])
+    assert by.loc[("accuracy", FAITHFUL), "estimate"] == pytest.approx(90.0)
+    assert by.loc[("accuracy", OURS), "estimate"] == pytest.approx(100.0)
+    assert by.loc[("normalised_delta", FAITHFUL), "estimate"] == pytest.approx(-30.0)
+    assert not by.loc[("normalised_delta", FAITHFUL), "converged"]  # one of the two fits did not converge
+    assert by.loc[("n_effect", OURS), "estimate"] == pytest.approx(10.0)  # N=300 minus N=100 at L=30
+    assert by.loc[("l_effect", OURS), "estimate"] == pytest.approx(20.0)  # L=30 minus L=10 at N=300
+    assert by.loc[("frequent_jaccard", OURS), ["estimate", "low", "high"]].tolist() == [0.8, 0.6, 1.0]
+    assert by.loc[("cumulative_spread", OURS), "estimate"] == pytest.approx(20 / 110)
+    assert ("normalised_delta", OURS) not in by.index
