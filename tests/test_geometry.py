@@ -154,17 +154,35 @@ def test_twonn_on_a_swiss_roll_is_two():
     )
 
 
-def test_duplicates_are_dropped_and_counted():
+def test_duplicates_are_merged_to_one_copy_and_counted():
     rng = np.random.default_rng(5)
     x = embed(rng.standard_normal((3000, 4)), 64, rng)
     with_copies = np.concatenate([x, x[:40], x[:5]])  # 35 pairs and 5 triples: 85 points with r1 = 0
     for estimator in ("linear", "mle"):
         clean = twonn(x, estimator=estimator)
         result = twonn(with_copies, estimator=estimator)
-        assert np.isfinite(result.dimension)
         assert result.n_duplicates == 85
+        assert result.n_merged == 45  # the copies beyond the first of each vector
         assert result.n_points == 3045
-        assert result.dimension == pytest.approx(clean.dimension, rel=0.05)
+        assert result.n_used == clean.n_used  # the estimate sees the 3,000 distinct vectors only
+        assert result.dimension == pytest.approx(clean.dimension, rel=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ["linear", "mle"])
+def test_planted_duplicates_give_the_known_dimension(estimator):
+    """A 3-D Gaussian in 40 dimensions, 30% of its points given one copy each (as repeated tokens do at the
+    embedding layer). Keeping one copy gives 3; dropping every copy (r1 = 0 has no ratio) leaves the points
+    whose nearest neighbour was copied with mu = r2 / r1 = 1, and the estimate is far above 3."""
+    rng = np.random.default_rng(21)
+    x = embed(rng.standard_normal((4000, 3)), 40, rng)
+    copied = rng.choice(4000, 1200, replace=False)
+    with_copies = np.concatenate([x, x[copied]])
+    result = twonn(with_copies, estimator=estimator)
+    assert result.dimension == pytest.approx(3.0, rel=0.1)
+    assert result.n_merged == 1200 and result.n_duplicates == 2400
+    r1, r2 = two_nearest_neighbour_distances(with_copies)
+    dropped = twonn_from_distances(r1, r2, estimator=estimator).dimension
+    assert dropped > 1.3 * result.dimension  # the artefact the merge removes
 
 
 # --------------------------------------------------------------------------- reference implementations
@@ -287,7 +305,7 @@ def test_geometry_table_measures_every_layer_with_the_given_settings():
         (lambda: twonn(np.eye(5), backend="jax"), ValueError, "unknown backend"),
         (lambda: twonn(np.array([["a", "b"]] * 4)), TypeError, "numeric"),
         (lambda: twonn(np.full((5, 2), np.nan)), ValueError, "NaN or inf"),
-        (lambda: twonn(np.ones((5, 3))), ValueError, "non-zero nearest-neighbour distance"),
+        (lambda: twonn(np.ones((5, 3))), ValueError, "only 1 distinct vectors"),
         (lambda: twonn(np.eye(5) * 1e20), ValueError, "too large for float32"),
         (lambda: covariance_spectrum(np.zeros((4, 3, 2))), ValueError, "2-D array"),
         (lambda: covariance_spectrum(np.zeros((1, 4))), ValueError, "at least 2 vectors, got 1$"),
@@ -449,8 +467,9 @@ def test_neighbours_of_far_clusters_equal_a_float64_brute_force(backend, n_pairs
     np.testing.assert_allclose(r2, o2, rtol=1e-9, atol=0)
     assert int((r1 == 0).sum()) == int((o1 == 0).sum()) == 2 * n_pairs
     result = twonn(x, backend=backend)
-    assert result.n_duplicates == 2 * n_pairs
-    assert abs(result.dimension - twonn_from_distances(o1, o2).dimension) < 1e-9
+    assert result.n_duplicates == 2 * n_pairs and result.n_merged == n_pairs
+    u1, u2 = brute_two_nn(np.unique(x, axis=0))  # TwoNN keeps one copy of each vector
+    assert abs(result.dimension - twonn_from_distances(u1, u2).dimension) < 1e-9
 
 
 def test_twonn_of_far_clusters_is_their_dimension():
@@ -511,12 +530,12 @@ def test_a_hash_collision_falls_back_to_comparing_rows(monkeypatch):
 
 
 def test_dropped_counts_are_per_layer_numbers_and_fractions():
-    """Layer 0 holds 300 vectors copied onto 300 others (600 duplicates of 2,000); layer 1 none."""
+    """Layer 0 holds 300 vectors copied onto 300 others (300 copies merged of 2,000); layer 1 none."""
     rng = np.random.default_rng(18)
     embeddings = rng.standard_normal((2000, 8))
     embeddings[1000:1300] = embeddings[:300]
     table = geometry_table({0: embeddings, 1: rng.standard_normal((2000, 8))}, batch_size=2000, seed=0)
     sentence = dropped_sentence(table.assign(model="planted"))
-    assert "layer~0 (the embedding output) loses 600 of 2000 vectors (30\\%)" in sentence
+    assert "layer~0 (the embedding output) merges 300 of 2000 vectors (15\\%)" in sentence
     assert "the other layers at most 0 (0\\%, layer 1)" in sentence
     assert "and 0 of its 4000 layer-vectors needed the float64 recomputation" in sentence

@@ -82,7 +82,7 @@ def test_three_collinear_points_give_the_hand_computed_table():
     xs, ys = np.log([1.5, 2.0]), np.array([np.log(1.5), np.log(3.0)])
     expected = {"anisotropy": 1.0, "top5_share": 1.0, "top10_share": 1.0, "anisotropy_standardised": 1.0,
                 "twonn_id": (xs @ ys) / (xs @ xs), "twonn_mle_id": 2 / np.log(9.0),
-                "n_duplicates": 0.0, "duplicate_fraction": 0.0, "n_fallback": 0.0}
+                "n_duplicates": 0.0, "duplicate_fraction": 0.0, "n_merged": 0.0, "n_fallback": 0.0}
     for name, value in expected.items():
         assert table.loc[name, "mean"] == pytest.approx(value, rel=1e-12, abs=1e-15), name
     assert table["std"].isna().all()
@@ -90,20 +90,21 @@ def test_three_collinear_points_give_the_hand_computed_table():
 
 
 def test_batch_with_copies_reports_both_estimators_and_the_duplicate_fraction():
-    """12 rows of 3-D, two of them copies of others: 4 rows with r1 = 0 (4 / 12 of the batch), dropped;
-    twonn_id and twonn_mle_id are the linear and MLE fits on the other 8 ratios of a brute force."""
+    """12 rows of 3-D, two of them copies of others: 4 rows with r1 = 0 (4 / 12 of the batch), 2 copies
+    merged; twonn_id and twonn_mle_id are the linear and MLE fits on the 10 ratios of a brute force over
+    the 10 distinct rows."""
     x = np.random.default_rng(30).standard_normal((12, 3))
     x[10], x[11] = x[0], x[1]
     table = layer_geometry(x, layer=0, batch_size=12, seed=0, backend="numpy").set_index("metric")["mean"]
-    r1, r2 = brute_distances(x)
-    log_mu = np.sort(np.log(r2[r1 > 0] / r1[r1 > 0]))
+    r1, r2 = brute_distances(x[:10])
+    log_mu = np.sort(np.log(r2 / r1))
     n = log_mu.size
-    assert n == 8
-    used = int(0.9 * n)  # 7 < n - 1
+    assert n == 10
+    used = int(0.9 * n)  # 9 = n - 1
     ys = -np.log(1 - np.arange(1, used + 1) / n)
     assert table["twonn_id"] == pytest.approx(log_mu[:used] @ ys / (log_mu[:used] @ log_mu[:used]), rel=1e-12)
     assert table["twonn_mle_id"] == pytest.approx((n - 1) / log_mu.sum(), rel=1e-12)
-    assert table["n_duplicates"] == 4
+    assert table["n_duplicates"] == 4 and table["n_merged"] == 2
     assert table["duplicate_fraction"] == pytest.approx(4 / 12, rel=1e-15)
 
 

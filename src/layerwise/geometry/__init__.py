@@ -14,12 +14,15 @@ The metric names are re-exported here, so ``from layerwise.geometry import twonn
 """
 
 from layerwise.geometry.spectrum import anisotropy, covariance_spectrum, top_k_shares
-from layerwise.geometry.layers import METRICS, TABLE_COLUMNS, batch_indices, geometry_table, layer_geometry
+from layerwise.geometry.layers import (METRICS, OUTLIER_METRICS, TABLE_COLUMNS, aggregate_batch_table,
+                                       aggregate_batches, batch_indices, batch_table, geometry_table, layer_batches,
+                                       layer_geometry)
 from layerwise.geometry.neighbours import DEFAULT_BLOCK_SIZE, DEFAULT_N_CANDIDATES, two_nearest_neighbour_distances
-from layerwise.geometry.intrinsic import ESTIMATORS, TwoNNResult, twonn, twonn_from_distances
+from layerwise.geometry.intrinsic import ESTIMATORS, TwoNNResult, twonn, twonn_from_distances, twonn_from_neighbours
 
 __all__ = [
-    "DEFAULT_BLOCK_SIZE", "DEFAULT_N_CANDIDATES", "ESTIMATORS", "METRICS", "TABLE_COLUMNS", "TwoNNResult",
-    "anisotropy", "batch_indices", "covariance_spectrum", "geometry_table", "layer_geometry", "top_k_shares",
-    "two_nearest_neighbour_distances", "twonn", "twonn_from_distances",
+    "DEFAULT_BLOCK_SIZE", "DEFAULT_N_CANDIDATES", "ESTIMATORS", "METRICS", "OUTLIER_METRICS", "TABLE_COLUMNS",
+    "TwoNNResult", "aggregate_batch_table", "aggregate_batches", "anisotropy", "batch_indices", "batch_table",
+    "covariance_spectrum", "geometry_table", "layer_batches", "layer_geometry", "top_k_shares",
+    "two_nearest_neighbour_distances", "twonn", "twonn_from_distances", "twonn_from_neighbours",
 ]

@@ -10,7 +10,10 @@ import numpy as np
 
 from layerwise.backend import asnumpy
 from layerwise.geometry.spectrum import _check_fraction
-from layerwise.geometry.neighbours import DEFAULT_BLOCK_SIZE, DEFAULT_N_CANDIDATES, two_nearest_neighbour_distances
+from layerwise.geometry.neighbours import (DEFAULT_BLOCK_SIZE, DEFAULT_N_CANDIDATES, Neighbours, _two_nn,
+                                         two_nearest_neighbour_distances)
+from layerwise.geometry.spectrum import _as_matrix
+from layerwise.backend import get_array_module
 
 ESTIMATORS = ("linear", "mle")
 
@@ -27,9 +30,10 @@ class TwoNNResult:
     dimension: float
     n_points: int  # points given, duplicates included
     n_used: int  # ratios entering the estimate
-    n_duplicates: int  # points with r1 == 0, dropped
+    n_duplicates: int  # points with an identical other point (r1 == 0)
     fraction: float  # share of the smallest ratios fitted (always 1.0 for the MLE)
     estimator: str  # "linear" or "mle"
+    n_merged: int = 0  # copies set aside when one copy of each vector is kept (twonn on vectors)
 
 
 def _fit_twonn(r1: Any, r2: Any, xp: ModuleType, fraction: float, estimator: str) -> TwoNNResult:
@@ -74,10 +78,25 @@ def _fit_twonn(r1: Any, r2: Any, xp: ModuleType, fraction: float, estimator: str
     )
 
 
+def twonn_from_neighbours(found: Neighbours, n_points: int, *, fraction: float = 0.9,
+                          estimator: str = "linear") -> TwoNNResult:
+    """TwoNN on one copy of each distinct vector (Facco et al. 2017; scikit-dimension and DADApy also
+    remove duplicates first). Dropping every copy instead (r1 = 0 has no ratio) is biased: a point whose
+    nearest neighbour has a copy gets r2 = r1, mu = 1, log mu = 0, which inflates the estimate."""
+    if found.distinct_r1 is None or found.distinct_r1.shape[0] < 3:
+        raise ValueError(f"only {n_points - found.n_merged} distinct vectors; need 3")
+    result = _fit_twonn(found.distinct_r1, found.distinct_r2, np, fraction, estimator)
+    return TwoNNResult(dimension=result.dimension, n_points=n_points, n_used=result.n_used,
+                       n_duplicates=found.n_duplicates, fraction=result.fraction, estimator=estimator,
+                       n_merged=found.n_merged)
+
+
 def twonn_from_distances(
     r1: Any, r2: Any, *, fraction: float = 0.9, estimator: str = "linear"
 ) -> TwoNNResult:
-    """TwoNN estimate from precomputed first/second nearest-neighbour distances."""
+    """TwoNN estimate from precomputed first/second nearest-neighbour distances. Points with r1 == 0 have no
+    ratio and are dropped: give distances among distinct points (as :func:`twonn` does) to avoid the bias
+    that copies leave on their neighbours' ratios."""
     _check_fraction(fraction)
     _check_estimator(estimator)
     r1 = np.asarray(asnumpy(r1), dtype=np.float64)
@@ -98,10 +117,15 @@ def twonn(
     n_candidates: int = DEFAULT_N_CANDIDATES,
     backend: str = "auto",
 ) -> TwoNNResult:
-    """TwoNN intrinsic dimension of the rows of ``x``."""
+    """TwoNN intrinsic dimension of the rows of ``x``, one copy of each distinct row kept (the copies
+    are counted in ``n_merged``)."""
     _check_fraction(fraction)
     _check_estimator(estimator)
-    r1, r2 = two_nearest_neighbour_distances(
-        x, block_size=block_size, n_candidates=n_candidates, backend=backend
-    )
-    return _fit_twonn(r1, r2, np, fraction, estimator)
+    if block_size < 1:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    if n_candidates < 2:
+        raise ValueError(f"n_candidates must be at least 2, got {n_candidates}")
+    xp = get_array_module(backend)
+    matrix = _as_matrix(x, xp, min_rows=3)
+    found = _two_nn(matrix, xp, block_size, n_candidates)
+    return twonn_from_neighbours(found, int(matrix.shape[0]), fraction=fraction, estimator=estimator)

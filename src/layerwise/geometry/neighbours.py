@@ -230,6 +230,11 @@ class Neighbours:
     r2: np.ndarray  # float64, distance to the second nearest other row
     n_duplicates: int  # rows with an identical other row (r1 == 0), counted by exact row identity
     n_fallback: int  # distinct rows the float32 shortlist could not certify, recomputed in float64
+    # The same two distances among the distinct rows only (one copy of each vector kept, as the TwoNN
+    # literature does); n_merged = rows - distinct rows, the copies set aside.
+    distinct_r1: np.ndarray | None = None
+    distinct_r2: np.ndarray | None = None
+    n_merged: int = 0
 
 
 _HASH_ROWS = 1024  # rows hashed at a time: bounds the uint64 temporary
@@ -299,6 +304,7 @@ def _two_nn(x: Any, xp: ModuleType, block_size: int, n_candidates: int) -> Neigh
     r1 = np.zeros(n)
     r2 = np.zeros(n)
     n_fallback = 0
+    distinct_r1 = distinct_r2 = None
     if u >= 2:
         reps = x[xp.asarray(first)]
         k = min(n_candidates, u - 1)
@@ -332,7 +338,9 @@ def _two_nn(x: Any, xp: ModuleType, block_size: int, n_candidates: int) -> Neigh
         r2[twice] = d1[group[twice]]
         once = alone & ~twice
         r2[once] = d2[group[once]]
-    return Neighbours(r1=r1, r2=r2, n_duplicates=int((m >= 2).sum()), n_fallback=n_fallback)
+        distinct_r1, distinct_r2 = d1, d2  # d2 is inf when only two distinct rows exist
+    return Neighbours(r1=r1, r2=r2, n_duplicates=int((m >= 2).sum()), n_fallback=n_fallback,
+                      distinct_r1=distinct_r1, distinct_r2=distinct_r2, n_merged=int(n - u))
 
 
 def two_nearest_neighbour_distances(

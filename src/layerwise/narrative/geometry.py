@@ -12,26 +12,29 @@ def _depth(x: float) -> str:
 
 
 def dropped_sentence(table: pd.DataFrame) -> str:
-    """Per model: how many vectors TwoNN dropped as exact duplicates, at layer 0 and at worst over the
-    other layers, as a number and a fraction of the layer's vectors (anisotropy keeps them all); and
-    how many rows the float32 shortlist could not certify (recomputed in float64)."""
+    """Per model: how many copies TwoNN set aside to keep one copy of each vector, at layer 0 and at worst
+    over the other layers, as a number and a fraction of the layer's vectors (anisotropy keeps them all);
+    and how many rows the float32 shortlist could not certify (recomputed in float64)."""
     parts = []
     for model, rows in table.groupby("model", sort=False):
-        dup = rows[rows["metric"] == "n_duplicates"].assign(layer=lambda t: t["layer"].astype(int))
-        dropped = (dup["mean"] * dup["n_batches"]).round().astype(int)
-        share = dropped / dup["n_vectors"]
-        zero = dup["layer"] == 0
+        merged_rows = rows[rows["metric"] == "n_merged"].assign(layer=lambda t: t["layer"].astype(int))
+        merged = (merged_rows["mean"] * merged_rows["n_batches"]).round().astype(int)
+        share = merged / merged_rows["n_vectors"]
+        zero = merged_rows["layer"] == 0
         worst = share[~zero].idxmax()
         fallback = rows[rows["metric"] == "n_fallback"]
         refit = int((fallback["mean"] * fallback["n_batches"]).round().sum())
         total = int((fallback["n_vectors"]).sum())
         parts.append(
-            f"in {latex_escape(model)} layer~0 (the embedding output) loses {int(dropped[zero].iloc[0])} of "
-            f"{int(dup.loc[zero, 'n_vectors'].iloc[0])} vectors ({100 * float(share[zero].iloc[0]):.3g}\\%), "
-            f"the other layers at most {int(dropped[worst])} ({100 * float(share[worst]):.3g}\\%, layer "
-            f"{int(dup.loc[worst, 'layer'])}), and {refit} of its {total} layer-vectors needed the float64 "
+            f"in {latex_escape(model)} layer~0 (the embedding output) merges {int(merged[zero].iloc[0])} of "
+            f"{int(merged_rows.loc[zero, 'n_vectors'].iloc[0])} vectors ({100 * float(share[zero].iloc[0]):.3g}\\%), "
+            f"the other layers at most {int(merged[worst])} ({100 * float(share[worst]):.3g}\\%, layer "
+            f"{int(merged_rows.loc[worst, 'layer'])}), and {refit} of its {total} layer-vectors needed the float64 "
             f"recomputation")
-    return "Exact duplicates ($r_1=0$) are dropped from TwoNN and kept by anisotropy: " + "; ".join(parts) + "."
+    return ("Exact duplicates ($r_1=0$) are merged: TwoNN sees one copy of each vector, as in the TwoNN "
+            "literature, and anisotropy keeps every copy. Dropping every copy instead would leave each point whose "
+            "nearest neighbour has a copy with $\\mu=1$ and inflate the estimate. Copies merged: "
+            + "; ".join(parts) + ".")
 
 
 def geometry_macros(table: pd.DataFrame, summary: pd.DataFrame, *, fraction: float, batch_size: int
