@@ -6,12 +6,13 @@ from pathlib import Path
 import pandas as pd
 
 from layerwise.paper import latex_table, write_macros
-from layerwise.provenance import (config_hash, critical_path, hardware, job_table, model_revisions, package_versions,
-                                  rule_wall_times)
+from layerwise.provenance import (config_hash, critical_path, hardware, job_table, main_model_names, model_revisions,
+                                  package_versions, rule_wall_times)
 from layerwise.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 cards = [json.loads(Path(p).read_text()) for p in snakemake.input.cards]
+model_names = main_model_names(cards, snakemake.params.config["models"])
 # Datasets join the revisions table in the same shape: hub id and resolved commit, or the local file.
 cards += [{"key": d["dataset"], "source": d["origin"], "model_id": d.get("hub_id") or Path(d["path"]).name,
            "revision": d.get("revision", "local"), "commit": d.get("commit")}
@@ -26,6 +27,7 @@ write_macros({
     "TotalRuleHours": times["seconds"].sum() / 3600 if len(times) else 0.0,
     "CriticalPathHours": path_seconds / 3600,
     "CriticalPathRules": ", ".join(path_rules) or "none recorded",
+    **model_names,
 }, snakemake.output.macros, header="rule provenance")
 
 versions = [{"package": k, "version": v} for k, v in package_versions().items()]

