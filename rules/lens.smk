@@ -137,3 +137,36 @@ rule lens_figures:
 LENS_HEATMAPS = [(HEATMAP_PATH % pair).format(model=m, text=t) for m in LENS["models"] for t in LENS_TEXTS
                  for pair in HEATMAP_VIEWS]
 PAPER_INPUTS.extend([rules.lens_figures.output.curves, rules.lens_figures.output.macros, *LENS_HEATMAPS])
+
+
+# The post's claims, each with our number, interval and verdict (the section opens with this table). The post
+# decodes with the full final norm (transformer-utils), so the claims read the `full` decoder's tables.
+LENS_CLAIMS_MODEL = LENS["models"][0]
+
+
+rule lens_verdicts:
+    input:
+        dataset=study_table("lens", LENS_CLAIMS_MODEL, LENS, ext="full.parquet"),
+        example=f"results/lens/{LENS_CLAIMS_MODEL}/examples/plasma.parquet",
+    output:
+        csv="results/verdicts/lens.csv",
+        macros="results/macros/lens_verdicts.tex",
+    params:
+        library=library("lens_verdicts.py"),
+        include_position0=LENS["include_position0"],
+        data_setting=(f"{display_name(LENS_CLAIMS_MODEL)}; {LENS['dataset']}, {LENS['n_texts']} texts of "
+                      f"{LENS['max_tokens']} tokens"),
+        model_name=display_name(LENS_CLAIMS_MODEL),
+        n_boot=2000,
+        seed=config["seed"],
+    log:
+        "logs/lens/verdicts.log",
+    benchmark:
+        "results/benchmarks/rules/lens_verdicts/lens_verdicts.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/lens_verdicts.py"
+
+
+PAPER_INPUTS.extend([rules.lens_verdicts.output.macros, rules.lens_verdicts.output.csv])

@@ -8,6 +8,7 @@ import torch
 
 from layerwise.data import sample_inputs
 from layerwise.lens import logit_lens_sequences
+from layerwise.lens_adapters import final_norm_kind
 from layerwise.lens_stats import layer_change, select_positions, summarize_lens
 from layerwise.models import load_model, read_card
 from layerwise.runlog import log_to_file
@@ -25,7 +26,8 @@ with torch.inference_mode():
 table.to_parquet(snakemake.output.table, index=False)
 used = select_positions(table, include_position0=p.include_position0).assign(model=wc.model, decoder=wc.decoder)
 summary = summarize_lens(used, by=("model", "decoder", "layer", "depth"), seed=p.seed)
-summary.assign(n_layers=loaded.facts.n_layers, include_position0=p.include_position0).to_csv(
+summary.assign(n_layers=loaded.facts.n_layers, include_position0=p.include_position0,
+               final_norm=final_norm_kind(loaded.model)).to_csv(
     snakemake.output.summary, index=False)
 first_block = "1.attn" if p.subblocks else "1"
 changes = layer_change(used, from_layer="0", to_layer=first_block, by=("model", "decoder"), seed=p.seed)

@@ -142,14 +142,29 @@ def test_lens_sentences_odd_depth_norm_only_full_text():
                       lens_changes("G_2", "norm_only", kf=(10.5, 2.25, -9.5, -7.1), ki=(0.0, 5.6, 4.0, 6.0)))
     assert str(macros["LensSummary"]) == (
         "With the \\texttt{norm\\_only} decoder, the top-1 agreement of G\\_2 with its own output first exceeds 50\\% "
-        "at layer 3 of 5; at mid-depth (layer 2) KL(final$\\|$layer) is 5.13 nats (95\\% CI 4.88 to 5.38). Even at "
-        "the last block it stays 1.23 nats (95\\% CI 0.98 to 1.48) from the output, because only \\texttt{full} "
-        "applies the final norm's gain, so its curve cannot reach 0.")
+        "at layer 3 of 5; at mid-depth (layer 2) KL(final$\\|$layer) is 5.13 nats (95\\% CI 4.88 to 5.38). At the "
+        "last block it is 1.23 nats (95\\% CI 0.98 to 1.48) from the output, which only \\texttt{full} reproduces "
+        "there (the model's own head applies the gain).")
     assert str(macros["LensDiscarding"]) == (
         "With \\texttt{norm\\_only}, from the input row to layer 1 KL(final$\\|$layer) of G\\_2 moves by -8.25 nats "
         "(from 10.5 to 2.25; 95\\% CI -9.5 to -7.1) and KL(input$\\|$layer) by +5.6 nats (to 5.6; 95\\% CI 4 to 6); "
         "the input token's geometric-mean rank first exceeds 10 at layer 4.")
     assert isinstance(macros["LensSummary"], LaTeX) and isinstance(macros["LensDiscarding"], LaTeX)
+
+
+@pytest.mark.parametrize("norm, says", [("rmsnorm", True), ("layernorm", False)])
+def test_lens_norm_only_on_rmsnorm_is_said_to_rank_like_the_raw_stream(norm, says):
+    """Planted: the summary's final_norm column; only an RMSNorm model gets the sentence that norm_only ranks
+    tokens exactly as the raw stream (a positive scalar per position), and never for the full decoder."""
+    summary = pd.concat([lens_summary("G_2", d, ODD_AGREE, ODD_KL, ODD_RANK) for d in ("full", "norm_only")],
+                        ignore_index=True).assign(final_norm=norm)
+    changes = pd.concat([lens_changes("G_2", d, kf=(10.5, 2.25, -9.5, -7.1), ki=(0.0, 5.6, 4.0, 6.0))
+                         for d in ("full", "norm_only")], ignore_index=True)
+    text = str(run_lens(summary, changes)["LensSummary"])
+    claim = "ranks tokens exactly as the raw, undecoded stream does"
+    assert text.count(claim) == (1 if says else 0)
+    if says:
+        assert text.index(claim) > text.index("\\texttt{norm\\_only} decoder")
 
 
 @pytest.mark.parametrize("n_blocks, mid, kl, ci", [(7, 3, "4", "3.75 to 4.25"), (6, 3, "4", "3.75 to 4.25"),
@@ -235,9 +250,9 @@ def test_lens_every_model_and_decoder_reads_its_own_rows_in_table_order():
         "With the \\texttt{full} decoder, the top-1 agreement of A with its own output first exceeds 50\\% at layer 3 "
         "of 4; at mid-depth (layer 2) KL(final$\\|$layer) is 4 nats (95\\% CI 3.75 to 4.25).",
         "With the \\texttt{norm\\_only} decoder, the top-1 agreement of A with its own output first exceeds 50\\% at "
-        "layer 0 of 4; at mid-depth (layer 2) KL(final$\\|$layer) is 6.5 nats (95\\% CI 6.25 to 6.75). Even at the "
-        "last block it stays 3.5 nats (95\\% CI 3.25 to 3.75) from the output, because only \\texttt{full} applies "
-        "the final norm's gain, so its curve cannot reach 0.",
+        "layer 0 of 4; at mid-depth (layer 2) KL(final$\\|$layer) is 6.5 nats (95\\% CI 6.25 to 6.75). At the last "
+        "block it is 3.5 nats (95\\% CI 3.25 to 3.75) from the output, which only \\texttt{full} reproduces there "
+        "(the model's own head applies the gain).",
         "With the \\texttt{full} decoder, the top-1 agreement of B with its own output first exceeds 50\\% at layer 6 "
         "of 6; at mid-depth (layer 3) KL(final$\\|$layer) is 9.25 nats (95\\% CI 9 to 9.5)."])
     assert str(macros["LensDiscarding"]) == " ".join([
@@ -297,9 +312,9 @@ def test_lens_with_sub_blocks_quotes_block_outputs():
                       lens_changes("A", "norm_only", (10.0, 2.0, -9.0, -7.0), (0.0, 5.0, 4.0, 6.0), to_layer="1.attn"))
     assert str(macros["LensSummary"]) == (
         "With the \\texttt{norm\\_only} decoder, the top-1 agreement of A with its own output first exceeds 50\\% at "
-        "layer 2.attn of 4; at mid-depth (layer 2) KL(final$\\|$layer) is 6 nats (95\\% CI 5.75 to 6.25). Even at "
-        "the last block it stays 2.5 nats (95\\% CI 2.25 to 2.75) from the output, because only \\texttt{full} "
-        "applies the final norm's gain, so its curve cannot reach 0.")
+        "layer 2.attn of 4; at mid-depth (layer 2) KL(final$\\|$layer) is 6 nats (95\\% CI 5.75 to 6.25). At the "
+        "last block it is 2.5 nats (95\\% CI 2.25 to 2.75) from the output, which only \\texttt{full} reproduces "
+        "there (the model's own head applies the gain).")
     assert str(macros["LensDiscarding"]).startswith("With \\texttt{norm\\_only}, from the input row to layer 1.attn ")
     assert str(macros["LensDiscarding"]).endswith("rank first exceeds 10 at layer 1.mlp.")
 

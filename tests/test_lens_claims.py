@@ -130,3 +130,36 @@ def test_a_text_without_two_instances_is_refused():
     ex.loc[ex["position"] == 4, "input_token"] = " other"
     with pytest.raises(ValueError, match="instance"):
         copy_positions(ex)
+
+
+def test_a_text_cut_before_the_copy_leaves_the_plasma_claims_not_testable():
+    ex = example_table(copy_agree_from=6, first_rank=10)
+    got = verdicts(dataset_table(**POST_LIKE), ex[ex["position"] < 4])
+    assert got["plasma-late"] == NOT_TESTABLE and got["plasma-preserved"] == NOT_TESTABLE
+    assert got["input-drop"] == REPRODUCED
+
+
+def test_verdict_macros_count_the_verdicts_and_discuss_only_what_did_not_reproduce():
+    from layerwise.lens_claims import claim_units
+    from layerwise.narrative.lens import lens_verdict_macros
+    frame = verdict_frame(lens_claims(dataset_table(**SMOL_LIKE), example_table(8, 12000), data_setting="planted",
+                                      n_boot=100))
+    macros = lens_verdict_macros(frame, units=claim_units(), model_name="Smol_LM")
+    assert str(macros["LensVerdictOpening"]).startswith(
+        "Of the post's 9 claims tested here, 3 reproduced, 6 did not, 0 differ in setting and 0 could not be decided")
+    discussion = str(macros["LensVerdictDiscussion"])
+    assert discussion.count("is not reproduced: ours is") == 6
+    assert "rises before it falls" in discussion       # the smooth-path reason, only because it failed
+    assert "One big drop" not in discussion             # reproduced: not discussed as a disagreement
+    table = str(macros["LensVerdictTable"])
+    assert table.count(r"\textbf{not reproduced}") == 6 and "Smol\\_LM" in table and "||" not in table
+    assert "-88 nats" in table                          # the planted drop 12 - 100, its interval a point
+
+
+def test_the_smooth_path_reason_is_not_given_when_the_claim_reproduces():
+    from layerwise.lens_claims import claim_units
+    from layerwise.narrative.lens import lens_verdict_macros
+    frame = verdict_frame(lens_claims(dataset_table(**POST_LIKE), example_table(7, 300), data_setting="p", n_boot=50))
+    macros = lens_verdict_macros(frame, units=claim_units(), model_name="M")
+    assert str(macros["LensVerdictDiscussion"]) == ""
+    assert "9 reproduced, 0 did not" in str(macros["LensVerdictOpening"])

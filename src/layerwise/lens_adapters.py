@@ -81,6 +81,11 @@ def _norm_kind(norm: nn.Module) -> Literal["layernorm", "rmsnorm"]:
     raise ValueError(f"unsupported final norm {type(norm).__name__}: expected LayerNorm or an RMSNorm")
 
 
+def final_norm_kind(model: PreTrainedModel) -> Literal["layernorm", "rmsnorm"]:
+    """"layernorm" or "rmsnorm": the family of the model's final norm (what `norm_only` leaves of it differs)."""
+    return _norm_kind(lens_parts(model).final_norm)
+
+
 def _norm_eps(norm: nn.Module) -> float:
     for attr in ("eps", "variance_epsilon"):
         eps = getattr(norm, attr, None)
@@ -92,8 +97,9 @@ def _norm_eps(norm: nn.Module) -> float:
 def normalize_without_gain(norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """Apply `norm`'s normalisation (same eps, same float32 upcast) but not its learned gain/bias.
 
-    This is the original logit-lens decoder: it removes the scale of the stream without borrowing
-    the last layer's per-dimension gain, which was fitted to the last layer's stream only.
+    The post's footnote describes its activations this way, but its code (transformer-utils) decodes with
+    the full final norm (`full`); this is a variant. On an RMSNorm model it divides each position's stream
+    by one positive number, so it ranks tokens exactly as the raw stream (`none`) does.
     """
     eps = _norm_eps(norm)
     if _norm_kind(norm) == "layernorm":
@@ -117,9 +123,10 @@ def normalise(parts: LensParts, hidden: torch.Tensor, decoder: Decoder = "full")
 def decode(parts: LensParts, hidden: torch.Tensor, decoder: Decoder = "full") -> torch.Tensor:
     """Logits [..., vocab] of a residual stream [..., d_model] under one of the three decoders.
 
-    `full` = the plain logit lens: the final norm with its gain/bias, then the unembedding (equals the
-    model's own head on the last block's stream); `norm_only` = normalisation without gain/bias, then
-    the unembedding (the post: "after layer norm, but before the learned point-wise transformation");
+    `full` = the plain logit lens as the post's code (transformer-utils) runs it: the final norm with its
+    gain/bias, then the unembedding (equals the model's own head on the last block's stream); `norm_only` =
+    normalisation without gain/bias, then the unembedding (a variant, after the post's footnote "after layer
+    norm, but before the learned point-wise transformation"; on RMSNorm it ranks like the raw stream);
     `none` = unembedding of the raw stream.
     """
     return parts.unembed(normalise(parts, hidden, decoder))

@@ -14,6 +14,7 @@ Every bound below is our reading of the post's words, stated next to it in `text
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -138,16 +139,22 @@ def lens_claims(dataset: pd.DataFrame, example: pd.DataFrame, *, data_setting: s
     # geometric-mean input-token rank over blocks 1..n-1 (the last block predicts, it need not keep the input)
     input_rank = bootstrap(lambda m: 10 ** float(np.mean(m("log10_input_rank")[1:n])), **boot)
 
-    first, copy_at = copy_positions(example)
     n_ex = n_blocks(example)
-    late = resolved_depth(example, copy_at)
-    first_rows = example[(example["position"] == first) & (example["layer"] != FINAL)]
-    first_rows = first_rows[np.isclose(first_rows["depth"].astype(float), np.round(first_rows["depth"].astype(float)))]
-    kept = first_rows[(first_rows["depth"] >= 1) & (first_rows["depth"] <= n_ex - 3)]["input_token_rank"].astype(float)
-    geo = float(np.clip(10 ** np.mean(np.log10(kept)), kept.min(), kept.max()))  # rounding may step outside
-    kept_ev = Evidence(geo, float(kept.min()), float(kept.max()))
-    copy_row = example[(example["position"] == copy_at) & (example["layer"] == FINAL)].iloc[0]
-    copied = bool(copy_row["final_top1_id"] == copy_row["next_token_id"])
+    try:
+        first, copy_at = copy_positions(example)
+    except ValueError:  # the text was cut before the copy (a small example_max_tokens): nothing to test
+        late_ev, kept_ev, copied = Evidence(math.nan), Evidence(math.nan), False
+    else:
+        late_ev = Evidence(resolved_depth(example, copy_at))
+        first_rows = example[(example["position"] == first) & (example["layer"] != FINAL)]
+        first_rows = first_rows[np.isclose(first_rows["depth"].astype(float),
+                                           np.round(first_rows["depth"].astype(float)))]
+        kept = first_rows[(first_rows["depth"] >= 1) & (first_rows["depth"] <= n_ex - 3)]["input_token_rank"]
+        kept = kept.astype(float)
+        geo = float(np.clip(10 ** np.mean(np.log10(kept)), kept.min(), kept.max()))  # rounding may step outside
+        kept_ev = Evidence(geo, float(kept.min()), float(kept.max()))
+        copy_row = example[(example["position"] == copy_at) & (example["layer"] == FINAL)].iloc[0]
+        copied = bool(copy_row["final_top1_id"] == copy_row["next_token_id"])
 
     model = "post: GPT-2 XL (48 blocks), hand-picked passages"
     return [
@@ -173,7 +180,7 @@ def lens_claims(dataset: pd.DataFrame, example: pd.DataFrame, *, data_setting: s
               "100s or 1000s, not 10000s", Test("between", INPUT_RANKS), input_rank, setting=data_setting),
         Claim("plasma-late", f"The copied '{COPY_WORD}' is found only in the last layers: relative depth from which "
               f"the top-1 stays the final top-1 ({'a correct' if copied else 'an incorrect'} copy here)",
-              "very last layers", Test("above", LATE), Evidence(late),
+              "very last layers", Test("above", LATE), late_ev,
               setting="the post's plasma text, one position"),
         Claim("plasma-preserved", f"The first '{COPY_WORD}' is strikingly preserved: its input rank at layers "
               f"1..{n_ex - 3} (geometric mean [min, max])", "rank low (dark at cap 1000)",

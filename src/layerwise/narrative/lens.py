@@ -48,8 +48,13 @@ def lens_macros(summary: pd.DataFrame, changes: pd.DataFrame, *, heatmaps: dict[
                     f"KL(final$\\|$layer) is {kl['mean']:.3g} nats ({_ci(kl)}).")
         if decoder != "full":
             last = _one(rows, "kl_final", str(n_blocks))
-            sentence += (f" Even at the last block it stays {last['mean']:.3g} nats ({_ci(last)}) from the output, "
-                         "because only \\texttt{full} applies the final norm's gain, so its curve cannot reach 0.")
+            norm = rows["final_norm"].iloc[0] if "final_norm" in rows else None
+            sentence += (f" At the last block it is {last['mean']:.3g} nats ({_ci(last)}) from the output, which "
+                         "only \\texttt{full} reproduces there (the model's own head applies the gain).")
+            if norm == "rmsnorm":
+                sentence += (" On this RMSNorm model \\texttt{norm\\_only} divides each position's stream by one "
+                             "positive number, so it ranks tokens exactly as the raw, undecoded stream does: its "
+                             "agreement and rank curves are the raw stream's, and only its KL values differ.")
         sentences.append(sentence)
 
         jump = changes[(changes["model"] == model) & (changes["decoder"] == decoder)].set_index("metric")
@@ -93,3 +98,59 @@ def lens_macros(summary: pd.DataFrame, changes: pd.DataFrame, *, heatmaps: dict[
             "LensHeatmapFigures": LaTeX("\n".join(figures)), "LensTexts": int(summary["n_texts"].max()),
             "LensTokens": int(first["n_tokens"]),
             "LensPositionZero": "included" if position0 else "excluded"}
+
+
+# Why we think a claim fails here, used only when its verdict is "not reproduced" (so the direction is known).
+_WHY_NOT: dict[str, str] = {
+    "good-guess-mid": ("At mid-depth the reading is still far from the output: in this model most of the top-1 "
+                       "agreement is reached in the last blocks."),
+    "converges-early": ("The agreement curve rises late, so the readings do not converge long before the end in "
+                        "this model; with a model 11 times smaller than the post's, trained and quantised "
+                        "differently, we cannot tell which difference causes it."),
+    "input-drop": "KL(final||layer) does not fall after the input here.",
+    "smooth-after": ("After the drop, KL(final||layer) rises before it falls: the path from the input to the "
+                     "output is not monotone in this model, so the post's picture of one jump followed by smooth "
+                     "refinement does not hold for it (the post's addendum already warns that KL is no distance)."),
+    "input-jump-smaller": "The jump of KL(input||layer) is not small next to the drop of KL(final||layer) here.",
+    "kl30-absent": ("The dataset mean of KL(input||layer) itself exceeds 30 nats at its peak, so most cells of a "
+                    "heatmap capped at 30 sit at the cap, unlike the post's plot."),
+    "input-ranks": ("The input token's ranks after layer 0 are in the 10000s (of a 49,152-token vocabulary), not "
+                    "the post's 100s to 1000s."),
+    "plasma-late": "The copied token is found before the last layers here.",
+    "plasma-preserved": ("The first instance of the word is not kept within the post's colour scale (rank 1000): "
+                         "at the blocks listed its input rank lies in the range shown, so this model gives no sign "
+                         "of the preservation the post reads as the copying mechanism."),
+}
+
+
+def lens_verdict_macros(frame: pd.DataFrame, *, units: dict[str, str], model_name: str) -> dict[str, str]:
+    """The verdict table of study 2 (`verdicts.verdict_frame` of `lens_claims.lens_claims`), an opening sentence
+    counting the verdicts, and one sentence per claim that is not reproduced or undecided, with its numbers and
+    (for "not reproduced") our reading of why."""
+    from layerwise.verdicts import (DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, format_evidence,
+                                    verdict_counts, verdict_table_latex)
+    counts = verdict_counts(frame)
+    table = verdict_table_latex(
+        frame, caption=(f"Claims of the logit-lens post tested on {latex_escape(model_name)} with the post's decoder "
+                        "(\\texttt{full}), each with our estimate, its 95\\% interval (bootstrap over texts; the "
+                        "plasma rows are one text: a point, or the range over the blocks named) and the verdict, "
+                        "computed from the numbers by rule \\texttt{lens\\_verdicts}."),
+        label="tab:lens-verdicts", units=units)
+    opening = (f"Of the post's {len(frame)} claims tested here, {counts[REPRODUCED]} reproduced, "
+               f"{counts[NOT_REPRODUCED]} did not, {counts[DIFFERS]} differ in setting and {counts[NOT_TESTABLE]} "
+               "could not be decided (Table~\\ref{tab:lens-verdicts}).")
+    sentences = []
+    for _, r in frame.iterrows():
+        if r["verdict"] == REPRODUCED:
+            continue
+        ours = format_evidence(r["faithful_estimate"], r["faithful_low"], r["faithful_high"], units.get(r["key"], ""))
+        sentence = (f"\\emph{{{latex_escape(r['claim'])}}} is {r['verdict']}: ours is {latex_escape(ours)} "
+                    f"against the claim's {latex_escape(r['test'])}.")
+        if r["verdict"] == NOT_REPRODUCED and r["key"] in _WHY_NOT:
+            sentence += " " + latex_escape(_WHY_NOT[r["key"]])
+        elif r["verdict"] != NOT_REPRODUCED:
+            sentence += " " + latex_escape(str(r["reason"])) + "."
+        sentences.append(sentence)
+    bars = r"$\|$"  # "||" would print as dashes in the OT1 font encoding
+    return {"LensVerdictTable": LaTeX(table.replace("||", bars)), "LensVerdictOpening": LaTeX(opening),
+            "LensVerdictDiscussion": LaTeX("\n\n".join(sentences).replace("||", bars))}
