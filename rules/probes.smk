@@ -15,13 +15,15 @@ MAIN_CONDITIONS = ["normalised", "random_scalar", "shuffled_labels", "post_faith
 # ... and what the post only proposed (a tree) or did not do.
 VARIANT_CONDITIONS = ["random_per_dimension", "tree", "with_position0"]
 PROBE_CONDITIONS = MAIN_CONDITIONS + VARIANT_CONDITIONS
+# post_faithful is fitted by rule `probe_faithful`, with the post's ablations in the post's setting on it
+FITTED_BY_CONDITION = [c for c in PROBE_CONDITIONS if c != "post_faithful"]
 NOPUNCT = f"{PROBES['dataset']}.nopunct"
 TRANSFER_DATASETS = {"raw": (PROBES["dataset"], PROBES["transfer_dataset"]),
                      "nopunct": (NOPUNCT, f"{PROBES['transfer_dataset']}.nopunct")}
 
 
 wildcard_constraints:
-    condition="|".join(PROBE_CONDITIONS),
+    condition="|".join(FITTED_BY_CONDITION),
     punct="raw|nopunct",
 
 
@@ -112,6 +114,39 @@ use rule probe_condition as probe_normalised with:
 
 
 ruleorder: probe_normalised > probe_condition
+
+
+rule probe_faithful:
+    input:
+        store="results/activations/{model}/{dataset}/{sampling}",
+        target=lambda wc: store_dir(wc.model, PROBES["transfer_dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+    output:
+        scores="results/probes/{model}/{dataset}/{sampling}/post_faithful/scores.csv",
+        history="results/probes/{model}/{dataset}/{sampling}/post_faithful/history.csv",
+        ablations="results/probes/{model}/{dataset}/{sampling}/post_faithful/ablations.csv",
+        texts="results/probes/{model}/{dataset}/{sampling}/post_faithful/texts.csv",
+        random_masks="results/probes/{model}/{dataset}/{sampling}/post_faithful/random_masks.csv",
+        attribution="results/probes/{model}/{dataset}/{sampling}/post_faithful/attribution.parquet",
+        top="results/probes/{model}/{dataset}/{sampling}/post_faithful/top.csv",
+        dims_for_share="results/probes/{model}/{dataset}/{sampling}/post_faithful/dims_for_share.csv",
+    params:
+        library=library("probe_faithful.py"),
+        **PROBE_COMMON,
+        mask_k=PROBES["mask_k"],
+        top_n=PROBES["top_n"],
+        random_mask_draws=PROBES["random_mask_draws"],
+    threads: PROBE_THREADS
+    resources:
+        mem_mb=lambda wc: store_mem_mb(wc, 3.0),
+        gpu=1,
+    log:
+        "logs/probes/{model}/{dataset}/{sampling}/post_faithful.log",
+    benchmark:
+        "results/benchmarks/rules/probe_faithful/{model}_{dataset}_{sampling}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/probe_faithful.py"
 
 
 rule probe_transfer:

@@ -81,3 +81,36 @@ def mask_ablation(run: ProbeRun, dims: Sequence[int]) -> pd.DataFrame:
                          "n_masked": len(dims), "dims": label,
                          "passes": [np.nan, np.nan, float(getattr(retrained, "passes_", np.nan))],
                          "warm_start": [pd.NA, pd.NA, getattr(retrained, "warm_start_", "") or "zero"]})
+
+
+def masked_predictions(run: ProbeRun, dims: Sequence[int]) -> np.ndarray:
+    """The fitted probe's test predictions with `dims` masked at test time (the post's masking)."""
+    return run.estimator.predict(mask_dimensions(run.X_test, dims))
+
+
+def random_mask_baseline(run: ProbeRun, k: int, draws: int, seed: int) -> pd.DataFrame:
+    """The same test-time masking with `k` dimensions drawn uniformly at random, `draws` times (seeded).
+
+    The baseline a masking result needs: how much accuracy do *any* k dimensions carry? For a linear probe
+    masking at test only removes the columns' terms from the logits, so each draw costs one [n, k] x [k,
+    n_layers] product, not a full prediction. Columns: draw, dims (comma-separated), accuracy, delta_pp (vs the
+    unmasked probe, points).
+    """
+    width = run.X_test.shape[1]
+    if not 1 <= k <= width:
+        raise ValueError(f"k must be in [1, {width}], got {k}")
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    coef, classes = np.asarray(run.estimator.coef_, np.float64), np.asarray(run.estimator.classes_)
+    X = np.asarray(run.X_test, np.float64)
+    logits = X @ coef.T + np.asarray(run.estimator.intercept_, np.float64)
+    full = float(np.mean(classes[logits.argmax(1)] == run.y_test))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for draw in range(draws):
+        dims = np.sort(rng.choice(width, size=k, replace=False))
+        masked = logits - X[:, dims] @ coef[:, dims].T
+        accuracy = float(np.mean(classes[masked.argmax(1)] == run.y_test))
+        rows.append({"draw": draw, "dims": ",".join(str(int(d)) for d in dims), "accuracy": accuracy,
+                     "delta_pp": 100 * (accuracy - full)})
+    return pd.DataFrame(rows)
