@@ -1,0 +1,164 @@
+"""Study 3's claims on planted numbers: the bell rule on planted profiles (bell, spike-then-decay, flat, U),
+per batch, in the source's setting and ours, and the over-training claims; each verdict from the numbers
+that call for it."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from layerwise.geometry.claims import (anisotropy_growth, geometry_claims, id_rise_and_fall, layer_claims,
+                                       median_interval, slug, training_claims)
+from layerwise.geometry.shape import batch_bell_scores, bell_score
+from layerwise.verdicts import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, verdict_frame
+
+N_LAYERS = 30
+DEPTH = np.arange(N_LAYERS + 1) / N_LAYERS
+
+
+def bell(depth=DEPTH):
+    return 0.1 + 0.5 * np.exp(-((depth - 0.5) / 0.15) ** 2)
+
+
+def spike_then_decay(depth=DEPTH):
+    """The issue's SmolLM2 shape: a spike at layer 3 of 30 (depth 0.10), then a slow decay."""
+    return np.where(depth < 0.1, 0.1 + 5 * depth, 0.6 * np.exp(-(depth - 0.1) * 3))
+
+
+def flat(depth=DEPTH):
+    return 0.2 + 0.005 * np.sin(7 * depth)
+
+
+def u_shape(depth=DEPTH):
+    return 0.1 + 0.5 * (depth - 0.5) ** 2
+
+
+@pytest.mark.parametrize("profile, passes", [(bell, True), (spike_then_decay, False), (flat, False), (u_shape, False)])
+def test_bell_rule_on_planted_profiles(profile, passes):
+    parts = bell_score(DEPTH, profile())
+    assert (parts["score"] > 0.1) is passes
+    if profile is spike_then_decay:
+        assert parts["peak_depth"] == pytest.approx(0.1) and parts["score"] < 0  # the outside exceeds the inside
+    if profile is u_shape:
+        assert parts["rise"] < 0 and parts["fall"] < 0
+
+
+def test_bell_score_is_the_smaller_of_rise_and_fall_over_the_peak():
+    depth = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    parts = bell_score(depth, [0.2, 0.5, 1.0, 0.6, 0.4])
+    assert parts["rise"] == pytest.approx(0.8) and parts["fall"] == pytest.approx(0.6)
+    assert parts["score"] == pytest.approx(0.6)
+    # a peak outside the band: negative by how far it exceeds the interior peak
+    assert bell_score(depth, [0.2, 0.5, 0.4, 0.3, 1.0])["score"] == pytest.approx(-0.5)
+
+
+def test_the_first_or_last_layer_cannot_be_an_interior_peak():
+    with pytest.raises(ValueError, match="interior"):
+        bell_score(DEPTH, bell(), interior=(0.0, 0.9))
+    with pytest.raises(ValueError, match="inside and outside"):
+        bell_score(np.array([0.4, 0.5, 0.6]), [1.0, 2.0, 1.0])
+
+
+def batches_of(profile_fn, n_batches=5, noise=0.005, seed=0, spike=None, **columns):
+    """Per-batch rows (layer, batch, anisotropy ...): the planted profile plus small noise per batch;
+    `spike=(batch, layer, value)` plants one batch's outlier-carried value at one layer."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in range(n_batches):
+        values = profile_fn() + noise * rng.standard_normal(DEPTH.size)
+        if spike is not None and spike[0] == b:
+            values[spike[1]] = spike[2]
+        for layer, v in enumerate(values):
+            rows.append({"layer": layer, "batch": b, "anisotropy": v, **{k: f()[layer] for k, f in columns.items()}})
+    return pd.DataFrame(rows)
+
+
+def test_one_batch_cannot_carry_the_verdict():
+    """The issue's layer 12: four batches near 0.095, one at 0.93 (one outlier token). The median over batches
+    keeps the bell score of the other four; the mean profile would have a peak at layer 12."""
+    rows = batches_of(flat, spike=(2, 12, 0.93))
+    scores = batch_bell_scores(rows, "anisotropy", N_LAYERS)
+    assert (scores["score"] > 0.5).sum() == 1 and (scores["score"] < 0.1).sum() == 4
+    evidence = median_interval(scores["score"], seed=0)
+    assert evidence.estimate < 0.1
+    mean_profile = rows.groupby("layer")["anisotropy"].mean().to_numpy()
+    assert bell_score(DEPTH, mean_profile)["score"] > 0.1  # what averaging over batches would have said
+
+
+def table_for(model, kind, faithful_fn, ours_fn, without_fn=None, zscored_fn=None):
+    pos0 = batches_of(faithful_fn, seed=1).assign(position0=True)
+    extra = {}
+    if without_fn is not None:
+        extra["anisotropy_without_outliers"] = without_fn
+    if zscored_fn is not None:
+        extra["anisotropy_standardised"] = zscored_fn
+    ours = batches_of(ours_fn, seed=2, **extra).assign(position0=False)
+    return pd.concat([pos0, ours], ignore_index=True).assign(model=model, kind=kind, n_layers=N_LAYERS)
+
+
+def verdicts(claims):
+    frame = verdict_frame(claims)
+    return dict(zip(frame["key"], frame["verdict"]))
+
+
+def test_decoder_bell_verdicts_in_the_source_setting_and_ours():
+    """Spike-then-decay with position 0 kept (as the source ran it) and in ours: not reproduced; without
+    outlier tokens it becomes a bell: differs in setting; z-scored flat: not reproduced."""
+    table = table_for("SmolLM2 135M", "decoder", spike_then_decay, spike_then_decay, without_fn=bell, zscored_fn=flat)
+    got = verdicts(layer_claims(table, margin=0.1, seed=0))
+    assert got == {"bell_smollm2-135m": NOT_REPRODUCED, "bell_smollm2-135m_no_outliers": DIFFERS,
+                   "bell_smollm2-135m_zscored": NOT_REPRODUCED}
+
+
+def test_a_planted_bell_is_reproduced_and_an_encoder_u_is_no_bell():
+    table = pd.concat([table_for("dec", "decoder", bell, bell, without_fn=bell, zscored_fn=bell),
+                       table_for("enc", "encoder", flat, u_shape)], ignore_index=True)
+    got = verdicts(layer_claims(table))
+    assert got["bell_dec"] == got["bell_dec_no_outliers"] == got["bell_dec_zscored"] == REPRODUCED
+    assert got["flat_enc"] == REPRODUCED
+    encoder_bell = verdicts(layer_claims(table_for("enc", "encoder", bell, bell)))
+    assert encoder_bell["flat_enc"] == NOT_REPRODUCED
+
+
+def test_noisy_batches_leave_the_bell_undecided():
+    """Batches that disagree (two bells, three flat) give an interval across the margin: not testable."""
+    rows = pd.concat([batches_of(bell, n_batches=2, seed=3),
+                      batches_of(flat, n_batches=3, seed=4).assign(batch=lambda t: t["batch"] + 2)])
+    table = rows.assign(model="m", kind="decoder", n_layers=N_LAYERS, position0=True)
+    claims = layer_claims(table)
+    assert claims[0].faithful.low < 0.1 < claims[0].faithful.high
+    assert verdicts(claims)["bell_m"] == NOT_TESTABLE
+
+
+def training_table(id_profile, anisotropy_start=0.05, anisotropy_end=0.3, n_batches=3, seed=0):
+    """Per-batch checkpoint rows: 2 layers (+ layer 0), steps 0..800; anisotropy from start to end."""
+    rng = np.random.default_rng(seed)
+    steps = [0, 1, 2, 4, 8, 15, 29, 56, 109, 212, 412, 800]
+    anis = np.linspace(anisotropy_start, anisotropy_end, len(steps))
+    rows = []
+    for b in range(n_batches):
+        for i, step in enumerate(steps):
+            for layer in (0, 1, 2):
+                rows.append({"kind": "decoder", "step": step, "layer": layer, "batch": b, "n_layers": 2,
+                             "anisotropy": anis[i] + 0.001 * rng.standard_normal(),
+                             "twonn_id": id_profile[i] + 0.05 * rng.standard_normal() + (50 if layer == 0 else 0)})
+    return pd.DataFrame(rows)
+
+
+def test_training_claims_on_planted_checkpoints():
+    rise_fall = np.array([5, 8, 12, 16, 20, 22, 24, 22, 18, 15, 14, 13.0])
+    table = training_table(rise_fall)
+    growth = anisotropy_growth(table)
+    assert growth == pytest.approx([0.25] * 3, abs=0.01)
+    scores = id_rise_and_fall(table)
+    assert scores == pytest.approx([11 / 24] * 3, abs=0.02)  # min(24 - 5, 24 - 13) / 24; layer 0 left out
+    assert verdicts(training_claims(table)) == {"anisotropy_training": REPRODUCED, "id_training": REPRODUCED}
+    rising = training_table(np.linspace(5, 24, 12), anisotropy_start=0.3, anisotropy_end=0.1)
+    assert verdicts(training_claims(rising)) == {"anisotropy_training": NOT_REPRODUCED, "id_training": NOT_REPRODUCED}
+
+
+def test_missing_training_is_not_testable_and_keys_are_unique():
+    table = table_for("A b", "decoder", bell, bell)
+    claims = geometry_claims(table, None)
+    got = verdicts(claims)
+    assert got["anisotropy_training"] == got["id_training"] == NOT_TESTABLE
+    assert slug("SmolLM2-135M-Instruct (Q4_1)") == "smollm2-135m-instruct-q4-1"
