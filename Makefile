@@ -42,6 +42,7 @@ latex:
 	fi
 
 paper: $(VENV)/.installed-run latex
+	$(BIN)/python -m layerwise.config_errors config.yaml  # a YAML syntax error named by file and line
 	$(SNAKEMAKE) $(LOCAL_PROFILE) --configfile config.yaml
 
 # Two pytest workers: the suite's long parts are Snakemake runs whose short jobs leave a core idle much of the

@@ -5,6 +5,7 @@
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -22,7 +23,15 @@ os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
 configfile: "config.yaml"
 
 
-validate(config, "schemas/config.schema.yaml", set_default=True)
+try:
+    validate(config, "schemas/config.schema.yaml", set_default=True)
+except WorkflowError:
+    # jsonschema's message prints the whole schema and config: name the key, the problem, the nearest key.
+    from layerwise.config_errors import config_problems
+
+    _problems = config_problems(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"),
+                                [*workflow.configfiles] or ["config.yaml"])
+    raise WorkflowError("\n".join(_problems) or "invalid config") from None
 
 
 report: "report/workflow.rst"
