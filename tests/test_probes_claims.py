@@ -113,13 +113,13 @@ def test_weight_signs_not_contribution_signs():
     shares = positive_weight_shares(table, top_n=2)
     assert shares.set_index("layer")["positive_share"].to_dict() == {0: 0.0, 1: 50.0, 2: 100.0, 3: 100.0}
     assert shares.set_index("layer")["half"].to_dict() == {0: "early", 1: "early", 2: "late", 3: "late"}
-    evidence = evidence_table(fits={}, attribution=table, top_n=2, n_boot=200)
+    evidence = evidence_table(fits={}, attribution={OURS: table}, top_n=2, n_boot=200)
     est = evidence.set_index("quantity")["estimate"]
     assert est["early_positive_share"] == pytest.approx(25.0) and est["late_positive_share"] == pytest.approx(100.0)
     verdict = _verdicts(evidence)[0]
     assert verdict["late_positive"] == DIFFERS  # only our setting run: holds there
     # the opposite pattern fails the claim
-    flipped = evidence_table(fits={}, attribution=_attribution([[1, 1], [1, 1], [-1, -1], [-1, -1]]), top_n=2)
+    flipped = evidence_table(fits={}, attribution={OURS: _attribution([[1, 1], [1, 1], [-1, -1], [-1, -1]])}, top_n=2)
     est = flipped.set_index("quantity")["estimate"]
     assert est["early_positive_share"] == 100.0 and est["late_positive_share"] == 0.0
 
@@ -138,7 +138,7 @@ def test_evidence_table_from_planted_fits():
             (300, 10): raw.assign(correct=6, text_id=ids + 100), (300, 30): raw.assign(correct=8, text_id=ids + 100)}
     overlap = pd.DataFrame({"scope": ["frequent", "frequent", "top_per_layer"], "jaccard": [1.0, 0.6, 0.1]})
     dims = pd.DataFrame({"variant": "input_x_weight", "threshold": 90, "n_dims": [100, 110, 120]})
-    ev = evidence_table(fits=fits, grid=grid, stability_overlap=overlap, dims_for_share=dims, n_boot=300)
+    ev = evidence_table(fits=fits, grid=grid, stability_overlap=overlap, dims_for_share={FAITHFUL: dims}, n_boot=300)
     by = ev.set_index(["quantity", "setting"])
     assert by.loc[("accuracy", FAITHFUL), "estimate"] == pytest.approx(90.0)
     assert by.loc[("accuracy", OURS), "estimate"] == pytest.approx(100.0)
@@ -147,5 +147,15 @@ def test_evidence_table_from_planted_fits():
     assert by.loc[("n_effect", OURS), "estimate"] == pytest.approx(10.0)  # N=300 minus N=100 at L=30
     assert by.loc[("l_effect", OURS), "estimate"] == pytest.approx(20.0)  # L=30 minus L=10 at N=300
     assert by.loc[("frequent_jaccard", OURS), ["estimate", "low", "high"]].tolist() == [0.8, 0.6, 1.0]
-    assert by.loc[("cumulative_spread", OURS), "estimate"] == pytest.approx(20 / 110)
+    assert by.loc[("cumulative_spread", FAITHFUL), "estimate"] == pytest.approx(20 / 110)
     assert ("normalised_delta", OURS) not in by.index
+
+
+def test_points_enter_without_interval_and_say_so():
+    ev = evidence_table(fits={}, points=[{"quantity": "mask_delta", "setting": OURS, "estimate": -7.3,
+                                          "converged": False}])
+    row = ev.iloc[0]
+    assert (row["estimate"], row["low"], row["high"]) == (-7.3, -7.3, -7.3)
+    assert "point estimate" in row["note"]
+    setting = _verdicts(ev)[1]["mask"]
+    assert "our setting: fit not converged" in setting and "point estimate" in setting

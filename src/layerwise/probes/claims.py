@@ -222,18 +222,24 @@ def _both_converged(*flags) -> object:
 
 def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
                    grid: dict[tuple[int, int], pd.DataFrame] | None = None,
-                   attribution: pd.DataFrame | None = None, top_n: int = 8,
-                   dims_for_share: pd.DataFrame | None = None, stability_overlap: pd.DataFrame | None = None,
+                   attribution: dict[str, pd.DataFrame] | None = None, top_n: int = 8,
+                   dims_for_share: dict[str, pd.DataFrame] | None = None,
+                   stability_overlap: pd.DataFrame | None = None, points: list[dict] | None = None,
                    n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """The tidy evidence `probe_claims` reads.
 
     `fits[(setting, name)] = (per-text table, converged)` for name in raw, normalised, masked, transfer_target
     (the probe trained on the main dataset, scored on the transfer dataset's test texts) and random_scalar;
     setting is "faithful" or "ours". `grid[(n_texts, max_tokens)]` holds per-text tables of the raw probe at
-    each grid cell (our setting). `attribution` is the raw probe's attribution table (our setting),
-    `dims_for_share` its dims-for-share table, `stability_overlap` the seed-stability overlap table.
-    """
+    each grid cell (our setting). `attribution[setting]` is that setting's probe attribution table,
+    `dims_for_share[setting]` its dims-for-share table, `stability_overlap` the seed-stability overlap table
+    (our setting). `points` are rows (quantity, setting, estimate, converged, note) known only as a number,
+    without per-text counts: they enter as points (low = high = estimate), noted as such."""
     rows = []
+    for point in points or []:
+        note = "; ".join(filter(None, [point.get("note", ""), "point estimate, no per-text counts"]))
+        rows.append(_row(point["quantity"], point["setting"], Evidence(point["estimate"]),
+                         point.get("converged", pd.NA), note))
     for setting in (FAITHFUL, OURS):
         get = lambda name: fits.get((setting, name))  # noqa: E731
         raw = get("raw")
@@ -266,21 +272,20 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
             rows.append(_row("l_effect", OURS, difference_interval(grid[(n_max, ls[-1])], grid[(n_max, ls[0])],
                                                                    n_boot=n_boot, seed=seed),
                              note=f"L={ls[-1]} minus L={ls[0]} at N={n_max}"))
-    if attribution is not None:
-        top1 = attribution[(attribution["variant"] == "input_x_weight") & (attribution["rank"] == 1)]
-        rows.append(_row("max_share", OURS, _bootstrap_mean(top1["share"].to_numpy(), n_boot=n_boot, seed=seed),
-                         note="mean over layers"))
-        shares = positive_weight_shares(attribution, top_n)
+    for setting, table in (attribution or {}).items():
+        top1 = table[(table["variant"] == "input_x_weight") & (table["rank"] == 1)]
+        rows.append(_row("max_share", setting, _bootstrap_mean(top1["share"].to_numpy(), n_boot=n_boot, seed=seed),
+                         note=""))
+        shares = positive_weight_shares(table, top_n)
         for half in ("early", "late"):
             values = shares.loc[shares["half"] == half, "positive_share"].to_numpy()
-            rows.append(_row(f"{half}_positive_share", OURS, _bootstrap_mean(values, n_boot=n_boot, seed=seed)))
-    if dims_for_share is not None:
-        d = dims_for_share[(dims_for_share["variant"] == "input_x_weight") & (dims_for_share["threshold"] == 90)]
+            rows.append(_row(f"{half}_positive_share", setting, _bootstrap_mean(values, n_boot=n_boot, seed=seed)))
+    for setting, table in (dims_for_share or {}).items():
+        d = table[(table["variant"] == "input_x_weight") & (table["threshold"] == 90)]
         counts = d["n_dims"].to_numpy(np.float64)
         if counts.size:
             spread = float((counts.max() - counts.min()) / np.median(counts))
-            rows.append(_row("cumulative_spread", OURS, Evidence(spread),
-                             note=f"{counts.min():g}-{counts.max():g} dims across layers"))
+            rows.append(_row("cumulative_spread", setting, Evidence(spread)))
     if stability_overlap is not None:
         j = stability_overlap.loc[stability_overlap["scope"] == "frequent", "jaccard"].to_numpy()
         if j.size:
