@@ -7,6 +7,7 @@ check_models("geometry", GEOMETRY["models"])
 # Figures are drawn on the submit host: cheap, and they need no GPU.
 localrules:
     geometry_figures,
+    geometry_verdicts,
 
 
 rule geometry:
@@ -15,6 +16,8 @@ rule geometry:
     output:
         layers="results/geometry/{model}/{dataset}/{sampling}.csv",
         final_norm="results/geometry/{model}/{dataset}/{sampling}.final_norm.csv",
+        batches="results/geometry/{model}/{dataset}/{sampling}.batches.csv",
+        position0="results/geometry/{model}/{dataset}/{sampling}.position0.csv",
     params:
         library=library("geometry.py"),
         backend=config["backend"],
@@ -24,6 +27,7 @@ rule geometry:
         block_size=GEOMETRY["block_size"],
         n_candidates=GEOMETRY["n_candidates"],
         include_position0=GEOMETRY["include_position0"],
+        outlier_k=config["outliers"]["k"],
     threads: COMPUTE_THREADS
     resources:
         mem_mb=lambda wc: store_mem_mb(wc, 1.5),
@@ -65,3 +69,33 @@ PAPER_INPUTS.extend(
     [rules.geometry_figures.output.anisotropy, rules.geometry_figures.output.intrinsic_dimension,
      rules.geometry_figures.output.macros]
 )
+
+
+# The source's claims (bell-shaped decoder profile, no bell in encoders, anisotropy and ID over training) as
+# rules on per-batch numbers → results/verdicts/geometry.csv and the section's opening table.
+rule geometry_verdicts:
+    input:
+        batches=[study_table("geometry", m, GEOMETRY, ext="batches.csv") for m in GEOMETRY["models"]],
+        position0=[study_table("geometry", m, GEOMETRY, ext="position0.csv") for m in GEOMETRY["models"]],
+        training="results/training/decoder/geometry.batches.csv",
+    output:
+        csv="results/verdicts/geometry.csv",
+        macros="results/macros/geometry_verdicts.tex",
+    params:
+        library=library("geometry_verdicts.py"),
+        names=[display_name(m) for m in GEOMETRY["models"]],
+        interior=GEOMETRY["shape_interior"],
+        margin=GEOMETRY["shape_margin"],
+        seed=config["seed"],
+        layer0_in_averages=GEOMETRY["layer0_in_averages"],
+        training_setting=(f"own {config['training']['n_layers']}-layer {config['training']['arch']}, "
+                          f"{config['training']['max_steps']} steps, one seed (source: Pythia, Bloom)"),
+    log:
+        "logs/geometry/verdicts.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/geometry_verdicts.py"
+
+
+PAPER_INPUTS.append(rules.geometry_verdicts.output.macros)

@@ -52,6 +52,7 @@ rule checkpoint_geometry:
     output:
         table="results/training/{kind}/geometry.csv",
         final_norm="results/training/{kind}/geometry.final_norm.csv",
+        batches="results/training/{kind}/geometry.batches.csv",
     params:
         library=library("checkpoint_geometry.py"),
         steps=TRAIN_STEPS,

@@ -162,3 +162,12 @@ def test_missing_training_is_not_testable_and_keys_are_unique():
     got = verdicts(claims)
     assert got["anisotropy_training"] == got["id_training"] == NOT_TESTABLE
     assert slug("SmolLM2-135M-Instruct (Q4_1)") == "smollm2-135m-instruct-q4-1"
+
+
+def test_too_few_layers_or_checkpoints_give_no_number_rather_than_an_error():
+    rows = pd.DataFrame({"layer": [0, 1] * 2, "batch": [0, 0, 1, 1], "anisotropy": [0.1, 0.2, 0.1, 0.3]})
+    table = rows.assign(model="one", kind="decoder", n_layers=1, position0=True)
+    assert verdicts(layer_claims(table)) == {"bell_one": NOT_TESTABLE}
+    two_steps = training_table(np.linspace(5, 24, 12))
+    two_steps = two_steps[two_steps["step"].isin([0, 800])]
+    assert verdicts(training_claims(two_steps))["id_training"] == NOT_TESTABLE

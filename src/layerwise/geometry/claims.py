@@ -52,6 +52,10 @@ def median_interval(values: Sequence[float], seed: int) -> Evidence:
 def _bell_evidence(rows: pd.DataFrame | None, metric: str, n_layers: int, interior, seed: int) -> Evidence | None:
     if rows is None or rows.empty or metric not in rows or rows[metric].isna().all():
         return None
+    depth = pd.to_numeric(rows["layer"], errors="coerce").dropna() / n_layers
+    inside = (depth >= interior[0]) & (depth <= interior[1])
+    if not inside.any() or inside.all():  # too few layers for the rule (a 1-layer model): no number
+        return Evidence(float("nan"))
     scores = batch_bell_scores(rows, metric, n_layers, interior)
     return median_interval(scores["score"], seed)
 
@@ -132,7 +136,8 @@ def training_claims(training: pd.DataFrame | None, *, margin: float = DEFAULT_MA
     """The two over-training claims on our own decoder's checkpoints (per-batch table with columns kind, step,
     layer, batch, anisotropy, twonn_id); not testable when the table is missing or has no decoder."""
     growth = rise_fall = Evidence(float("nan"))
-    if training is not None and not training.empty and (training["kind"] == "decoder").any():
+    if (training is not None and not training.empty and (training["kind"] == "decoder").any()
+            and training.loc[training["kind"] == "decoder", "step"].nunique() >= 3):
         growth = median_interval(anisotropy_growth(training), seed)
         rise_fall = median_interval(id_rise_and_fall(training, layer0_in_averages=layer0_in_averages), seed)
     return [

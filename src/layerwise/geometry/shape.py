@@ -76,6 +76,9 @@ def batch_bell_scores(per_batch: pd.DataFrame, metric: str, n_layers: int,
     out = []
     for batch, profile in rows.groupby("batch", sort=True):
         profile = profile.sort_values("layer")
+        if profile[metric].isna().any():  # a layer of this batch had nothing left to measure
+            out.append({"batch": int(batch), "score": float("nan")})
+            continue
         parts = bell_score(profile["layer"].to_numpy() / n_layers, profile[metric].to_numpy(), interior)
         out.append({"batch": int(batch), **parts})
     return pd.DataFrame(out)

@@ -73,3 +73,103 @@ def geometry_macros(table: pd.DataFrame, summary: pd.DataFrame, *, fraction: flo
         "GeometryBatches": n_batches,
         "GeometryDropped": LaTeX(dropped_sentence(table)),
     }
+
+
+# --------------------------------------------------------------------------- verdicts, batches, position 0
+
+def _evidence(row: pd.Series, which: str) -> str:
+    est, lo, hi = row[f"{which}_estimate"], row[f"{which}_low"], row[f"{which}_high"]
+    return f"{est:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def bell_sentences(frame: pd.DataFrame, *, margin: float, interior: tuple[float, float]) -> str:
+    """Per decoder and encoder: the bell score (median over batches, bootstrap interval) in the source's setting
+    and in each of ours, with the verdict each implies; wording from the verdict frame's numbers."""
+    out = [f"A profile is bell-shaped when its largest value between relative depths {interior[0]:g} and "
+           f"{interior[1]:g} exceeds every value outside that band and both the rise from the first layer and the "
+           f"fall to the last are at least {margin:g} of the peak; the bell score is the smaller of rise and fall "
+           f"over the peak (negative, by the excess, when the peak lies outside the band)."]
+    for _, row in frame[frame["key"].str.startswith(("bell_", "flat_"))].iterrows():
+        if row["key"].endswith(("_no_outliers", "_zscored")):
+            continue
+        setting = row["key"]
+        variants = frame[frame["key"].isin([f"{setting}_no_outliers", f"{setting}_zscored"])]
+        holds = "passes" if row["faithful_low"] > margin else ("fails" if row["faithful_high"] < margin
+                                                             else "is undecided on")
+        shape = "a bell" if setting.startswith("bell_") else "no bell"
+        name = latex_escape(str(row["claim"]).split(" (")[0])
+        text = (f"{name} {holds} the bell rule with every token kept, as the source ran it (bell score "
+                f"{_evidence(row, 'faithful')})")
+        if not pd.isna(row["ours_estimate"]):
+            text += f", and scores {_evidence(row, 'ours')} with position~0 excluded"
+        for _, v in variants.iterrows():
+            what = "without outlier tokens" if v["key"].endswith("_no_outliers") else "on z-scored dimensions"
+            text += f", {_evidence(v, 'ours')} {what}"
+        out.append(f"{text}: the source's claim of {shape} is \\emph{{{row['verdict']}}}.")
+    return " ".join(out)
+
+
+def batch_sentence(batches: pd.DataFrame) -> str:
+    """Per model (default setting): the layer whose batches disagree most on anisotropy, every batch's value
+    there and the outlier tokens' share of sigma_1^2 in each batch."""
+    out = []
+    for model, rows in batches.groupby("model", sort=False):
+        rows = rows[rows["position0"].astype(str).str.lower() == "false"] if (
+            rows["position0"].astype(str).str.lower() == "false").any() else rows
+        rows = rows.assign(layer=pd.to_numeric(rows["layer"], errors="coerce")).dropna(subset=["layer"])
+        spread = rows.groupby("layer")["anisotropy"].agg(lambda v: v.max() - v.median())
+        layer = spread.idxmax()
+        at = rows[rows["layer"] == layer].sort_values("batch")
+        values = ", ".join(f"{v:.3g}" for v in at["anisotropy"])
+        text = (f"In {latex_escape(model)} the batches disagree most at layer {int(layer)}: its {len(at)} batches "
+                f"give anisotropy {values} (median {at['anisotropy'].median():.3g})")
+        if "outlier_sigma1_share" in at and at["outlier_sigma1_share"].notna().all():
+            shares = ", ".join(f"{100 * v:.3g}\\%" for v in at["outlier_sigma1_share"])
+            text += f"; the outlier tokens carry {shares} of each batch's $\\sigma_1^2$"
+        out.append(text + ".")
+    return (" ".join(out) + " A mean over such batches describes none of them, so the figures draw every batch "
+            "and the verdicts use the median over batches.") if out else ""
+
+
+def position0_sentence(position0: dict[str, pd.DataFrame], batches: pd.DataFrame) -> str:
+    """Position 0 as the data say: special token or content token (store manifest), how many of its vectors are
+    outliers, and anisotropy with it kept (the source's setting) against without it at the default peak."""
+    out = []
+    for model, p0 in position0.items():
+        special = bool(p0["position0_is_special"].iloc[0])
+        worst = p0.loc[p0["n_outliers"].idxmax()]
+        what = ("a special token ([CLS] or BOS) in every text" if special else
+                "a content token (the chunks start mid-text; no special token is prepended)")
+        text = (f"In {latex_escape(model)} position~0 is {what}; at layer {int(worst['layer'])} "
+                f"{int(worst['n_outliers'])} of its {int(worst['n_position0'])} vectors are outliers "
+                f"(median norm {worst['median_norm_ratio']:.3g}$\\times$ the layer's median)")
+        rows = batches[batches["model"] == model].assign(layer=lambda t: pd.to_numeric(t["layer"], errors="coerce"))
+        flag = rows["position0"].astype(str).str.lower() == "true"
+        if flag.any() and (~flag).any():
+            kept = rows[flag].groupby("layer")["anisotropy"].median()
+            dropped = rows[~flag].groupby("layer")["anisotropy"].median()
+            layer = dropped.idxmax()
+            text += (f"; keeping it, as the source did, gives a median anisotropy of {kept[layer]:.3g} at layer "
+                     f"{int(layer)} (against {dropped[layer]:.3g} without it) and {kept.max():.3g} at most "
+                     f"(layer {int(kept.idxmax())})")
+        out.append(text + ".")
+    return " ".join(out)
+
+
+def verdict_macros(frame: pd.DataFrame, batches: pd.DataFrame, position0: dict[str, pd.DataFrame], *,
+                   margin: float, interior: tuple[float, float]) -> dict[str, str]:
+    """The verdict table and the sentences that go with it."""
+    from layerwise.verdicts import verdict_counts, verdict_table_latex
+
+    counts = verdict_counts(frame)
+    table = verdict_table_latex(
+        frame, "Study 3: the source's claims \\citep{razzhigaev2024shape} and our verdicts. Bell score: the smaller "
+        "of the rise and the fall of the anisotropy profile over its peak (negative when the peak lies outside "
+        "the middle band); median over batches [95\\% bootstrap interval]. Generated by rule "
+        "\\texttt{geometry\\_verdicts} from the per-batch tables.", "tab:geometry-verdicts")
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    return {"GeometryVerdictTable": LaTeX(table),
+            "GeometryVerdictCounts": LaTeX(f"Of the source's {len(frame)} claims tested here: {summary}."),
+            "GeometryBell": LaTeX(bell_sentences(frame, margin=margin, interior=interior)),
+            "GeometryBatchSpread": LaTeX(batch_sentence(batches)),
+            "GeometryPositionZero": LaTeX(position0_sentence(position0, batches))}
