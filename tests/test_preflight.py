@@ -46,3 +46,51 @@ def test_the_workflow_refuses_missing_data_before_building_the_dag(tmp_path):
     assert done.returncode != 0
     assert "Building DAG of jobs" not in output, output[-3000:]
     assert re.search(r"\w+\.dataset = 'imdb': none of imdb_test\.jsonl", output), output[-3000:]
+
+
+def test_a_users_local_corpus_with_a_wrong_path_is_refused_even_with_the_hub_allowed(tmp_path):
+    config = config_with([tmp_path], allow_hub=True, norms={"dataset": "mine"},
+                         datasets={"mine": {"source": "local", "path": "corpus.jsonl", "layout": "documents"}})
+    (problem,) = missing_datasets(config)
+    assert problem == (f"norms.dataset = 'mine': none of corpus.jsonl is in data.search_path {[str(tmp_path)]} "
+                       "and the entry has no hub fallback")
+    (tmp_path / "corpus.jsonl").write_text('{"text": "a review"}\n')
+    assert missing_datasets(config) == []
+
+
+def test_an_empty_or_too_short_corpus_is_refused_naming_file_and_key(tmp_path):
+    from layerwise.preflight import short_corpora
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": ""}\n{"text": "one"}\n{"text": "  "}\n{"text": "two"}\n')
+    stream = tmp_path / "stream.txt"
+    stream.write_text("x" * 99)
+    datasets = {"mine": {"source": "local", "path": "corpus.jsonl", "layout": "documents"},
+                "flow": {"source": "local", "path": "stream.txt", "layout": "stream", "format": "txt"}}
+    config = config_with([tmp_path], datasets=datasets, norms={"dataset": "mine", "n_texts": 3, "max_tokens": 8},
+                         geometry={"dataset": "flow", "n_texts": 10, "max_tokens": 12})
+    cache = tmp_path / "cache.json"
+    assert short_corpora(config, cache) == [
+        f"norms.n_texts = 3: dataset 'mine' ({corpus}) has only 2 non-empty texts",
+        f"geometry.n_texts = 10 chunks of geometry.max_tokens = 12: dataset 'flow' ({stream}) has only 99 bytes of text"]
+    # enough: 2 texts; 10 chunks of 12 - 2 tokens fit in 100 bytes (a token is at least one byte)
+    config["norms"]["n_texts"], config["geometry"]["n_texts"] = 2, 9
+    assert short_corpora(config, cache) == []
+    # the counts are cached by file version: an edited file is read again
+    corpus.write_text('{"text": ""}\n')
+    config["norms"]["n_texts"] = 1
+    assert short_corpora(config, cache) == [f"norms.n_texts = 1: dataset 'mine' ({corpus}) has only 0 non-empty texts"]
+
+
+def test_the_workflow_refuses_an_empty_corpus_before_any_job(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "empty.jsonl").write_text('{"text": ""}\n')
+    configfile = tiny_config(tmp_path, tmp_path / "no-data", **{
+        "datasets": {"empty": {"source": "local", "path": str(tmp_path / "data" / "empty.jsonl")}},
+        "norms.dataset": "empty"})
+    done = snakemake(tmp_path, configfile, "-n")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Building DAG of jobs" not in output, output[-3000:]
+    assert re.search(r"norms\.n_texts = \d+: dataset 'empty' \(.*empty\.jsonl\) has only 0 non-empty texts", output), \
+        output[-3000:]

@@ -7,10 +7,14 @@ the lens rules' own parse-time check.)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from layerwise.data import get_spec, locate_local, split_variant
+from layerwise.data import _data_files, get_spec, locate_local, read_files, split_variant
+
+# Sections that sample texts from their dataset: (n_texts, max_tokens) keys. Training reads the whole stream.
+SAMPLING_SECTIONS = ("norms", "geometry", "lens", "probes")
 
 
 def used_datasets(config: Mapping[str, Any]) -> dict[str, str]:
@@ -32,23 +36,71 @@ def missing_local_models(models: Mapping[str, Mapping[str, Any]], used: Iterable
 
 
 def missing_datasets(config: Mapping[str, Any]) -> list[str]:
-    """With the hub disabled, each used dataset must be in `data.search_path`."""
-    if config["data"]["allow_hub"]:
-        return []
+    """Each used local dataset must be in `data.search_path`, unless the hub may serve it (hub allowed and the
+    entry has a hub fallback): a user's own corpus with a wrong path is refused whatever `allow_hub` says."""
     search_path = config["data"]["search_path"]
     registry = config.get("datasets") or None  # the workflow's registry (built-ins merged in), else the built-ins
     problems = []
     for name, key in sorted(used_datasets(config).items()):
         spec = get_spec(split_variant(name)[0], registry)
-        if spec.source == "local" and locate_local(spec, search_path) is None:
-            files = ", ".join(spec.local_files)
-            problems.append(f"{key} = {name!r}: none of {files} is in data.search_path {list(search_path)} "
-                            "and data.allow_hub is false")
+        if spec.source != "local" or locate_local(spec, search_path) is not None:
+            continue
+        if config["data"]["allow_hub"] and spec.hub is not None:
+            continue  # the dataset rule may download it
+        why = "data.allow_hub is false" if spec.hub is not None else "the entry has no hub fallback"
+        files = ", ".join(spec.local_files)
+        problems.append(f"{key} = {name!r}: none of {files} is in data.search_path {list(search_path)} and {why}")
     return problems
 
 
-def preflight(config: Mapping[str, Any], used_models: Iterable[str]) -> None:
+def corpus_size(spec, path: Path, cache: Path | None = None) -> tuple[int, int]:
+    """(non-empty texts, UTF-8 bytes of text) of a local dataset file or folder. Read once per file version:
+    the counts are kept in `cache` keyed by path, size and mtime, so a parse costs nothing after the first."""
+    files = _data_files(path) if path.is_dir() else [path]
+    stamp = "|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    known = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    if stamp in known:
+        return tuple(known[stamp])  # type: ignore[return-value]
+    if not files:
+        return 0, 0
+    table, _ = read_files(spec, files)
+    texts = table["text"].dropna().astype(str)
+    size = (int(texts.str.strip().ne("").sum()), int(texts.str.encode("utf-8").str.len().sum()))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({**known, stamp: size}))
+    return size
+
+
+def short_corpora(config: Mapping[str, Any], cache: Path | None = None) -> list[str]:
+    """Local corpora that cannot give what a section asks of them, named by file and key: fewer non-empty texts
+    than `n_texts` (documents), or fewer bytes than `n_texts` chunks of `max_tokens` - 2 tokens could take
+    (stream; a token covers at least one byte, so this never refuses a corpus that would do)."""
+    search_path = config["data"]["search_path"]
+    registry = config.get("datasets") or None
+    problems = []
+    for section in SAMPLING_SECTIONS:
+        values = config.get(section)
+        if not isinstance(values, Mapping) or "dataset" not in values or "n_texts" not in values:
+            continue
+        name = values["dataset"]
+        spec = get_spec(split_variant(name)[0], registry)
+        path = locate_local(spec, search_path) if spec.source == "local" else None
+        if path is None:
+            continue
+        texts, n_bytes = corpus_size(spec, path, cache)
+        n, length = int(values["n_texts"]), int(values.get("max_tokens", 2))
+        if spec.layout == "documents" and texts < n:
+            problems.append(f"{section}.n_texts = {n}: dataset {name!r} ({path}) has only {texts} non-empty texts")
+        elif spec.layout == "stream" and n_bytes < n * max(length - 2, 1):
+            problems.append(f"{section}.n_texts = {n} chunks of {section}.max_tokens = {length}: dataset {name!r} "
+                            f"({path}) has only {n_bytes} bytes of text")
+    return problems
+
+
+def preflight(config: Mapping[str, Any], used_models: Iterable[str], cache: Path | None = None) -> None:
     """Raise one ValueError listing every problem found, so a run fails before its first job."""
     problems = missing_local_models(config["models"], used_models) + missing_datasets(config)
+    problems += short_corpora(config, cache)
     if problems:
         raise ValueError("config refused before any job:\n  " + "\n  ".join(problems))
