@@ -140,6 +140,19 @@ def test_stream_chunks_are_contiguous_non_overlapping_and_exactly_l(byte_tok, wr
         assert ids_to_bytes(tok, glued) == text.encode()[:n_all * body]
 
 
+def test_a_stream_longer_than_the_context_samples_without_the_tokenizers_warning(caplog):
+    """The whole stream is tokenised at once, then cut into chunks of L: transformers' "sequence length is longer
+    than the specified maximum ... indexing errors" warning is known to be harmless there and is not printed."""
+    tok = make_byte_tokenizer()
+    tok.model_max_length = 32
+    tok.deprecation_warnings.pop("sequence-length-is-longer-than-the-specified-maximum", None)
+    sample = sample_inputs(table(["abcdefghij" * 50]), "stream", tok, n=3, max_tokens=16, seed=0)
+    assert len(sample.input_ids) == 3 and sample.report["stream_tokens"] == 500
+    assert "longer than the specified maximum" not in caplog.text
+    tok("abcdefghij" * 50)  # the same call with the default verbosity does warn: the check can fail
+    assert "longer than the specified maximum" in caplog.text
+
+
 def test_stream_sampling_is_seeded(byte_tok):
     docs = table(["abcdefghij" * 50])
     a = sample_inputs(docs, "stream", byte_tok, n=5, max_tokens=10, seed=0)

@@ -421,7 +421,9 @@ def _sample_stream(table: pd.DataFrame, tokenizer, n: int, max_tokens: int,
     body = max_tokens - len(prefix) - len(suffix)
     if body < 1:
         raise ValueError(f"max_tokens={max_tokens} leaves no room next to {len(prefix) + len(suffix)} special tokens")
-    stream = tokenizer(text, add_special_tokens=False)["input_ids"]
+    # verbose=False: the tokenizer would warn that the stream is longer than the model's context ("indexing
+    # errors"); it is cut into chunks of `max_tokens` below, so the warning is known to be harmless here.
+    stream = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     n_chunks = len(stream) // body
     if n_chunks < n:
         raise ValueError(f"stream has {len(stream)} tokens = {n_chunks} chunks of {body}; asked for {n}")

@@ -141,7 +141,9 @@ def extract_to_store(loaded: LoadedModel, sample: Sample, out_dir, *, dtype: str
         pad_id = 0
     max_abs = 0.0
     start = time.perf_counter()
-    bar = tqdm(total=n_tokens, unit="tok", unit_scale=True, disable=not progress, desc=f"extract {facts.key}")
+    # disable=None: a bar on a terminal only; in a log file (stderr not a TTY) its redraws would pile up on one line.
+    bar = tqdm(total=n_tokens, unit="tok", unit_scale=True, disable=None if progress else True,
+               desc=f"extract {facts.key}")
     try:
         with BatchWriter(writer, overlap=spare_core()) as sink:
             widths = lengths if pad_to is None else [max(n, pad_to) for n in lengths]
