@@ -45,6 +45,7 @@ rule geometry:
 rule geometry_figures:
     input:
         tables=[study_table("geometry", m, GEOMETRY) for m in GEOMETRY["models"]],
+        batches=[study_table("geometry", m, GEOMETRY, ext="batches.csv") for m in GEOMETRY["models"]],
     output:
         anisotropy=report("results/figures/anisotropy.pdf", caption="../report/anisotropy.rst", category="Geometry"),
         intrinsic_dimension=report(

@@ -16,28 +16,34 @@ kwargs = dict(batch_size=p.batch_size, seed=p.seed, fraction=p.fraction, block_s
               n_candidates=p.n_candidates, backend=p.backend)
 facts = store.manifest["model"]
 special = bool(store.manifest.get("position0_is_special", False))
-per_batch = batch_table({layer: store.layer(layer)[rows] for layer in store.layers}, outlier_k=p.outlier_k,
+# A run started before the per-batch outputs existed (its rule has no `batches`/`position0`) still finishes.
+outlier_k = getattr(p, "outlier_k", None)
+batches_out = getattr(snakemake.output, "batches", None)
+position0_out = getattr(snakemake.output, "position0", None)
+per_batch = batch_table({layer: store.layer(layer)[rows] for layer in store.layers}, outlier_k=outlier_k,
                         **kwargs).assign(position0=p.include_position0)
 table = aggregate_batch_table(per_batch)
-if not p.include_position0:
+if not p.include_position0 and batches_out:
     # The source's setting: it excluded nothing, so position 0 is kept (anisotropy only: the cheap variant).
     every = store.position_mask(True)
-    kept = batch_table({layer: store.layer(layer)[every] for layer in store.layers}, outlier_k=p.outlier_k,
+    kept = batch_table({layer: store.layer(layer)[every] for layer in store.layers}, outlier_k=outlier_k,
                        with_twonn=False, **kwargs).assign(position0=True)
     per_batch = pd.concat([per_batch, kept], ignore_index=True)
-per_batch.assign(kind=facts["kind"], n_layers=facts["n_layers"], position0_is_special=special).to_csv(
-    snakemake.output.batches, index=False)
+if batches_out:
+    per_batch.assign(kind=facts["kind"], n_layers=facts["n_layers"], position0_is_special=special).to_csv(
+        batches_out, index=False)
 table = table.assign(kind=facts["kind"], n_layers=facts["n_layers"], include_position0=p.include_position0)
 table.to_csv(snakemake.output.layers, index=False)
 # Position 0 as the data say: is it a special token (manifest), and how many of its vectors are outliers
 # (norm > k x the layer's median norm over all positions)?
 first = store.tokens["position"].to_numpy() == 0
 records = []
-for layer in store.layers:
+for layer in store.layers if position0_out else []:
     ratio = norm_ratios(store.layer(layer))[first]
-    records.append({"layer": layer, "n_position0": int(first.sum()), "n_outliers": int((ratio > p.outlier_k).sum()),
+    records.append({"layer": layer, "n_position0": int(first.sum()), "n_outliers": int((ratio > outlier_k).sum()),
                     "median_norm_ratio": float(np.median(ratio)), "position0_is_special": special})
-pd.DataFrame(records).to_csv(snakemake.output.position0, index=False)
+if position0_out:
+    pd.DataFrame(records).to_csv(position0_out, index=False)
 # The post-final-norm state is a different object from the residual stream: its own table.
 final = geometry_table({FINAL_NORM: store.layer(FINAL_NORM)[rows]}, **kwargs) if store.manifest["has_final_norm"] \
     else table.iloc[0:0]

@@ -171,3 +171,59 @@ def test_too_few_layers_or_checkpoints_give_no_number_rather_than_an_error():
     two_steps = training_table(np.linspace(5, 24, 12))
     two_steps = two_steps[two_steps["step"].isin([0, 800])]
     assert verdicts(training_claims(two_steps))["id_training"] == NOT_TESTABLE
+
+
+# --------------------------------------------------------------------------- sentences and figure on planted batches
+
+def issue_batches():
+    """Layer 12 of the issue: batches 0.096, 0.093, 0.928, 0.095, 0.095, the third carried by one outlier token;
+    every other layer 0.1 in every batch."""
+    rows = []
+    at12 = [0.096, 0.093, 0.928, 0.095, 0.095]
+    share = [0.0, 0.0, 0.999, 0.0, 0.0]
+    for layer in range(N_LAYERS + 1):
+        for b in range(5):
+            rows.append({"layer": layer, "batch": b, "position0": False, "anisotropy": at12[b] if layer == 12 else 0.1,
+                         "anisotropy_without_outliers": 0.09, "outlier_sigma1_share": share[b] if layer == 12 else 0.0,
+                         "twonn_id": 10.0 + b, "twonn_mle_id": 11.0 + b})
+            rows.append({"layer": layer, "batch": b, "position0": True, "anisotropy": 0.998 if layer == 12 else 0.5})
+    return pd.DataFrame(rows).assign(model="SmolLM2", kind="decoder", n_layers=N_LAYERS)
+
+
+def test_batch_sentence_gives_every_batch_and_the_outliers_share():
+    from layerwise.narrative.geometry import batch_sentence
+    text = batch_sentence(issue_batches())
+    assert ("In SmolLM2 the batches disagree most at layer 12: its 5 batches give anisotropy 0.096, 0.093, 0.928, "
+            "0.095, 0.095 (median 0.095); the outlier tokens carry 0\\%, 0\\%, 99.9\\%, 0\\%, 0\\% of each "
+            "batch's $\\sigma_1^2$.") in text
+
+
+def test_position0_sentence_follows_the_manifest_and_the_kept_variant():
+    from layerwise.narrative.geometry import position0_sentence
+    p0 = pd.DataFrame({"layer": [3, 12], "n_position0": [168, 168], "n_outliers": [168, 160],
+                       "median_norm_ratio": [40.0, 12.0], "position0_is_special": [False, False]})
+    text = position0_sentence({"SmolLM2": p0}, issue_batches())
+    assert "position~0 is a content token" in text and "special token" not in text.split(";")[0]
+    assert "at layer 3, 168 of its 168 vectors are outliers" in text
+    # the default profile's median peak is layer 0 (0.1; layer 12's median is 0.095); kept, 0.998 at layer 12
+    assert "a median anisotropy of 0.5 at layer 0 (against 0.1 without it) and 0.998 at most (layer 12)" in text
+    special = position0_sentence({"SmolLM2": p0.assign(position0_is_special=True)}, issue_batches())
+    assert "position~0 is a special token" in special
+
+
+def test_anisotropy_figure_draws_every_batch_at_printed_size():
+    from layerwise.plots.geometry import plot_anisotropy_batches, plot_intrinsic_dimension_batches
+    batches = issue_batches()
+    fig = plot_anisotropy_batches(batches)
+    decoders = fig.axes[0]
+    dots = decoders.collections[0].get_offsets()
+    assert len(dots) == 5 * (N_LAYERS + 1)  # every (layer, batch), none averaged away
+    assert max(dots[:, 1]) == pytest.approx(0.928)
+    median = decoders.lines[0].get_ydata()
+    assert median[12] == pytest.approx(0.095)  # the line is the median, not the mean (0.261)
+    assert fig.get_size_inches()[0] == pytest.approx(6.3)
+    texts = [t for ax in fig.axes for t in [ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels()]]
+    assert min(t.get_fontsize() for t in texts) >= 7
+    id_fig = plot_intrinsic_dimension_batches(batches)
+    labels = [line.get_label() for line in id_fig.axes[0].lines]
+    assert labels == ["SmolLM2, linear fit", "SmolLM2, MLE"]

@@ -55,8 +55,12 @@ def geometry_macros(table: pd.DataFrame, summary: pd.DataFrame, *, fraction: flo
     contrast = ""
     if {"decoder", "encoder"} <= set(by_kind.index):
         ratio = by_kind["decoder"] / by_kind["encoder"]
+        depths = an.groupby("kind")["n_layers"].max()
         contrast = (f"The highest anisotropy reached by a decoder is {ratio:.3g} times that of the most "
-                    f"anisotropic encoder layer.")
+                    f"anisotropic encoder layer, but this ratio does not isolate the decoder/encoder difference: "
+                    f"the models also differ in depth ({int(depths['decoder'])} against {int(depths['encoder'])} "
+                    f"layers), in architecture details such as where the layer norm sits, in training objective and "
+                    f"data, and in the special tokens they keep; none of these is controlled here.")
     standardised = table[table["metric"] == "anisotropy_standardised"]
     for model, rows in standardised.groupby("model", sort=False):
         peak = rows.loc[rows["mean"].idxmax()]
@@ -140,7 +144,7 @@ def position0_sentence(position0: dict[str, pd.DataFrame], batches: pd.DataFrame
         worst = p0.loc[p0["n_outliers"].idxmax()]
         what = ("a special token ([CLS] or BOS) in every text" if special else
                 "a content token (the chunks start mid-text; no special token is prepended)")
-        text = (f"In {latex_escape(model)} position~0 is {what}; at layer {int(worst['layer'])} "
+        text = (f"In {latex_escape(model)} position~0 is {what}; at layer {int(worst['layer'])}, "
                 f"{int(worst['n_outliers'])} of its {int(worst['n_position0'])} vectors are outliers "
                 f"(median norm {worst['median_norm_ratio']:.3g}$\\times$ the layer's median)")
         rows = batches[batches["model"] == model].assign(layer=lambda t: pd.to_numeric(t["layer"], errors="coerce"))

@@ -126,3 +126,83 @@ def summarise_profiles(
                 }
             )
     return pd.DataFrame.from_records(records)
+
+
+# --------------------------------------------------------------------------- per batch, at printed size
+
+PRINT_RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7.5,
+            "ytick.labelsize": 7.5, "legend.fontsize": 7.5}
+
+
+def _batch_rows(batches: pd.DataFrame, position0: bool | None) -> pd.DataFrame:
+    rows = batches.assign(layer=pd.to_numeric(batches["layer"], errors="coerce")).dropna(subset=["layer"])
+    if position0 is not None and "position0" in rows:
+        flag = rows["position0"].astype(str).str.lower() == "true"
+        chosen = rows[flag == position0]
+        rows = chosen if not chosen.empty else rows[flag]
+    rows = rows.assign(relative_depth=rows["layer"] / rows["n_layers"])
+    return rows
+
+
+def plot_anisotropy_batches(batches: pd.DataFrame, *, kinds: Sequence[str] = ("decoder", "encoder"),
+                            width: float = 6.3, height: float = 2.7) -> Figure:
+    """Anisotropy per layer with every batch drawn (dots) and the median over batches (line), one panel per
+    model kind: all tokens (solid), outlier tokens removed (dashed), position 0 kept as the source did
+    (dotted). Drawn at its printed size (``width`` inches) with fonts of 7.5-8 pt."""
+    import matplotlib
+
+    ours = _batch_rows(batches, position0=False)
+    kept = _batch_rows(batches, position0=True) if "position0" in batches else ours.iloc[0:0]
+    palette = _palette(ours["model"])
+    with matplotlib.rc_context(PRINT_RC):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        axes = fig.subplots(1, len(kinds), sharey=True, squeeze=False)[0]
+        for ax, kind in zip(axes, kinds):
+            subset = ours[ours["kind"] == kind]
+            ax.set_title(f"{kind}s")
+            if subset.empty:
+                ax.text(0.5, 0.5, f"no {kind} models", ha="center", va="center", transform=ax.transAxes)
+                continue
+            for model, rows in subset.groupby("model", sort=False):
+                colour = palette[model]
+                ax.scatter(rows["relative_depth"], rows["anisotropy"], s=6, color=colour, alpha=0.45, linewidths=0)
+                median = rows.groupby("relative_depth")["anisotropy"].median()
+                ax.plot(median.index, median.to_numpy(), color=colour, lw=1.3, label=f"{model}, all tokens")
+                if "anisotropy_without_outliers" in rows and rows["anisotropy_without_outliers"].notna().any():
+                    without = rows.groupby("relative_depth")["anisotropy_without_outliers"].median()
+                    ax.plot(without.index, without.to_numpy(), color=colour, lw=1.1, ls="--",
+                            label="outlier tokens removed")
+                with_p0 = kept[(kept["model"] == model) & (kept["position0"].astype(str).str.lower() == "true")] \
+                    if not kept.empty else kept
+                if not with_p0.empty and not with_p0.equals(rows):
+                    p0 = with_p0.groupby("relative_depth")["anisotropy"].median()
+                    ax.plot(p0.index, p0.to_numpy(), color=colour, lw=1.1, ls=":", label="position 0 kept")
+            ax.set_xlabel("relative depth (layer / n_layers)")
+            ax.set_xlim(0, 1)
+            ax.legend(loc="best", frameon=False)
+        axes[0].set_ylabel("anisotropy $\\sigma_1^2/\\sum_i\\sigma_i^2$\n(dots: batches; lines: median)")
+    return fig
+
+
+def plot_intrinsic_dimension_batches(batches: pd.DataFrame, *, width: float = 3.4, height: float = 2.7) -> Figure:
+    """TwoNN intrinsic dimension per layer (one copy of each vector kept): every batch (dots), the median over
+    batches of the linear fit (solid) and of the MLE (dashed), one colour per model, at printed size."""
+    import matplotlib
+
+    rows = _batch_rows(batches, position0=False).dropna(subset=["twonn_id"])
+    palette = _palette(rows["model"])
+    with matplotlib.rc_context(PRINT_RC):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        ax = fig.subplots()
+        for model, group in rows.groupby("model", sort=False):
+            colour = palette[model]
+            ax.scatter(group["relative_depth"], group["twonn_id"], s=6, color=colour, alpha=0.45, linewidths=0)
+            linear = group.groupby("relative_depth")["twonn_id"].median()
+            mle = group.groupby("relative_depth")["twonn_mle_id"].median()
+            ax.plot(linear.index, linear.to_numpy(), color=colour, lw=1.3, label=f"{model}, linear fit")
+            ax.plot(mle.index, mle.to_numpy(), color=colour, lw=1.1, ls="--", label=f"{model}, MLE")
+        ax.set_xlabel("relative depth (layer / n_layers)")
+        ax.set_ylabel("TwoNN intrinsic dimension")
+        ax.set_xlim(0, 1)
+        ax.legend(frameon=False)
+    return fig
