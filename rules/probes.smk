@@ -44,6 +44,7 @@ PROBE_THREADS = COMPUTE_THREADS
 # Figures are drawn on the submit host: cheap, and they need no GPU.
 localrules:
     probe_figures,
+    probe_verdicts,
 
 
 rule probe:
@@ -228,6 +229,47 @@ rule probe_reductions:
         "../scripts/probe_reductions.py"
 
 
+def verdict_inputs(model):
+    """What the verdict table of `model` reads: the post-faithful ablations, the raw probe's scores, per-text
+    predictions and attributions, the conditions, the grid cells' predictions, the seed-stability overlap."""
+    main, faithful = probe_dir(model), f"{probe_dir(model)}/post_faithful"
+    return {
+        "ablations": f"{faithful}/ablations.csv", "texts": f"{faithful}/texts.csv",
+        "random_masks": f"{faithful}/random_masks.csv", "faithful_attribution": f"{faithful}/attribution.parquet",
+        "faithful_dims": f"{faithful}/dims_for_share.csv", "raw_scores": f"{main}/raw/scores.csv",
+        "raw_predictions": f"{main}/raw/predictions.parquet", "raw_attribution": f"{main}/raw/attribution.parquet",
+        "raw_dims": f"{main}/raw/dims_for_share.csv",
+        "conditions": [f"{main}/{c}/scores.csv" for c in MAIN_CONDITIONS],
+        "overlap": f"results/probes/{model}/stability_overlap.csv",
+        "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/predictions.parquet"
+                 for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
+        "summary": "results/probes/summary.csv",
+    }
+
+
+# The post's claims, one verdict each, judged on the first model (the decoder): a table generated from the
+# numbers, never typed (layerwise.probes.claims maps the numbers to claims, layerwise.verdicts judges them).
+rule probe_verdicts:
+    input:
+        unpack(lambda wc: verdict_inputs(PROBES["models"][0])),
+    output:
+        verdicts="results/verdicts/probes.csv",
+        evidence="results/verdicts/probes_evidence.csv",
+        macros="results/macros/probe_verdicts.tex",
+    params:
+        library=library("probe_verdicts.py"),
+        display=display_name(PROBES["models"][0]),  # also the summary's model column
+        grid=[(n, l) for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
+        top_n=PROBES["top_n"],
+        seed=config["seed"],
+    log:
+        "logs/probes/verdicts.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/probe_verdicts.py"
+
+
 rule probe_figures:
     input:
         unpack(lambda wc: {k: v for m in PROBES["models"] for k, v in
@@ -264,6 +306,6 @@ rule probe_figures:
 
 
 PAPER_INPUTS.extend(
-    [*rules.probe_figures.output[:6], rules.probe_figures.output.macros,
+    [*rules.probe_figures.output[:6], rules.probe_figures.output.macros, rules.probe_verdicts.output.macros,
      *[f"results/figures/probes/{m}_reductions.png" for m in PROBES["models"]]]
 )

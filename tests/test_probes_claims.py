@@ -159,3 +159,17 @@ def test_points_enter_without_interval_and_say_so():
     assert "point estimate" in row["note"]
     setting = _verdicts(ev)[1]["mask"]
     assert "our setting: fit not converged" in setting and "point estimate" in setting
+
+
+def test_our_setting_points_from_the_summary():
+    from layerwise.probes.claims import our_setting_points
+    acc = pd.Series({"raw": 0.968, "normalised": 0.975, "masked_at_test": 0.895, "transfer gap": 0.12,
+                     "random_scalar_trained": 0.04})
+    points = {p["quantity"]: p for p in our_setting_points(acc, {"raw": False, "normalised": True})}
+    assert points["normalised_delta"]["estimate"] == pytest.approx(0.7)
+    assert points["normalised_delta"]["converged"] is False  # one of the two fits stopped at its cap
+    assert points["mask_delta"]["estimate"] == pytest.approx(-7.3)
+    assert points["transfer_delta"]["estimate"] == pytest.approx(-12.0)  # the gap is A minus B
+    assert points["random_scalar_accuracy"]["converged"] is True
+    verdict = _verdicts(evidence_table(fits={}, points=list(points.values())))[0]
+    assert verdict["norm_drop"] == DIFFERS and verdict["mask"] == DIFFERS  # only ours run: fails there

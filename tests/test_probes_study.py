@@ -198,7 +198,7 @@ def test_condition_table_rows_keep_the_order_of_their_runs():
     pd.testing.assert_index_equal(table.index, pd.RangeIndex(len(table)))
     got = table.set_index("condition")
     assert got.loc["no_punctuation", "accuracy"] == 0.89 and got.loc["no_punctuation", "n_texts"] == 300
-    assert list(table.columns) == ["condition", "accuracy", "std", "n_texts", "chance"]
+    assert list(table.columns) == ["condition", "accuracy", "converged", "std", "n_texts", "chance"]
     assert table["accuracy"].notna().all()
 
 
@@ -266,3 +266,14 @@ def test_probe_macros_put_the_posts_numbers_beside_ours_and_judge_the_scalar_con
     assert rows["shuffled labels"][4].startswith("5.0\\%") and "$\\pm$" in rows["shuffled labels"][4]
     summary_text = str(macros["ProbeSummary"])
     assert summary_text.count("claim holds") == 1 and "not near chance" in summary_text  # A fails, B does not
+
+
+def test_a_fit_that_stopped_at_its_cap_is_marked_in_its_row():
+    """converged: False when any fit behind a row stopped at its cap, True when all converged, NA for a tree
+    or a row without flags."""
+    from layerwise.probes.summary import fit_converged
+    assert fit_converged(pd.Series([True, True])) is True
+    assert fit_converged(pd.Series([True, False])) is False
+    assert fit_converged(pd.Series(["True", "False"])) is False  # as read back from a CSV of mixed rows
+    assert fit_converged(pd.Series([pd.NA, True])) is True
+    assert fit_converged(pd.Series([pd.NA])) is pd.NA

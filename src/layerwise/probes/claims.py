@@ -292,3 +292,24 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
             rows.append(_row("frequent_jaccard", OURS, Evidence(float(j.mean()), float(j.min()), float(j.max())),
                              note="range over seed pairs"))
     return pd.DataFrame(rows, columns=["quantity", "setting", "estimate", "low", "high", "converged", "note"])
+
+
+def our_setting_points(accuracy: pd.Series, converged: dict[str, object]) -> list[dict]:
+    """Our setting's numbers known only from the summary table (fractions per condition of one model: raw,
+    normalised, masked_at_test, transfer gap, random_scalar_trained), as `evidence_table` points in % and
+    points. `converged[condition]` is that condition's fit flag (the masked and transfer numbers come from the
+    raw probe, the random control's from the unit-norm one)."""
+    raw = 100 * float(accuracy["raw"])
+    raw_ok, norm_ok = converged.get("raw", pd.NA), converged.get("normalised", pd.NA)
+    return [
+        dict(quantity="normalised_delta", setting=OURS, estimate=100 * float(accuracy["normalised"]) - raw,
+             converged=_both_converged(raw_ok, norm_ok)),
+        dict(quantity="normalised_accuracy", setting=OURS, estimate=100 * float(accuracy["normalised"]),
+             converged=norm_ok),
+        dict(quantity="mask_delta", setting=OURS, estimate=100 * float(accuracy["masked_at_test"]) - raw,
+             converged=raw_ok),
+        dict(quantity="transfer_delta", setting=OURS, estimate=-100 * float(accuracy["transfer gap"]),
+             converged=raw_ok),
+        dict(quantity="random_scalar_accuracy", setting=OURS,
+             estimate=100 * float(accuracy["random_scalar_trained"]), converged=norm_ok),
+    ]

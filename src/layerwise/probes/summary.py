@@ -18,8 +18,12 @@ def _transfer_rows(transfer: pd.DataFrame, suffix: str) -> list[dict]:
     a = next(t for t in transfer["train"] if "+" not in str(t))
     b = next(t for t in transfer["test"] if t != a)
     mix = f"{a}+{b}"
-    return [{"condition": f"train {a}, test {b}{suffix}", "accuracy": float(accuracy[(a, b)])},
-            {"condition": f"train {mix}, test {b}{suffix}", "accuracy": float(accuracy[(mix, b)])},
+    conv = (transfer.groupby("train")["converged"].apply(fit_converged) if "converged" in transfer
+            else pd.Series(dtype=object))
+    return [{"condition": f"train {a}, test {b}{suffix}", "accuracy": float(accuracy[(a, b)]),
+             "converged": conv.get(a, pd.NA)},
+            {"condition": f"train {mix}, test {b}{suffix}", "accuracy": float(accuracy[(mix, b)]),
+             "converged": conv.get(mix, pd.NA)},
             {"condition": f"transfer gap{suffix}", "accuracy": float(accuracy[(a, a)] - accuracy[(a, b)])}]
 
 
@@ -31,12 +35,21 @@ def variant_suffix(n_texts: int, variant_n_texts: int) -> str:
     return "" if variant_n_texts == n_texts else f" (N={variant_n_texts})"
 
 
+def fit_converged(flags: pd.Series) -> object:
+    """True when every iterative fit behind a row converged, False when one stopped at its cap, NA when no
+    fit is iterative (a tree) or the flags are missing."""
+    known = [str(f).lower() == "true" for f in flags if not pd.isna(f)]
+    return pd.NA if not known else all(known)
+
+
 def _condition_rows(tables: list[pd.DataFrame]) -> list[dict]:
     """One row per condition; several rows of one condition (e.g. label permutations) give mean and std."""
     rows = []
     for table in tables:
         for name, group in table.groupby("condition", sort=False):
             row = {"condition": name, "accuracy": float(group["accuracy"].mean())}
+            if "converged" in group:
+                row["converged"] = fit_converged(group["converged"])
             if len(group) > 1:
                 row["std"] = float(group["accuracy"].std(ddof=1))
             rows.append(row)
@@ -52,17 +65,24 @@ def condition_table(*, raw: pd.DataFrame, conditions: list[pd.DataFrame], masks:
     when the sizes differ), the additions' conditions, punctuation removed, the transfer with punctuation
     stripped on both sides (a gap is a difference of accuracies) and seed stability."""
     chance = float(raw["chance"].iloc[0])
-    main = [{"condition": "raw", "accuracy": float(raw["accuracy"].iloc[0])}, *_condition_rows(conditions)]
+    raw_converged = fit_converged(raw["converged"]) if "converged" in raw else pd.NA
+    main = [{"condition": "raw", "accuracy": float(raw["accuracy"].iloc[0]), "converged": raw_converged},
+            *_condition_rows(conditions)]
     for name in ("masked_at_test", "masked_retrained"):
-        main.append({"condition": name, "accuracy": float(masks.loc[masks["condition"] == name, "accuracy"].iloc[0])})
+        # at test: the raw probe itself; re-trained: a warm-started fit whose convergence masks.csv does not keep
+        main.append({"condition": name, "accuracy": float(masks.loc[masks["condition"] == name, "accuracy"].iloc[0]),
+                     "converged": raw_converged if name == "masked_at_test" else pd.NA})
     main += _transfer_rows(transfer, "")
     suffix = variant_suffix(n_texts, variant_n_texts)
     variant = []
     if suffix:
-        variant.append({"condition": f"raw{suffix}", "accuracy": float(variant_raw["accuracy"].iloc[0])})
+        variant.append({"condition": f"raw{suffix}", "accuracy": float(variant_raw["accuracy"].iloc[0]),
+                        "converged": fit_converged(variant_raw["converged"]) if "converged" in variant_raw
+                        else pd.NA})
         variant += _transfer_rows(variant_transfer, suffix)
     variant += _condition_rows(variant_conditions)
-    variant.append({"condition": "no_punctuation", "accuracy": float(nopunct["accuracy"].iloc[0])})
+    variant.append({"condition": "no_punctuation", "accuracy": float(nopunct["accuracy"].iloc[0]),
+                    "converged": fit_converged(nopunct["converged"]) if "converged" in nopunct else pd.NA})
     variant += _transfer_rows(transfer_nopunct, ", no punctuation")
     variant.append({"condition": "stability", "accuracy": float(stability["accuracy"].mean()),
                     "std": float(stability["accuracy"].std(ddof=1))})
