@@ -28,6 +28,8 @@ rule geometry:
         n_candidates=GEOMETRY["n_candidates"],
         include_position0=GEOMETRY["include_position0"],
         outlier_k=config["outliers"]["k"],
+        k_sweep=config["outliers"]["k_sweep"],
+        top_m=config["outliers"]["top_m"],
     threads: COMPUTE_THREADS
     resources:
         mem_mb=lambda wc: store_mem_mb(wc, 1.5),

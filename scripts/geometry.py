@@ -20,8 +20,9 @@ special = bool(store.manifest.get("position0_is_special", False))
 outlier_k = getattr(p, "outlier_k", None)
 batches_out = getattr(snakemake.output, "batches", None)
 position0_out = getattr(snakemake.output, "position0", None)
+sweep = dict(k_sweep=getattr(p, "k_sweep", ()), top_m=getattr(p, "top_m", ()))  # outlier sensitivity
 per_batch = batch_table({layer: store.layer(layer)[rows] for layer in store.layers}, outlier_k=outlier_k,
-                        **kwargs).assign(position0=p.include_position0)
+                        **sweep, **kwargs).assign(position0=p.include_position0)
 table = aggregate_batch_table(per_batch)
 if not p.include_position0 and batches_out:
     # The source's setting: it excluded nothing, so position 0 is kept (anisotropy only: the cheap variant).

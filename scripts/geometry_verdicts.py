@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from layerwise.geometry.claims import geometry_claims
+from layerwise.geometry.claims import geometry_claims, sweep_evidence
 from layerwise.narrative.geometry import verdict_macros
 from layerwise.paper import write_macros
 from layerwise.runlog import log_to_file
@@ -21,6 +21,7 @@ claims = geometry_claims(batches, training, interior=tuple(p.interior), margin=p
 frame = verdict_frame(claims)
 Path(snakemake.output.csv).parent.mkdir(parents=True, exist_ok=True)
 frame.to_csv(snakemake.output.csv, index=False)
-write_macros(verdict_macros(frame, batches, position0, margin=p.margin, interior=tuple(p.interior)),
+sweep = sweep_evidence(batches, interior=tuple(p.interior), seed=p.seed)
+write_macros(verdict_macros(frame, batches, position0, margin=p.margin, interior=tuple(p.interior), sweep=sweep),
              snakemake.output.macros, header="rule geometry_verdicts")
 log.info("%d claims: %s", len(frame), dict(zip(frame["key"], frame["verdict"])))

@@ -227,3 +227,42 @@ def test_anisotropy_figure_draws_every_batch_at_printed_size():
     id_fig = plot_intrinsic_dimension_batches(batches)
     labels = [line.get_label() for line in id_fig.axes[0].lines]
     assert labels == ["SmolLM2, linear fit", "SmolLM2, MLE"]
+
+
+def test_sweep_removes_what_each_threshold_and_top_m_mark():
+    """Three planted giants (norms 1000, 100, 20 x the rest) in 300 isotropic rows: k = 200 removes one,
+    k = 50 two, k = 10 three; top-1 and top-3 remove the largest one and all three. Without all three the batch is
+    the isotropic rest (anisotropy near 1/16); with the largest kept it holds nearly all the variance."""
+    from layerwise.geometry import layer_batches
+    from layerwise.geometry.layers import removal_masks
+    rng = np.random.default_rng(40)
+    x = rng.standard_normal((300, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[0] *= 1000
+    x[1] *= 100
+    x[2] *= 20
+    masks = removal_masks(x, k_sweep=(200, 50, 10), top_m=(1, 3))
+    assert {k: int(m.sum()) for k, m in masks.items()} == {
+        "anisotropy_without_k200": 1, "anisotropy_without_k50": 2, "anisotropy_without_k10": 3,
+        "anisotropy_without_top1": 1, "anisotropy_without_top3": 3}
+    assert masks["anisotropy_without_top1"][0] and not masks["anisotropy_without_top1"][1:].any()
+    row = layer_batches(x, layer=0, batch_size=300, k_sweep=(200, 10), top_m=(3,), with_twonn=False).iloc[0]
+    assert row["anisotropy"] > 0.99
+    assert row["anisotropy_without_k10"] == pytest.approx(row["anisotropy_without_top3"])
+    assert row["anisotropy_without_k10"] < 0.2
+    assert 0.5 < row["anisotropy_without_k200"] < 0.99  # the 100x giant is left and dominates
+
+
+def test_sweep_sentence_counts_the_settings_that_pass():
+    from layerwise.geometry.claims import sweep_evidence
+    from layerwise.narrative.geometry import sweep_sentence
+    table = table_for("Dec", "decoder", spike_then_decay, spike_then_decay)
+    ours = table["position0"] == False  # noqa: E712
+    for name, fn in (("anisotropy_without_k3", bell), ("anisotropy_without_k5", flat),
+                     ("anisotropy_without_top10", spike_then_decay)):
+        table.loc[ours, name] = np.tile(fn(), 5)
+    sweep = sweep_evidence(table)
+    assert list(sweep["removal"]) == ["k3", "k5", "top10"]
+    text = sweep_sentence(sweep, margin=0.1)
+    assert "The rule passes in 1, fails in 2 and is undecided in 0 of these 3 settings." in text
+    assert "$k$=3: 0.83 [0.83, 0.83]" in text  # (0.6 - 0.1) / 0.6 on the planted bell

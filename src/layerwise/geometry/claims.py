@@ -157,3 +157,25 @@ def geometry_claims(batches: pd.DataFrame, training: pd.DataFrame | None = None,
     return (layer_claims(batches, interior=interior, margin=margin, seed=seed)
             + training_claims(training, margin=margin, seed=seed, layer0_in_averages=layer0_in_averages,
                               setting=training_setting))
+
+
+def sweep_evidence(batches: pd.DataFrame, *, interior: Sequence[float] = DEFAULT_INTERIOR, seed: int = 0
+                   ) -> pd.DataFrame:
+    """The bell score (median over batches, bootstrap interval) of every decoder's anisotropy with each setting of
+    the outlier sensitivity sweep removed (columns ``anisotropy_without_k*`` / ``anisotropy_without_top*``):
+    model, removal, estimate, low, high. Default setting (position 0 excluded) only."""
+    records = []
+    for model, rows in batches.groupby("model", sort=False):
+        if str(rows["kind"].iloc[0]) != "decoder":
+            continue
+        _, ours = _settings(rows)
+        if ours is None:
+            continue
+        n_layers = int(rows["n_layers"].iloc[0])
+        for column in [c for c in ours.columns if c.startswith(("anisotropy_without_k", "anisotropy_without_top"))]:
+            evidence = _bell_evidence(ours, column, n_layers, interior, seed)
+            if evidence is None:
+                continue
+            records.append({"model": model, "removal": column.removeprefix("anisotropy_without_"),
+                            "estimate": evidence.estimate, "low": evidence.low, "high": evidence.high})
+    return pd.DataFrame(records, columns=["model", "removal", "estimate", "low", "high"])

@@ -8,7 +8,7 @@ are shuffled, cut into batches, and each metric is reported as mean and std over
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -67,6 +67,7 @@ def _top_direction_share(centred: Any, mask: np.ndarray, xp: ModuleType) -> floa
 def _batch_metrics(
     x: Any, xp: ModuleType, fraction: float, block_size: int, n_candidates: int,
     outliers: np.ndarray | None = None, with_twonn: bool = True,
+    removals: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     centred = _centred64(x, xp)
     shares = top_k_shares(asnumpy(_spectrum(centred, xp)), (1, 5, 10))
@@ -102,7 +103,29 @@ def _batch_metrics(
             out["anisotropy_without_outliers"] = float("nan")
         out["outlier_sigma1_share"] = _top_direction_share(centred, outliers, xp)
         out["n_outliers"] = float(outliers.sum())
+    for name, removed in (removals or {}).items():  # the sensitivity sweep: other thresholds, top-m by norm
+        kept = x[xp.asarray(np.flatnonzero(~removed))]
+        out[name] = (shares[1] if not removed.any() else
+                     top_k_shares(asnumpy(_spectrum(_centred64(kept, xp), xp)), (1,))[1] if int(kept.shape[0]) >= 3
+                     else float("nan"))
     return out
+
+
+def removal_masks(vectors: Any, *, k_sweep: Sequence[float] = (), top_m: Sequence[int] = ()) -> dict[str, np.ndarray]:
+    """Rows to remove for each setting of the outlier sensitivity sweep, over the whole layer:
+    ``anisotropy_without_k{k}`` (norm > k x the layer's median norm) and ``anisotropy_without_top{m}`` (the m
+    rows of largest norm). Column names are the metric names of :func:`layer_batches`."""
+    from layerwise.outliers import token_norms
+
+    masks = {f"anisotropy_without_k{k:g}": outlier_mask(vectors, k) for k in k_sweep}
+    if top_m:
+        norms = token_norms(vectors)
+        order = np.argsort(-norms, kind="stable")
+        for m in top_m:
+            mask = np.zeros(norms.shape[0], dtype=bool)
+            mask[order[:m]] = True
+            masks[f"anisotropy_without_top{m}"] = mask
+    return masks
 
 
 def layer_batches(
@@ -117,13 +140,17 @@ def layer_batches(
     backend: str = "auto",
     outlier_k: float | None = None,
     with_twonn: bool = True,
+    k_sweep: Sequence[float] = (),
+    top_m: Sequence[int] = (),
 ) -> pd.DataFrame:
     """Every metric of every batch of one layer: one row per batch (``BATCH_COLUMNS`` then the metrics).
 
     The source averages over batches; kept per batch, a reader sees when one batch carries a layer (one
     outlier token can set sigma_1 of its batch alone). With ``outlier_k``, the outlier tokens (norm above
     k x the layer's median norm, over the whole layer) are also removed per batch. ``with_twonn=False``
-    skips the neighbour search (the spectrum metrics only, for cheap variants). An integer seed gives the
+    skips the neighbour search (the spectrum metrics only, for cheap variants). ``k_sweep`` and ``top_m`` add
+    anisotropy without the tokens each threshold (or the m largest norms) marks, per batch
+    (:func:`removal_masks`). An integer seed gives the
     same shuffle to every layer with the same number of vectors, so the same tokens share a batch at
     every depth.
     """
@@ -134,11 +161,14 @@ def layer_batches(
     batches = batch_indices(n, batch_size, np.random.default_rng(seed))
     if n < batch_size:
         logger.warning("layer %s: %d vectors < batch_size %d; using one batch", layer, n, batch_size)
-    mask = outlier_mask(asnumpy(vectors), outlier_k) if outlier_k is not None else None
+    host = asnumpy(vectors)
+    mask = outlier_mask(host, outlier_k) if outlier_k is not None else None
+    sweep = removal_masks(host, k_sweep=k_sweep, top_m=top_m) if (k_sweep or top_m) else {}
     rows = []
     for b, batch in enumerate(batches):
         metrics = _batch_metrics(device_vectors[xp.asarray(batch)], xp, fraction, block_size, n_candidates,
-                                 None if mask is None else mask[batch], with_twonn)
+                                 None if mask is None else mask[batch], with_twonn,
+                                 {name: m[batch] for name, m in sweep.items()})
         rows.append({"layer": layer, "batch": b, "batch_size": len(batch), **metrics})
     return pd.DataFrame(rows)
 

@@ -160,8 +160,27 @@ def position0_sentence(position0: dict[str, pd.DataFrame], batches: pd.DataFrame
     return " ".join(out)
 
 
+def sweep_sentence(sweep: pd.DataFrame, *, margin: float) -> str:
+    """Per decoder: the bell score with the outliers of each threshold k removed, and with the m largest-norm
+    tokens removed; how many of these settings pass the rule (interval wholly above the margin)."""
+    out = []
+    for model, rows in sweep.groupby("model", sort=False):
+        def part(prefix: str, label: str) -> str:
+            chosen = rows[rows["removal"].str.startswith(prefix)]
+            return ", ".join(f"{label}={r['removal'][len(prefix):]}: {r['estimate']:.2f} [{r['low']:.2f}, "
+                             f"{r['high']:.2f}]" for _, r in chosen.iterrows())
+        passes = int((rows["low"] > margin).sum())
+        fails = int((rows["high"] < margin).sum())
+        out.append(f"The bell score of {latex_escape(model)} with the outlier tokens removed at each threshold is "
+                   f"{part('k', '$k$')}; without the $m$ tokens of largest norm, {part('top', '$m$')}. The rule "
+                   f"passes in {passes}, fails in {fails} and is undecided in {len(rows) - passes - fails} of these "
+                   f"{len(rows)} settings.")
+    return " ".join(out)
+
+
 def verdict_macros(frame: pd.DataFrame, batches: pd.DataFrame, position0: dict[str, pd.DataFrame], *,
-                   margin: float, interior: tuple[float, float]) -> dict[str, str]:
+                   margin: float, interior: tuple[float, float], sweep: pd.DataFrame | None = None
+                   ) -> dict[str, str]:
     """The verdict table and the sentences that go with it."""
     from layerwise.verdicts import verdict_counts, verdict_table_latex
 
@@ -176,4 +195,5 @@ def verdict_macros(frame: pd.DataFrame, batches: pd.DataFrame, position0: dict[s
             "GeometryVerdictCounts": LaTeX(f"Of the source's {len(frame)} claims tested here: {summary}."),
             "GeometryBell": LaTeX(bell_sentences(frame, margin=margin, interior=interior)),
             "GeometryBatchSpread": LaTeX(batch_sentence(batches)),
-            "GeometryPositionZero": LaTeX(position0_sentence(position0, batches))}
+            "GeometryPositionZero": LaTeX(position0_sentence(position0, batches)),
+            "GeometrySweep": LaTeX(sweep_sentence(sweep, margin=margin) if sweep is not None else "")}
