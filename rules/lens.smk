@@ -10,6 +10,8 @@ if _LENS_ENCODERS:
     raise ValueError(f"config 'lens.models': {_LENS_ENCODERS} are encoders without a causal LM head; the logit "
                      "lens decodes next-token predictions and needs a decoder model")
 PAPER_HEATMAP_VALUES = ("top1_logit", "final_top1_rank", "kl_final", "kl_input")
+# Models the paper names by a macro of results/macros/provenance.tex (the name with its origin) in captions.
+MODEL_NAME_MACROS = {"smollm2-135m": r"\ModelSmolName"}
 LENS_TEXTS = {**load_texts(Path(workflow.basedir) / LENS["examples_dir"]), **LENS["texts"]}
 
 
@@ -50,6 +52,7 @@ HEATMAP_VALUES = sorted({*LENS["heatmap_values"], *PAPER_HEATMAP_VALUES})  # the
 # windows for the paper.
 HEATMAP_VIEWS = [(value, view) for value in HEATMAP_VALUES for view in ("grid", "window")]
 HEATMAP_PATH = "results/figures/lens/{model}/{text}/%s.%s.pdf"
+PRINTED_WIDTH = 6.3  # inches: the paper's \linewidth, at which its window heatmaps and curves are placed
 
 
 # One job per text draws all its heatmaps: each is a second of plotting, and a job per figure spent most of
@@ -63,6 +66,8 @@ rule lens_heatmap:
     params:
         library=library("lens_heatmap.py"),
         views=HEATMAP_VIEWS,
+        title=lambda wc: f"{display_name(wc.model)}, decoder {LENS['decoder']}",
+        width=PRINTED_WIDTH,
         layer_step=LENS["layer_step"],
         max_positions=LENS["heatmap_max_positions"],
         window=lambda wc: LENS["heatmap_windows"].get(wc.text, LENS["heatmap_window"]),
@@ -126,6 +131,14 @@ rule lens_figures:
         window=LENS["heatmap_windows"].get(LENS["paper_example"], LENS["heatmap_window"]),
         window_layer_step=LENS["heatmap_window_layer_step"],
         model_names={m: display_name(m) for m in LENS["models"]},
+        model_tex={m: MODEL_NAME_MACROS[m] for m in LENS["models"] if m in MODEL_NAME_MACROS},
+        decoder=LENS["decoder"],
+        more_examples={t: ({m: f"lens/{m}/{t}/{{value}}.window.pdf" for m in LENS["models"]},
+                           LENS["heatmap_windows"].get(t, LENS["heatmap_window"]))
+                       for t in LENS["paper_more_examples"] if t in LENS_TEXTS},
+        width=PRINTED_WIDTH,
+        dataset=LENS["dataset"],
+        max_tokens=LENS["max_tokens"],
     log:
         "logs/lens/figures.log",
     conda:

@@ -7,13 +7,22 @@ from layerwise.paper import write_macros
 from layerwise.plots.lens import plot_lens_curves
 from layerwise.runlog import log_to_file
 
+PAPER_METRICS = ("kl_final", "kl_input", "agreement", "log10_rank", "log10_input_rank")
+DECODER_TITLES = {"full": "decoder full (the post's)", "norm_only": "decoder norm_only (variant)",
+                  "none": "raw stream (no norm)"}
+
 log_to_file(snakemake.log[0])
 p = snakemake.params
 summary = pd.concat([pd.read_csv(path, dtype={"layer": str}).assign(model=name)
                      for path, name in zip(snakemake.input.summaries, p.names)], ignore_index=True)
 changes = pd.concat([pd.read_csv(path, dtype={"from_layer": str, "to_layer": str}).assign(model=name)
                      for path, name in zip(snakemake.input.changes, p.names)], ignore_index=True)
-plot_lens_curves(summary, hue="model", col="decoder", relative_depth=True).savefig(snakemake.output.curves)
+# The paper's figure: five metrics, the input row left out (its ~100-nat KL would flatten the blocks' curves),
+# drawn at the printed width so 7-8 pt text prints at that size.
+plot_lens_curves(summary, metrics=PAPER_METRICS, hue="model", col="decoder", relative_depth=True, skip_input=True,
+                 width=p.width, row_height=1.4, col_titles=DECODER_TITLES).savefig(snakemake.output.curves)
 write_macros(lens_macros(summary, changes, heatmaps=p.heatmaps, model_names=p.model_names, example=p.example,
-                         window=p.window, window_layer_step=p.window_layer_step),
+                         window=p.window, window_layer_step=p.window_layer_step, decoder=p.decoder,
+                         model_tex=p.model_tex, more_examples=p.more_examples, dataset=p.dataset,
+                         max_tokens=p.max_tokens),
              snakemake.output.macros, header="rule lens_figures")

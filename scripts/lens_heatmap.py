@@ -12,12 +12,13 @@ p, wc = snakemake.params, snakemake.wildcards
 table = pd.read_parquet(snakemake.input.table)
 n_positions = int(table["position"].max()) + 1
 for (value, view), path in zip(p.views, snakemake.output.figures, strict=True):
-    if view == "window":
-        positions, layer_step = resolve_window(p.window, n_positions), p.window_layer_step
+    if view == "window":  # the paper's: drawn at its printed width
+        positions, layer_step, width = resolve_window(p.window, n_positions), p.window_layer_step, p.width
     else:
-        positions, layer_step = (0, min(n_positions, p.max_positions)), p.layer_step
+        positions, layer_step, width = (0, min(n_positions, p.max_positions)), p.layer_step, None
     log.info("%s of %s: positions %s of %d, every %d-th block -> %s", value, wc.text, positions, n_positions,
              layer_step, path)
-    fig = plot_lens_heatmap(table, value=value, layer_step=layer_step, positions=positions)
+    fig = plot_lens_heatmap(table, value=value, layer_step=layer_step, positions=positions, width=width,
+                            title=f"{wc.text}: {p.title}")
     fig.savefig(path)
     plt.close(fig)

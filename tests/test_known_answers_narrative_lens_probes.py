@@ -78,14 +78,14 @@ def lens_changes(model: str, decoder: str, kf: tuple[float, float, float, float]
 
 def run_lens(summary: pd.DataFrame, changes: pd.DataFrame, **kwargs) -> dict:
     options = {"heatmaps": {"a": "lens/a/{value}.window.pdf"}, "model_names": {"a": "G_2"}, "example": "plasma",
-               "window": (-14, None), "window_layer_step": 1, **kwargs}
+               "window": (-14, None), "window_layer_step": 1, "dataset": "imdb", "max_tokens": 32, **kwargs}
     return lens_macros(summary, changes, **options)
 
 
-def common_caption(where: str = "the last 14 positions", layers: str = "every layer", example: str = "plasma") -> str:
-    return (f"{where} of the \\emph{{{example}}} text, {layers}, plus the input row and the last block; the full "
-            "grids are in the Snakemake report. Drawn by rule \\texttt{lens\\_heatmap} "
-            "(\\texttt{scripts/lens\\_heatmap.py}).")
+def common_caption(where: str = "the last 14 positions", rows: str = "every block, plus the input row") -> str:
+    return (f"decoder \\texttt{{full}} (the post's: the final norm with its gain, then the unembedding); {where} of "
+            f"the text; rows: {rows}; the full grids, with every block, are in the Snakemake report. Drawn by rule "
+            "\\texttt{lens\\_heatmap} (\\texttt{scripts/lens\\_heatmap.py}).")
 
 
 # --------------------------------------------------------------------------- _ci, _one
@@ -330,20 +330,48 @@ def test_lens_without_rows_of_the_mid_depth_layer_fails_loudly():
 # --------------------------------------------------------------------------- lens_macros: the heatmap figures
 
 
+LOGIT_CAPTION = ("top-1 token per layer and position, coloured by its logit (top; colour range: 5th to 95th "
+                 "percentile of the block rows, so the input row, whose logits are far larger, saturates) and by the "
+                 "rank of the model's final top-1 token (bottom; colours saturate at rank 100, as in the post); ")
+
+
 def test_lens_heatmap_figures_full_text():
     macros = run_lens(lens_summary("A", "full", [0.9] * 5, [6, 5, 4, 3, 2], [0.0] * 5),
                       lens_changes("A", "full", (1, 2, 0, 3), (1, 2, 0, 3)))
     common = common_caption()
-    assert str(macros["LensHeatmapFigures"]) == "\n".join([
-        "\\begin{figure}[p]\\centering\\includegraphics[width=\\linewidth]{lens/a/top1_logit.window.pdf}\\par\\medskip"
-        "\\includegraphics[width=\\linewidth]{lens/a/final_top1_rank.window.pdf}\\caption{Logit lens of G\\_2: top-1 "
-        "token per layer and position, coloured by its logit (top) and by the rank of the model's final top-1 token "
-        f"(bottom; colours saturate at rank 100, as in the post); {common}}}\\end{{figure}}",
-        "\\begin{figure}[p]\\centering\\includegraphics[width=\\linewidth]{lens/a/kl_final.window.pdf}\\par\\medskip"
-        "\\includegraphics[width=\\linewidth]{lens/a/kl_input.window.pdf}\\caption{Input discarding in G\\_2: "
-        "KL(final$\\|$layer) (top) and KL(input$\\|$layer) (bottom), both with the input row and on the post's colour "
-        f"scale capped at 30 nats; {common}}}\\end{{figure}}"])
+    example = (
+        "\\begin{figure}[!htbp]\\centering\\includegraphics[width=\\linewidth]{lens/a/top1_logit.window.pdf}"
+        "\\par\\medskip\\includegraphics[width=\\linewidth]{lens/a/final_top1_rank.window.pdf}\\caption{Logit lens "
+        f"of G\\_2 on the \\emph{{plasma}} text: {LOGIT_CAPTION}{common}}}\\label{{fig:lens-plasma-a}}\\end{{figure}}")
+    discarding = (
+        "\\begin{figure}[!htbp]\\centering\\includegraphics[width=\\linewidth]{lens/a/kl_final.window.pdf}\\par"
+        "\\medskip\\includegraphics[width=\\linewidth]{lens/a/kl_input.window.pdf}\\caption{Input discarding in G\\_2 "
+        "on the \\emph{plasma} text: KL(final$\\|$layer) (top) and KL(input$\\|$layer) (bottom), both with the input "
+        "row and block 1 (the post's jump) and on the post's colour scale capped at 30 nats; "
+        f"{common}}}\\label{{fig:lens-discarding-a}}\\end{{figure}}")
+    assert str(macros["LensHeatmapFigures"]) == "\n".join([example, discarding])
+    assert (str(macros["LensFigureExample"]), str(macros["LensFigureDiscarding"])) == (example, discarding)
+    assert macros["LensFigureMore"] == ""
     assert isinstance(macros["LensHeatmapFigures"], LaTeX)
+
+
+def test_lens_more_examples_and_model_macros_in_captions():
+    """A second text (the GPT-3 abstract) gets its logit and rank figure with its own window; a model with a
+    name macro is called by it, unescaped; the examples' decoder is named in every caption."""
+    macros = run_lens(lens_summary("A", "full", [0.9] * 5, [6, 5, 4, 3, 2], [0.0] * 5),
+                      lens_changes("A", "full", (1, 2, 0, 3), (1, 2, 0, 3)), model_tex={"a": "\\ModelSmolName"},
+                      more_examples={"gpt3_abstract": ({"a": "lens/a/abs/{value}.window.pdf"}, (139, 153))},
+                      window_layer_step=2, decoder="norm_only")
+    more = str(macros["LensFigureMore"])
+    assert re.findall(r"\{(lens/[^}]*)\}", more) == ["lens/a/abs/top1_logit.window.pdf",
+                                                     "lens/a/abs/final_top1_rank.window.pdf"]
+    assert "Logit lens of \\ModelSmolName on the \\emph{gpt3\\_abstract} text" in more
+    assert "positions 139 to 153 (stop excluded) of the text" in more and "fig:lens-gpt3abstract-a" in more
+    for figure in str(macros["LensHeatmapFigures"]).split("\n"):
+        assert "decoder \\texttt{norm\\_only}; " in figure and "G\\_2" not in figure
+        assert ("rows: the input row, block 1, every second block and the last block (the post also skips layers)"
+                in figure)
+    assert str(macros["LensHeatmapFigures"]).count("\\begin{figure}") == 3
 
 
 def test_lens_heatmap_figures_follow_the_heatmap_keys_and_their_names():
@@ -358,29 +386,32 @@ def test_lens_heatmap_figures_follow_the_heatmap_keys_and_their_names():
     assert [re.findall(r"\{(figs/[^}]*)\}", f) for f in figures] == [
         ["figs/z_top1_logit.pdf", "figs/z_final_top1_rank.pdf"], ["figs/z_kl_final.pdf", "figs/z_kl_input.pdf"],
         ["figs/b_top1_logit.pdf", "figs/b_final_top1_rank.pdf"], ["figs/b_kl_final.pdf", "figs/b_kl_input.pdf"]]
-    assert "\\caption{Logit lens of Zed:" in figures[0] and "\\caption{Input discarding in Zed:" in figures[1]
-    assert "\\caption{Logit lens of Bert\\#1:" in figures[2] and "\\caption{Input discarding in Bert\\#1:" in figures[3]
-    tail = "; " + common_caption(example="a\\_b") + "}\\end{figure}"
-    assert all(f.endswith(tail) for f in figures)
+    assert "\\caption{Logit lens of Zed on the \\emph{a\\_b} text:" in figures[0]
+    assert "\\caption{Input discarding in Zed on the \\emph{a\\_b} text:" in figures[1]
+    assert "\\caption{Logit lens of Bert\\#1" in figures[2] and "\\caption{Input discarding in Bert\\#1" in figures[3]
+    assert all(("; " + common_caption() + "}") in f for f in figures)
     assert "Unused" not in str(macros["LensHeatmapFigures"])
 
 
-@pytest.mark.parametrize("window, step, where, layers", [
-    ((-14, None), 1, "the last 14 positions", "every layer"),
-    ((-3, None), 1, "the last 3 positions", "every layer"),
-    ((0, None), 1, "positions 0 to the end (stop excluded)", "every layer"),      # start 0 is not "the last 0"
-    ((2, None), 2, "positions 2 to the end (stop excluded)", "one layer in 2 (the post also skips layers)"),
-    ((-5, -1), 3, "positions -5 to -1 (stop excluded)", "one layer in 3 (the post also skips layers)"),
-    ((None, 8), 1, "positions 0 to 8 (stop excluded)", "every layer"),
-    ((3, 9), 4, "positions 3 to 9 (stop excluded)", "one layer in 4 (the post also skips layers)"),
-    ((None, None), 1, "positions 0 to the end (stop excluded)", "every layer"),
+@pytest.mark.parametrize("window, step, where, rows", [
+    ((-14, None), 1, "the last 14 positions", "every block, plus the input row"),
+    ((-3, None), 1, "the last 3 positions", "every block, plus the input row"),
+    ((0, None), 1, "positions 0 to the end (stop excluded)", "every block, plus the input row"),
+    ((2, None), 2, "positions 2 to the end (stop excluded)",
+     "the input row, block 1, every second block and the last block (the post also skips layers)"),
+    ((-5, -1), 3, "positions -5 to -1 (stop excluded)",
+     "the input row, block 1, every third block and the last block (the post also skips layers)"),
+    ((None, 8), 1, "positions 0 to 8 (stop excluded)", "every block, plus the input row"),
+    ((3, 9), 5, "positions 3 to 9 (stop excluded)",
+     "the input row, block 1, every 5th block and the last block (the post also skips layers)"),
+    ((None, None), 1, "positions 0 to the end (stop excluded)", "every block, plus the input row"),
 ])
-def test_lens_heatmap_captions_state_the_window(window, step, where, layers):
+def test_lens_heatmap_captions_state_the_window(window, step, where, rows):
     macros = run_lens(lens_summary("A", "full", [0.9] * 5, [6, 5, 4, 3, 2], [0.0] * 5),
                       lens_changes("A", "full", (1, 2, 0, 3), (1, 2, 0, 3)), window=window, window_layer_step=step)
     figures = str(macros["LensHeatmapFigures"]).split("\n")
     assert len(figures) == 2
-    assert all(f.endswith(f"; {common_caption(where, layers)}}}\\end{{figure}}") for f in figures)
+    assert all(f"; {common_caption(where, rows)}}}\\label{{fig:lens-" in f for f in figures)
 
 
 def test_lens_without_heatmaps_has_no_figures():
@@ -772,6 +803,11 @@ def test_every_lens_and_probe_macro_the_paper_uses_is_defined():
     used_probe = set(re.findall(r"\\(Probe[A-Za-z]+)", tex))
     lens = run_lens(lens_summary("A", "full", [0.9] * 5, [6, 5, 4, 3, 2], [0.0] * 5),
                     lens_changes("A", "full", (1, 2, 0, 3), (1, 2, 0, 3)))
+    verdict_frame = pd.DataFrame({"key": ["k"], "claim": ["c"], "source": ["s"], "test": ["> 1"], "setting": [""],
+                                  "verdict": ["reproduced"], "reason": ["r"], "faithful_estimate": [2.0],
+                                  "faithful_low": [1.5], "faithful_high": [2.5], "ours_estimate": [math.nan],
+                                  "ours_low": [math.nan], "ours_high": [math.nan]})
+    lens = {**lens, **lens_mod.lens_verdict_macros(verdict_frame, units={}, model_name="A")}  # lens_verdicts.py
     probe = {**run_probes(two_models()), "ProbeReductionFigures": reduction_figures({"a": "A"})}  # probe_figures.py
     assert {"LensSummary", "LensDiscarding", "LensHeatmapFigures", "LensTexts", "LensTokens",
             "LensPositionZero"} <= used_lens <= set(lens)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,7 +26,8 @@ from layerwise.lens import (FINAL, LENS_COLUMNS, logit_lens, logit_lens_sequence
 from layerwise.lens_adapters import decode, lens_parts, registry_encoders
 from layerwise.lens_stats import METRICS, first_layer_above, layer_change, select_positions, summarize_lens
 from layerwise.lens_texts import load_texts
-from layerwise.plots.lens import HEATMAP_VALUES, plot_lens_curves, plot_lens_heatmap, resolve_window, token_label
+from layerwise.plots.lens import (HEATMAP_VALUES, plot_lens_curves, plot_lens_heatmap, resolve_window, shown_blocks,
+                                  token_label)
 from conftest import REPO, SHARED
 from workflow_runs import snakemake, tiny_config
 VOCAB = 261
@@ -463,10 +465,13 @@ def test_heatmap_cells_outlines_and_stars(example_table, value):
     plt.close(fig)
 
 
-def test_heatmap_layer_step_keeps_input_and_last_block(example_table):
+def test_heatmap_layer_step_keeps_input_block_one_and_last_block(example_table):
+    """Block 1 is always a row: the post's input-discarding jump is between the input row and it."""
     fig = plot_lens_heatmap(example_table, layer_step=2, positions=(0, 5))
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["3", "2", "0"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["3", "2", "1", "0"]
+    assert shown_blocks(3, 2) == [0, 1, 2, 3] and shown_blocks(30, 2) == [0, 1, *range(2, 31, 2)]
+    assert shown_blocks(7, 3) == [0, 1, 3, 6, 7]
     assert len(ax.get_xticklabels()) == 5
     plt.close(fig)
     with pytest.raises(ValueError, match="add_token_text"):
@@ -481,6 +486,17 @@ def test_curves_one_panel_per_metric_and_decoder(models, tokenizer):
     assert len(fig.axes) == len(METRICS) * 2
     assert {t.get_text() for t in fig.legends[0].get_texts()} == {"gpt2", "llama-tied"}
     plt.close(fig)
+    # the paper's: the input row left out (each line starts at the first block), printed width, >= 7 pt text
+    fig = plot_lens_curves(summary, metrics=("kl_final", "agreement"), relative_depth=True, skip_input=True,
+                           width=6.3, row_height=1.4, col_titles={"full": "decoder full"})
+    assert fig.get_size_inches()[0] == pytest.approx(6.3) and len(fig.axes) == 4
+    first_x = min(float(np.min(line.get_xdata())) for ax in fig.axes for line in ax.get_lines())
+    assert first_x == pytest.approx(1 / N_LAYERS)
+    assert fig.axes[0].get_title() == "decoder full" and fig.axes[1].get_title() == "decoder = none"
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
+    assert min(sizes) >= 7
+    plt.close(fig)
 
 
 # --- shipped example texts ----------------------------------------------------------------------------------------
@@ -490,7 +506,7 @@ POST = SHARED / "papers" / "001_dea726988dbf7d24.txt"  # the post's text, where 
 
 def test_shipped_example_texts_name_their_source():
     texts = load_texts(REPO / "data" / "lens_examples")
-    assert set(texts) == {"abstract", "plasma", "repetition"}
+    assert set(texts) == {"gpt3_abstract", "plasma", "repetition"}
     plasma = "Sometimes, when people say plasma, they mean a state of matter. Other times, when people say plasma"
     assert texts["plasma"] == plasma  # the post's copy prompt, verbatim: the model should predict " plasma"
     if POST.is_file():
@@ -501,8 +517,14 @@ def test_shipped_example_texts_name_their_source():
                for line in (REPO / "data" / "lens_examples" / "SOURCES.md").read_text().splitlines()
                if line.startswith("| `")}
     assert set(sources) == {f"{name}.txt" for name in texts}
-    assert "The post's own text" in sources["plasma.txt"]
-    assert all("Stand-in" in sources[f"{name}.txt"] for name in ("abstract", "repetition"))
+    assert "The post's own text" in sources["plasma.txt"] and "The post's own text" in sources["gpt3_abstract.txt"]
+    assert "Stand-in" in sources["repetition.txt"] and "2005.14165" in sources["gpt3_abstract.txt"]
+    # the GPT-3 abstract as the post read it (arXiv 2005.14165): its opening and the segment the post shows
+    abstract = texts["gpt3_abstract"]
+    assert abstract.startswith("Recent work has demonstrated substantial gains on many NLP tasks and benchmarks by "
+                               "pre-training on a large corpus of text followed by fine-tuning on a specific task.")
+    assert "Specifically, we train GPT-3, an autoregressive language model with 175 billion parameters" in abstract
+    assert abstract.endswith("We discuss broader societal impacts of this finding and of GPT-3 in general.")
 
 
 def test_load_texts_fails_clearly(tmp_path):
@@ -618,6 +640,29 @@ def test_window_crops_to_the_stated_positions(example_table):
     shown = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     expected = example_table[example_table["layer"] == "0"].sort_values("position")["input_token"].iloc[3:9]
     assert shown == [token_label(t) for t in expected]
+    plt.close(fig)
+
+
+def test_logit_colour_range_ignores_the_input_row(example_table):
+    """Planted: the input row's top-1 logits 1000x the blocks'; the 5-95 percentile colour range is the blocks'."""
+    table = example_table.copy()
+    blocks = (table["layer"] != "0") & (table["layer"] != FINAL)
+    table["top1_logit"] = table["top1_logit"].astype("float64")
+    table.loc[blocks, "top1_logit"] = np.linspace(1.0, 2.0, int(blocks.sum()))
+    table.loc[table["layer"] == "0", "top1_logit"] = 1000.0
+    fig = plot_lens_heatmap(table, value="top1_logit")
+    norm = fig.axes[0].collections[0].norm
+    shown = table[blocks]["top1_logit"]
+    assert norm.vmin == pytest.approx(np.percentile(shown, 5)) and norm.vmax == pytest.approx(np.percentile(shown, 95))
+    plt.close(fig)
+
+
+def test_heatmap_at_printed_width_keeps_text_at_7pt_or_more(example_table):
+    fig = plot_lens_heatmap(example_table, value="kl_final", width=6.3, title="t")
+    assert fig.get_size_inches()[0] == pytest.approx(6.3)
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
+    assert sizes and min(sizes) >= 7
     plt.close(fig)
 
 

@@ -1,8 +1,8 @@
 """Example texts for per-example logit-lens heatmaps: one UTF-8 `.txt` file per text, named by its stem.
 
-The repository ships `data/lens_examples/`: the post's own "plasma" copying sentence (verbatim) and two
-stand-ins for examples the post shows only as images (an abstract-style passage, an extreme repetition);
-`SOURCES.md` there names the source of each. Users point the same loader at their own folder.
+The repository ships `data/lens_examples/`: the post's own "plasma" copying sentence (verbatim), the GPT-3
+abstract the post reads (arXiv 2005.14165, verbatim) and a stand-in for an example the post shows only as an
+image (an extreme repetition); `SOURCES.md` there names the source of each. Users point the same loader at their own folder.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pandas as pd
 from layerwise.lens_stats import SUMMARY_VALUE_COLUMNS, first_layer_above
 from layerwise.paper import LaTeX, latex_escape
 
+DATASET_NAMES = {"imdb": "IMDB", "ag_news": "AG News", "enwik8": "enwik8"}  # as the paper names the corpora
 INPUT_TOP_RANK = 10  # "the input token leaves the top ranks": its geometric-mean rank first exceeds this
 
 
@@ -23,13 +24,43 @@ def _one(rows: pd.DataFrame, metric: str, layer: str) -> pd.Series:
     return rows[(rows["metric"] == metric) & rows["layer"].isin([layer, f"{layer}.mlp"])].iloc[0]
 
 
+def _label(text: str) -> str:
+    """A LaTeX label part: letters and digits only."""
+    return "".join(ch for ch in str(text) if ch.isalnum())
+
+
+def _heatmap_common(text: str, window: Sequence[int | None], window_layer_step: int, decoder: str) -> str:
+    """The caption's shared part: decoder, positions and rows shown, where the full grids are."""
+    start, stop = window
+    where = ("the last " + str(-start) + " positions" if start is not None and start < 0 and stop is None
+             else f"positions {start if start is not None else 0} to {stop if stop is not None else 'the end'} "
+                  "(stop excluded)")
+    rows = ("every block, plus the input row" if window_layer_step == 1 else
+            f"the input row, block 1, every {_ordinal(window_layer_step)} block and the last block (the post also "
+            "skips layers)")
+    decoded = (f"decoder \\texttt{{{latex_escape(decoder)}}}"
+               + (" (the post's: the final norm with its gain, then the unembedding)" if decoder == "full" else ""))
+    return (f"{decoded}; {where} of the text; rows: {rows}; the full grids, with every block, are in the Snakemake "
+            "report. Drawn by rule \\texttt{lens\\_heatmap} (\\texttt{scripts/lens\\_heatmap.py}).")
+
+
+def _ordinal(k: int) -> str:
+    return {2: "second", 3: "third", 4: "fourth"}.get(k, f"{k}th")
+
+
 def lens_macros(summary: pd.DataFrame, changes: pd.DataFrame, *, heatmaps: dict[str, str],
                 model_names: dict[str, str], example: str, window: Sequence[int | None],
-                window_layer_step: int) -> dict[str, float | int | str]:
+                window_layer_step: int, decoder: str = "full", model_tex: dict[str, str] | None = None,
+                more_examples: dict[str, tuple[dict[str, str], Sequence[int | None]]] | None = None,
+                dataset: str = "", max_tokens: int = 0) -> dict[str, float | int | str]:
     """Numbers of study 2 (first layer with >50% agreement, KL at mid-depth, the input-discarding jump,
     where the input token leaves the top ranks, norm_only's distance from the output at the last
     block) and the heatmap figures. `summary` comes from `summarize_lens`, `changes` from `layer_change`
-    (both with model and decoder columns); the model column holds display names."""
+    (both with model and decoder columns); the model column holds display names. Heatmaps: `heatmaps` {model
+    key: path pattern with {value}} of the `example` text (four values: logits, ranks, both KLs), and
+    `more_examples` {text: ({model key: pattern}, window)} (logits and ranks); captions name the model by
+    `model_tex` (LaTeX, e.g. a name macro) or else its escaped display name, and the examples' `decoder`."""
+    heatmap_decoder = decoder  # `decoder` below names each summary row's decoder
     firsts = first_layer_above(summary[["model", "decoder", "layer", "depth", *SUMMARY_VALUE_COLUMNS]],
                                metric="agreement", threshold=0.5)
     leaves = first_layer_above(summary[["model", "decoder", "layer", "depth", *SUMMARY_VALUE_COLUMNS]],
@@ -68,36 +99,45 @@ def lens_macros(summary: pd.DataFrame, changes: pd.DataFrame, *, heatmaps: dict[
             f"KL(final$\\|$layer) of {latex_escape(model)} moves by {kf['change']:+.3g} nats "
             f"(from {kf['mean_from']:.3g} to {kf['mean_to']:.3g}; {_ci(kf)}) and KL(input$\\|$layer) by "
             f"{ki['change']:+.3g} nats (to {ki['mean_to']:.3g}; {_ci(ki)}); {leave_text}.")
-    start, stop = window
-    where = ("the last " + str(-start) + " positions" if start is not None and start < 0 and stop is None
-             else f"positions {start if start is not None else 0} to {stop if stop is not None else 'the end'} (stop excluded)")
-    layers = ("every layer" if window_layer_step == 1 else
-              f"one layer in {window_layer_step} (the post also skips layers)")
-    common = (f"{where} of the \\emph{{{latex_escape(example)}}} text, {layers}, plus the input row and the last "
-              "block; the full grids are in the Snakemake report. Drawn by rule \\texttt{lens\\_heatmap} "
-              "(\\texttt{scripts/lens\\_heatmap.py}).")
-    figures = []
-    for key, pattern in heatmaps.items():
-        name = latex_escape(model_names[key])
-        figures.append(
-            "\\begin{figure}[p]\\centering"
-            f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='top1_logit')}}}\\par\\medskip"
-            f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='final_top1_rank')}}}"
-            f"\\caption{{Logit lens of {name}: top-1 token per layer and position, coloured by its logit (top) and "
-            f"by the rank of the model's final top-1 token (bottom; colours saturate at rank 100, as in the post); "
-            f"{common}}}\\end{{figure}}")
-        figures.append(
-            "\\begin{figure}[p]\\centering"
-            f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='kl_final')}}}\\par\\medskip"
-            f"\\includegraphics[width=\\linewidth]{{{pattern.format(value='kl_input')}}}"
-            f"\\caption{{Input discarding in {name}: KL(final$\\|$layer) (top) and KL(input$\\|$layer) (bottom), "
-            f"both with the input row and on the post's colour scale capped at 30 nats; {common}}}\\end{{figure}}")
+    figures, groups = [], {"example": [], "discarding": [], "more": []}
+    for text, patterns, text_window, values in [(example, heatmaps, window, ("top1_logit", "final_top1_rank",
+                                                                           "kl_final", "kl_input")),
+                                                *[(t, pats, w, ("top1_logit", "final_top1_rank"))
+                                                  for t, (pats, w) in (more_examples or {}).items()]]:
+        common = _heatmap_common(text, text_window, window_layer_step, heatmap_decoder)
+        for key, pattern in patterns.items():
+            name = (model_tex or {}).get(key) or latex_escape(model_names[key])
+            group = "example" if len(values) > 2 else "more"
+            figures.append(
+                "\\begin{figure}[!htbp]\\centering"
+                f"\\includegraphics[width=\\linewidth]{{{pattern.format(value=values[0])}}}\\par\\medskip"
+                f"\\includegraphics[width=\\linewidth]{{{pattern.format(value=values[1])}}}"
+                f"\\caption{{Logit lens of {name} on the \\emph{{{latex_escape(text)}}} text: top-1 token per layer and "
+                "position, coloured by its logit (top; colour range: 5th to 95th percentile of the block rows, so the "
+                "input row, whose logits are far larger, saturates) and by the rank of the model's final top-1 token "
+                f"(bottom; colours saturate at rank 100, as in the post); {common}}}"
+                f"\\label{{fig:lens-{_label(text)}-{_label(key)}}}\\end{{figure}}")
+            groups[group].append(figures[-1])
+            if len(values) > 2:
+                figures.append(
+                    "\\begin{figure}[!htbp]\\centering"
+                    f"\\includegraphics[width=\\linewidth]{{{pattern.format(value=values[2])}}}\\par\\medskip"
+                    f"\\includegraphics[width=\\linewidth]{{{pattern.format(value=values[3])}}}"
+                    f"\\caption{{Input discarding in {name} on the \\emph{{{latex_escape(text)}}} text: "
+                    "KL(final$\\|$layer) (top) and KL(input$\\|$layer) (bottom), both with the input row and block 1 "
+                    f"(the post's jump) and on the post's colour scale capped at 30 nats; {common}}}"
+                    f"\\label{{fig:lens-discarding-{_label(key)}}}\\end{{figure}}")
+                groups["discarding"].append(figures[-1])
     first = summary[(summary["layer"] == "0") & (summary["metric"] == "kl_final")].iloc[0]
     position0 = bool(summary["include_position0"].iloc[0]) if "include_position0" in summary else True
     return {"LensSummary": LaTeX(" ".join(sentences)), "LensDiscarding": LaTeX(" ".join(discarding)),
-            "LensHeatmapFigures": LaTeX("\n".join(figures)), "LensTexts": int(summary["n_texts"].max()),
+            "LensHeatmapFigures": LaTeX("\n".join(figures)),
+            "LensFigureExample": LaTeX("\n".join(groups["example"])),
+            "LensFigureDiscarding": LaTeX("\n".join(groups["discarding"])),
+            "LensFigureMore": LaTeX("\n".join(groups["more"])), "LensTexts": int(summary["n_texts"].max()),
             "LensTokens": int(first["n_tokens"]),
-            "LensPositionZero": "included" if position0 else "excluded"}
+            "LensPositionZero": "included" if position0 else "excluded",
+            "LensDataset": LaTeX(DATASET_NAMES.get(dataset, latex_escape(dataset))), "LensMaxTokens": int(max_tokens)}
 
 
 # Why we think a claim fails here, used only when its verdict is "not reproduced" (so the direction is known).

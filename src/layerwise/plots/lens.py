@@ -27,12 +27,12 @@ HEATMAP_VALUES: dict[str, str] = {
 }
 RANK_CAPS: dict[str, float] = {"final_top1_rank": 100.0, "input_token_rank": 1000.0}  # the post's colour scales
 METRIC_LABELS: dict[str, str] = {
-    "kl_final": "KL(final ‖ layer) [nats]",
-    "kl_input": "KL(input ‖ layer) [nats]",
-    "agreement": "top-1 = final top-1",
-    "top5": "final top-1 in top 5",
-    "log10_rank": "log10 rank of final top-1",
-    "log10_input_rank": "log10 rank of input token",
+    "kl_final": "KL(final ‖ layer)\n[nats]",
+    "kl_input": "KL(input ‖ layer)\n[nats]",
+    "agreement": "top-1 =\nfinal top-1",
+    "top5": "final top-1\nin top 5",
+    "log10_rank": "log10 rank of\nfinal top-1",
+    "log10_input_rank": "log10 rank of\ninput token",
     "nll": "next-token NLL [nats]",
 }
 _TOKEN_COLUMNS = ("top1_token", "input_token", "next_token")
@@ -60,17 +60,25 @@ def resolve_window(window: Sequence[int | None], n_positions: int) -> tuple[int,
 
 
 def _select_rows(layers: pd.Series, depths: pd.Series, layer_step: int) -> pd.Series:
-    """The input row, every `layer_step`-th block (by block number; sub-blocks follow their block) and
-    the last block, each once: the model's own output ("final") is not a row of its own, because with
-    the `full` decoder it repeats the last block and with the others it is not a lens reading."""
+    """The input row, block 1 (where the post's input-discarding jump is), every `layer_step`-th block (by
+    block number; sub-blocks follow their block) and the last block, each once: the model's own output
+    ("final") is not a row of its own, because with the `full` decoder it repeats the last block and with
+    the others it is not a lens reading."""
     blocks = np.ceil(depths).astype(int)
     last_block = blocks[layers != FINAL].max()
-    return (layers != FINAL) & ((blocks % layer_step == 0) | (blocks == last_block))
+    return (layers != FINAL) & ((blocks % layer_step == 0) | (blocks == 1) | (blocks == last_block))
+
+
+def shown_blocks(n_blocks: int, layer_step: int) -> list[int]:
+    """The block numbers `_select_rows` keeps for a model of `n_blocks` blocks (0 = the input row)."""
+    return [b for b in range(n_blocks + 1) if b % layer_step == 0 or b in (1, n_blocks)]
 
 
 def _colour_kwargs(value: str, values: np.ndarray, kl_cap: float, rank_cap: float | None) -> dict:
     """Colour scales of the post: KL capped at 30 nats on both KL plots, final-top-1 ranks saturating at
-    100 and input-token ranks at 1000; top-1 logits over their 5-95 percentile range (transformer-utils)."""
+    100 and input-token ranks at 1000; top-1 logits over their 5-95 percentile range (transformer-utils)
+    of the block rows only: `values` must not hold the input row, whose logits (the token's own embedding
+    against the unembedding) are far larger and would darken every other cell (the post leaves it out)."""
     if value == "top1_logit":
         low, high = np.nanpercentile(values, [5, 95])  # transformer-utils' robust range
         return {"cmap": "cividis", "vmin": low, "vmax": high}
@@ -82,7 +90,8 @@ def _colour_kwargs(value: str, values: np.ndarray, kl_cap: float, rank_cap: floa
 
 def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: str | int | None = None,
                       layer_step: int = 1, positions: tuple[int, int] | None = None, max_token_chars: int = 7,
-                      kl_cap: float = 30.0, rank_cap: float | None = None) -> plt.Figure:
+                      kl_cap: float = 30.0, rank_cap: float | None = None, width: float | None = None,
+                      cell_fontsize: float = 7.0, title: str | None = None) -> plt.Figure:
     """The post's heatmap for one text: rows = layers (final on top), columns = positions.
 
     Rows: the input (layer 0) and each block once (see `_select_rows`). Cells show the layer's top-1
@@ -92,7 +101,10 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
     tokens label the top axis, starred where the model's final prediction is right. `table` comes
     from `logit_lens_texts` (it needs the token-string columns of `add_token_text`); `positions` =
     (start, stop) keeps positions start..stop-1 (see `resolve_window`). The figure is sized so that
-    a window of 14 positions of word tokens prints legibly at a page's width (cells 0.4 in, text 6 pt).
+    a window of 14 positions of word tokens prints legibly at a page's width (cells 0.4 in, text 7 pt);
+    `width` (inches) fixes the figure's width instead, for a figure placed at that printed width (the
+    paper's: 6.3 in = \\linewidth, so its 7 pt text prints at 7 pt). `title` replaces the default title
+    (text and value), e.g. to name the model and decoder.
     """
     if value not in HEATMAP_VALUES:
         raise ValueError(f"unknown heatmap value {value!r}; choose one of {tuple(HEATMAP_VALUES)}")
@@ -132,40 +144,50 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
         values = np.clip(values, 0, kl_cap)
 
     n_rows, n_cols = values.shape
-    sns.set_theme(style="white", context="paper")
-    fig, ax = plt.subplots(figsize=(0.4 * n_cols + 1.9, 0.17 * n_rows + 1.5))
+    sns.set_theme(style="white", context="paper", rc={"font.size": 8, "axes.labelsize": 8, "xtick.labelsize": 7.5,
+                                                      "ytick.labelsize": 7.5, "axes.titlesize": 8.5})
+    size = (width if width is not None else 0.4 * n_cols + 1.9, 0.15 * n_rows + 1.45)
+    fig, ax = plt.subplots(figsize=size)
     annot = np.vectorize(lambda t: token_label(t, max_token_chars), otypes=[str])(cells.to_numpy(dtype=object))
-    sns.heatmap(values, ax=ax, annot=annot, fmt="", annot_kws={"fontsize": 6},
-                cbar_kws={"label": HEATMAP_VALUES[value]}, **_colour_kwargs(value, values, kl_cap, rank_cap))
+    blocks = np.array([label != "0" for label in order])  # the colour range of top-1 logits: block rows only
+    scale_values = values[blocks] if blocks.any() else values
+    sns.heatmap(values, ax=ax, annot=annot, fmt="", annot_kws={"fontsize": cell_fontsize},
+                cbar_kws={"label": HEATMAP_VALUES[value]}, **_colour_kwargs(value, scale_values, kl_cap, rank_cap))
     for i, j in zip(*np.nonzero(match)):
         ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=1.0))
 
     ticks = np.arange(n_cols) + 0.5
     ax.set_xticks(ticks, [token_label(t, max_token_chars) for t in per_position["input_token"]],
-                  rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(np.arange(n_rows) + 0.5, order, rotation=0, fontsize=7)
+                  rotation=45, ha="right")
+    ax.set_yticks(np.arange(n_rows) + 0.5, order, rotation=0)
     ax.set_xlabel("input token")
     ax.set_ylabel("layer")
     right = (per_position["final_top1_id"] == per_position["next_token_id"]).fillna(False).to_numpy(dtype=bool)
     top = ax.secondary_xaxis("top")
     top.set_xticks(ticks, [("*" if ok else "") + token_label(t, max_token_chars)
-                           for ok, t in zip(right, per_position["next_token"])], rotation=45, ha="left", fontsize=7)
+                           for ok, t in zip(right, per_position["next_token"])], rotation=45, ha="left")
     top.set_xlabel("true next token (* = final top-1 is right)")
-    ax.set_title(f"{text}: {HEATMAP_VALUES[value]}", fontsize=9)
+    ax.set_title(title if title is not None else f"{text}: {HEATMAP_VALUES[value]}")
     fig.tight_layout()
     return fig
 
 
 def plot_lens_curves(summary: pd.DataFrame, *, metrics: Sequence[str] = METRICS, hue: str = "model",
-                     col: str = "decoder", relative_depth: bool = False) -> plt.Figure:
+                     col: str = "decoder", relative_depth: bool = False, skip_input: bool = False,
+                     width: float | None = None, row_height: float = 2.1, col_titles: dict[str, str] | None = None
+                     ) -> plt.Figure:
     """Dataset-level curves from `summarize_lens`: one row per metric, one column per `col` value
     (decoders side by side), one line per `hue` value (model) with its bootstrap band. The trivial
     "final" row is left out; `relative_depth` divides depth by each model's number of blocks so
-    models of different depth share an axis."""
+    models of different depth share an axis; `skip_input` leaves out the input row (layer 0), whose KL
+    values (~100 nats) would flatten every block's; `width` (inches) sets the figure's printed width
+    (fonts 7-8 pt), `col_titles` the panel titles by column value."""
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
     data = summary[(summary["layer"] != FINAL) & summary["metric"].isin(metrics)].copy()
+    if skip_input:
+        data = data[data["depth"].astype(float) > 0]
     if data.empty:
         raise ValueError("summary has no rows to plot")
     data["_hue"] = data[hue] if hue in data else ""
@@ -174,8 +196,11 @@ def plot_lens_curves(summary: pd.DataFrame, *, metrics: Sequence[str] = METRICS,
         data["depth"] = data["depth"] / data.groupby("_hue")["depth"].transform("max")
     columns, hues = list(dict.fromkeys(data["_col"])), list(dict.fromkeys(data["_hue"]))
     palette = dict(zip(hues, sns.color_palette("colorblind", len(hues))))
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(len(metrics), len(columns), figsize=(3.2 * len(columns), 2.1 * len(metrics)),
+    sns.set_theme(style="whitegrid", context="paper", rc={"font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8,
+                                                          "xtick.labelsize": 7.5, "ytick.labelsize": 7.5,
+                                                          "legend.fontsize": 8})
+    fig_width = width if width is not None else 3.2 * len(columns)
+    fig, axes = plt.subplots(len(metrics), len(columns), figsize=(fig_width, row_height * len(metrics) + 0.3),
                              squeeze=False, sharex=True, sharey="row")
     for r, metric in enumerate(metrics):
         for c, column in enumerate(columns):
@@ -190,14 +215,17 @@ def plot_lens_curves(summary: pd.DataFrame, *, metrics: Sequence[str] = METRICS,
                 sns.lineplot(x=line["depth"].to_numpy(), y=line["mean"].to_numpy(), ax=ax, color=palette[name],
                              marker="o", markersize=3, label=str(name) if (r, c) == (0, 0) else None, legend=False)
             if r == 0:
-                ax.set_title(f"{col} = {column}" if column != "" else "")
+                title = (col_titles or {}).get(column, f"{col} = {column}")
+                ax.set_title(title if column != "" else "")
             if c == 0:
                 ax.set_ylabel(METRIC_LABELS[metric])
-            ax.set_xlabel("relative depth" if relative_depth else "layer (0 = embedding)")
+            if r == len(metrics) - 1:
+                ax.set_xlabel(("relative depth" if relative_depth else "layer")
+                              + (" (input row left out)" if skip_input else " (0 = embedding)"))
     if hues != [""]:
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=len(hues),
                    frameon=False, bbox_to_anchor=(0.5, 1.0))
-        fig.tight_layout(rect=(0, 0, 1, 0.96))
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / fig.get_figheight()))
     else:
         fig.tight_layout()
     return fig
