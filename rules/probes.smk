@@ -275,7 +275,7 @@ rule probe_figures:
         unpack(lambda wc: {k: v for m in PROBES["models"] for k, v in
                            [(f"{m}__{key}", val) for key, val in probe_inputs(m).items()]}),
         main=[f"{probe_dir(m)}/raw/{f}" for m in PROBES["models"] for f in
-              ("confusion.csv", "top.csv", "cumulative.csv", "dims_for_share.csv", "masks.csv")],
+              ("confusion.csv", "top.csv", "cumulative.csv", "dims_for_share.csv", "masks.csv", "attribution.parquet")],
     output:
         conditions=report("results/figures/probe_conditions.pdf", caption="../report/probe_conditions.rst",
                           category="Probes"),

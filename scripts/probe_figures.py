@@ -6,6 +6,7 @@ from layerwise.narrative.probes import probe_macros, reduction_figures
 from layerwise.paper import write_macros
 from layerwise.plots.probes import (plot_accuracy_grid, plot_condition_accuracy, plot_confusion,
                                     plot_cumulative_contributions, plot_top_attributions, plot_training_curves)
+from layerwise.probes.attribution import top_with_weight_sign
 from layerwise.probes.summary import condition_table, label_sizes
 from layerwise.runlog import log_to_file
 
@@ -33,8 +34,10 @@ plot_condition_accuracy(label_sizes(accuracies, p.n_texts)).savefig(out.conditio
 plot_training_curves(pd.concat(histories, ignore_index=True)).savefig(out.curves)
 first = p.main_dirs[0]
 plot_confusion(pd.read_csv(f"{first}/raw/confusion.csv")).savefig(out.confusion)
-top = pd.read_csv(f"{first}/raw/top.csv")
-plot_top_attributions(top[top["variant"] == "input_x_weight"]).savefig(out.attribution)
+# the post's Fig. 7: top dimensions by |w_j x_j| share, coloured by the sign of the probe weight
+top_n = int(pd.read_csv(f"{first}/raw/top.csv")["rank"].max())  # the probe rule's top_n
+top = top_with_weight_sign(pd.read_parquet(f"{first}/raw/attribution.parquet"), top_n)
+plot_top_attributions(top, sign_of="weight").savefig(out.attribution)
 plot_cumulative_contributions(pd.read_csv(f"{first}/raw/cumulative.csv")).savefig(out.cumulative)
 plot_accuracy_grid(pd.concat(grids, ignore_index=True)).savefig(out.grid)
 dims = [pd.read_csv(f"{main}/raw/dims_for_share.csv").assign(model=name) for main, name in zip(p.main_dirs, p.names)]

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from layerwise.plots import probes as plots
 from layerwise.probes import (attribution_table, confusion_table, cumulative_contributions, top_dimensions,
                               TorchLogisticProbe)
+from layerwise.probes.attribution import top_with_weight_sign
 
 RNG = np.random.default_rng(0)
 
@@ -84,3 +85,61 @@ def test_missing_columns_are_named():
         plots.plot_confusion(pd.DataFrame({"true_layer": [0]}))
     with pytest.raises(ValueError, match="empty"):
         plots.plot_accuracy_grid(pd.DataFrame(columns=["model", "n_texts", "context_length", "accuracy", "chance"]))
+
+
+# Where paper/sections/probes.tex places each figure: its printed width in inches (\linewidth = 6.3 in).
+PRINT_WIDTHS = {"plot_top_attributions": 6.3, "plot_cumulative_contributions": 6.3, "plot_accuracy_grid": 6.3,
+                "plot_condition_accuracy": 6.3, "plot_training_curves": 6.3, "plot_confusion": 3.1,
+                "plot_reductions": 6.3}
+
+
+def _all_figures():
+    coef, X, y = RNG.standard_normal((31, 64)), RNG.standard_normal((620, 64)), np.repeat(np.arange(31), 20)
+    table = attribution_table(coef, np.arange(31), X, y)
+    grid = pd.DataFrame([{"model": m, "n_texts": n, "context_length": L, "accuracy": 0.8, "chance": 1 / 31}
+                         for m in ("SmolLM2", "MiniLM") for n in (100, 300, 1000) for L in (10, 30)])
+    conditions = pd.DataFrame({"condition": [f"condition {i}" for i in range(24)] * 2, "accuracy": 0.5,
+                               "chance": 1 / 31, "model": ["SmolLM2"] * 24 + ["MiniLM"] * 24})
+    history = pd.DataFrame([{"epoch": e, "split": s, "metric": m, "value": 0.5, "variant": f"{model}: {v}"}
+                            for model in ("SmolLM2", "MiniLM") for v in ("raw", "normalised") for e in range(5)
+                            for s in ("train", "test") for m in ("loss", "accuracy")])
+    y_true = np.repeat(np.arange(31), 5)
+    reductions = pd.DataFrame([{"x": RNG.standard_normal(), "y": RNG.standard_normal(), "layer": layer,
+                                "method": method, "variant": variant} for layer in range(31)
+                               for method in ("pca", "tsne", "umap") for variant in ("raw", "unit norm", "no 0",
+                                                                                       "unit norm, no 0")])
+    return {"plot_top_attributions": plots.plot_top_attributions(top_with_weight_sign(table, 8)),
+            "plot_cumulative_contributions": plots.plot_cumulative_contributions(cumulative_contributions(table)),
+            "plot_accuracy_grid": plots.plot_accuracy_grid(grid),
+            "plot_condition_accuracy": plots.plot_condition_accuracy(conditions),
+            "plot_training_curves": plots.plot_training_curves(history),
+            "plot_confusion": plots.plot_confusion(confusion_table(y_true, y_true, np.arange(31))),
+            "plot_reductions": plots.plot_reductions(reductions)}
+
+
+def test_every_figure_prints_its_smallest_text_at_7_pt_or_more():
+    for name, fig in _all_figures().items():
+        assert fig.get_figwidth() <= PRINT_WIDTHS[name] + 1e-9, name  # never shrunk more than designed
+        assert plots.smallest_text_pt(fig, PRINT_WIDTHS[name]) >= 7.0, name
+
+
+def test_a_planted_4_pt_figure_fails_the_measure():
+    fig = Figure(figsize=(10.0, 4.0))
+    fig.subplots().set_title("seven points", fontsize=7)
+    assert plots.smallest_text_pt(fig, 6.3) == pytest.approx(7 * 0.63)  # 10 in placed at 6.3 in
+    fig.axes[0].text(0, 0, "tiny", fontsize=4)
+    assert plots.smallest_text_pt(fig, 10.0) == pytest.approx(4.0)
+
+
+def test_top_dimensions_carry_the_weight_sign_not_the_contribution_sign():
+    X = RNG.standard_normal((200, 6))
+    y = np.repeat(np.arange(2), 100)
+    X[y == 0, 0] -= 3.0  # layer 0 sits low on dim 0: a negative weight gives it a positive contribution
+    coef = np.zeros((2, 6))
+    coef[0, 0], coef[1, 0] = -2.0, 2.0
+    coef[:, 1:] = 0.01
+    table = attribution_table(coef, np.arange(2), X, y)
+    top = top_with_weight_sign(table, 2).set_index(["layer", "rank"])
+    assert top.loc[(0, 1), "dim"] == 0 and top.loc[(0, 1), "sign"] == -1  # weight sign
+    contribution = table[(table["variant"] == "input_x_weight") & (table["layer"] == 0) & (table["dim"] == 0)]
+    assert int(contribution["sign"].iloc[0]) == 1  # the mean contribution is positive

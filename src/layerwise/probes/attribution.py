@@ -94,3 +94,15 @@ def dims_for_share(table: pd.DataFrame, thresholds: tuple[float, ...] = (50.0, 9
             rows.append({"layer": layer, "variant": variant, "threshold": threshold,
                          "n_dims": int(group["n_dims"].iloc[reached[0]])})
     return pd.DataFrame(rows)
+
+
+def top_with_weight_sign(table: pd.DataFrame, n: int = 8) -> pd.DataFrame:
+    """The `n` largest |w_j x_j| shares of every layer (the post's Fig. 7 ranking), each with the sign of its
+    probe *weight* w_cj (what the post colours by), not of its mean contribution (positive by construction
+    for a class's own logit on its own vectors)."""
+    top = top_dimensions(table[table["variant"] == "input_x_weight"], n)
+    weights = table.loc[table["variant"] == "weight", ["layer", "dim", "sign"]]
+    joined = top.drop(columns=["sign"]).merge(weights, on=["layer", "dim"], how="left", validate="one_to_one")
+    if joined["sign"].isna().any():
+        raise ValueError("the attribution table lacks the weight rows of some top dimensions")
+    return joined.assign(sign=joined["sign"].astype(int), variant="input_x_weight (weight sign)")
