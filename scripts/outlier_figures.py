@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from layerwise.narrative.outliers import outlier_macros
+from layerwise.narrative.outliers import dominant_token_sentence, outlier_macros
 from layerwise.outliers import top_outlier_tokens
-from layerwise.paper import write_macros
+from layerwise.paper import LaTeX, write_macros
 from layerwise.plots.outliers import plot_outlier_anisotropy
 from layerwise.runlog import log_to_file
 
@@ -17,5 +17,8 @@ tops = {name: top_outlier_tokens(pd.read_csv(path, keep_default_na=False), p.top
 probes = {name: (pd.read_csv(s), pd.read_csv(d)) for name, s, d in zip(p.probe_names, inp.probes, inp.probe_dims)}
 plot_outlier_anisotropy(pd.concat([t.assign(model=n) for n, t in layers.items()]), k=p.k).savefig(snakemake.output.figure)
 pd.concat([t.assign(model=n) for n, t in tops.items()]).to_csv(snakemake.output.tokens, index=False)
-write_macros(outlier_macros(layers, tops, probes, k=p.k, absolute=p.absolute, relative=p.relative, dataset=p.dataset,
-                            probe_dataset=p.probe_dataset), snakemake.output.macros, header="rule outlier_figures")
+macros = outlier_macros(layers, tops, probes, k=p.k, absolute=p.absolute, relative=p.relative, dataset=p.dataset,
+                        probe_dataset=p.probe_dataset)
+macros["OutliersDominantToken"] = LaTeX(dominant_token_sentence(
+    {name: pd.read_csv(path, keep_default_na=False) for name, path in zip(p.names, inp.occurrences)}))
+write_macros(macros, snakemake.output.macros, header="rule outlier_figures")

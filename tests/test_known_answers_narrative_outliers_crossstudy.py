@@ -97,7 +97,9 @@ def test_source_comparison_contrast_divides_each_peak_by_the_encoders_own():
     is 1 / 0.5 = 2x with all tokens and 0.625 / 0.25 = 2.5x without (not 1 / 0.25 = 4x)."""
     layers = {"A": outlier_table(BELL, BELL_HALF), "E": outlier_table(ENC, ENC_HALF, "encoder")}
     assert source_comparison(layers) == (
-        "The sources' bell-shaped decoder profile holds in A without the outlier tokens too. The decoder/encoder "
+        "Whether a decoder's profile is the sources' bell, with or without the outlier tokens, is decided by the bell "
+        "rule of Section~\\ref{sec:geometry} on every batch (Table~\\ref{tab:geometry-verdicts}), not by where the mean "
+        "profile peaks. The decoder/encoder "
         "contrast in peak anisotropy is 2$\\times$ with all tokens and 2.5$\\times$ without the outliers.")
 
 
@@ -216,7 +218,9 @@ def test_outlier_macros_define_every_paper_macro_with_the_planted_values(tmp_pat
         "train and test. Of its 3 most used dimensions (1, 2, 3), none holds a massive activation (no dimension "
         "does) and 1 is among the dimensions holding a layer's largest entry (3).")
     assert str(macros["OutliersSourceComparison"]) == (
-        "The sources' bell-shaped decoder profile holds in A without the outlier tokens too. The decoder/encoder "
+        "Whether a decoder's profile is the sources' bell, with or without the outlier tokens, is decided by the bell "
+        "rule of Section~\\ref{sec:geometry} on every batch (Table~\\ref{tab:geometry-verdicts}), not by where the mean "
+        "profile peaks. The decoder/encoder "
         "contrast in peak anisotropy is 2$\\times$ with all tokens and 2.5$\\times$ without the outliers.")
     assert str(macros["OutliersTokenTable"]) == TOKEN_TABLE
     summary = str(macros["OutliersSummary"])

@@ -198,7 +198,7 @@ def test_narrative_says_a_bell_carried_by_outliers_does_not_survive():
     assert not shape_survives({"peak_layer": 1, "prominence": 6.0}, {"peak_layer": 1, "prominence": 1.2})
     assert shape_survives({"peak_layer": 1, "prominence": 6.0}, {"peak_layer": 2, "prominence": 4.0})
     text = source_comparison({"A": bell, "E": flat})
-    assert "is, in A, a property of its outlier tokens" in text
+    assert "decided by the bell rule" in text and "property of its outlier tokens" not in text
     assert "12$\\times$ with all tokens and 2.4$\\times$ without" in text
 
 
@@ -244,3 +244,19 @@ def test_figure_has_both_curves_per_model():
     assert [ax.get_title() for ax in fig.axes] == ["A", "B", "", ""]  # top row: one panel per model
     curves = [line.get_ydata().tolist() for line in fig.axes[0].get_lines()]
     assert curves == [[0.1, 0.6, 0.2], [0.1, 0.1, 0.1]]
+
+
+def test_dominant_token_runs_find_the_layers_where_one_token_is_most_outliers():
+    """' the' is 4 of 5 outliers at layers 3-9 (and 1 of 3 at layer 10, below half); '\\n' all of layer 12."""
+    from layerwise.narrative.outliers import dominant_token_runs, dominant_token_sentence
+    rows = []
+    for layer in range(3, 10):
+        rows += [{"layer": layer, "token": "Ġthe", "row": r} for r in range(4)] + [{"layer": layer, "token": "Ġa", "row": 9}]
+    rows += [{"layer": 10, "token": t, "row": i} for i, t in enumerate(["Ġthe", "Ġa", "Ġof"])]
+    rows += [{"layer": 12, "token": "Ċ", "row": 0}]
+    occurrences = pd.DataFrame(rows)
+    assert dominant_token_runs(occurrences) == [("Ġthe", 3, 9, 0.8), ("Ċ", 12, 12, 1.0)]
+    text = dominant_token_sentence({"SmolLM2": occurrences})
+    assert text == ("In SmolLM2 most outlier tokens at layers 3--9 are one token type, \\texttt{\\textvisiblespace{}the} "
+                    "(at least 80\\% of each layer's outlier occurrences).")
+    assert "no layer's outliers" in dominant_token_sentence({"M": occurrences[occurrences["layer"] == 10]})
