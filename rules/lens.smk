@@ -95,7 +95,8 @@ rule lens_dataset:
         max_tokens=LENS["max_tokens"],
         min_tokens=config["extraction"]["min_tokens"],
         seed=config["seed"],
-        subblocks=LENS["subblocks"],
+        # the sub-block lens runs with the post's decoder only: the variants' curves need no half steps
+        subblocks=lambda wc: LENS["subblocks"] and wc.decoder == LENS["decoder"],
         include_position0=LENS["include_position0"],
         device=config["device"],
     threads: COMPUTE_THREADS

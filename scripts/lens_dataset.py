@@ -29,6 +29,6 @@ summary = summarize_lens(used, by=("model", "decoder", "layer", "depth"), seed=p
 summary.assign(n_layers=loaded.facts.n_layers, include_position0=p.include_position0,
                final_norm=final_norm_kind(loaded.model)).to_csv(
     snakemake.output.summary, index=False)
-first_block = "1.attn" if p.subblocks else "1"
+first_block = "1.mlp" if p.subblocks else "1"  # the post's layer 1: block 1's output (after its MLP)
 changes = layer_change(used, from_layer="0", to_layer=first_block, by=("model", "decoder"), seed=p.seed)
 changes.assign(include_position0=p.include_position0).to_csv(snakemake.output.changes, index=False)

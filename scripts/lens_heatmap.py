@@ -19,6 +19,6 @@ for (value, view), path in zip(p.views, snakemake.output.figures, strict=True):
     log.info("%s of %s: positions %s of %d, every %d-th block -> %s", value, wc.text, positions, n_positions,
              layer_step, path)
     fig = plot_lens_heatmap(table, value=value, layer_step=layer_step, positions=positions, width=width,
-                            title=f"{wc.text}: {p.title}")
+                            title=f"{wc.text}: {p.title}", block_outputs_only=view == "window")
     fig.savefig(path)
     plt.close(fig)

@@ -564,3 +564,21 @@ def test_first_layer_above_uses_every_non_value_column_as_a_group():
     assert set(SUMMARY_VALUE_COLUMNS) <= set(summary.columns)
     first = first_layer_above(summary)
     assert first.values.tolist() == [["m", "full", "1", 1.0], ["m", "norm_only", "2", 2.0]]
+
+
+# --- the sub-block lens: attention and MLP steps ---------------------------------------------------------------------
+
+def test_subblock_steps_split_each_block_into_attention_and_mlp():
+    """Planted KL(final||.) means: input 100, 1.attn 40, 1.mlp 10, 2.attn 12, 2.mlp 5, final 0: block 1's
+    attention moves it by -60 and its MLP by -30; block 2's attention +2 (from 1.mlp) and MLP -7."""
+    from layerwise.lens_stats import subblock_steps
+    labels = ["0", "1.attn", "1.mlp", "2.attn", "2.mlp", FINAL]
+    summary = pd.DataFrame({"layer": labels * 2, "metric": ["kl_final"] * 6 + ["agreement"] * 6,
+                            "mean": [100, 40, 10, 12, 5, 0, .0, .1, .2, .3, .4, 1.]})
+    steps = subblock_steps(summary)
+    assert steps.to_dict("list") == {"block": [1, 2], "attn": [-60, 2], "mlp": [-30, -7]}
+    assert subblock_steps(summary, "agreement")["mlp"].round(6).tolist() == [0.1, 0.1]
+    plain = summary.assign(layer=summary["layer"].str.replace(".mlp", "", regex=False))
+    assert subblock_steps(plain[~plain["layer"].str.endswith(".attn")]).empty
+    with pytest.raises(ValueError, match="several"):
+        subblock_steps(pd.concat([summary, summary]))

@@ -372,6 +372,8 @@ def test_lens_more_examples_and_model_macros_in_captions():
         assert ("rows: the input row, block 1, every second block and the last block (the post also skips layers)"
                 in figure)
     assert str(macros["LensHeatmapFigures"]).count("\\begin{figure}") == 3
+    assert (macros["LensRefExample"], macros["LensRefDiscarding"], macros["LensRefMore"]) == (
+        "\\ref{fig:lens-plasma-a}", "\\ref{fig:lens-discarding-a}", "\\ref{fig:lens-gpt3abstract-a}")
 
 
 def test_lens_heatmap_figures_follow_the_heatmap_keys_and_their_names():
@@ -809,8 +811,9 @@ def test_every_lens_and_probe_macro_the_paper_uses_is_defined():
                                   "ours_low": [math.nan], "ours_high": [math.nan]})
     lens = {**lens, **lens_mod.lens_verdict_macros(verdict_frame, units={}, model_name="A")}  # lens_verdicts.py
     probe = {**run_probes(two_models()), "ProbeReductionFigures": reduction_figures({"a": "A"})}  # probe_figures.py
-    assert {"LensSummary", "LensDiscarding", "LensHeatmapFigures", "LensTexts", "LensTokens",
-            "LensPositionZero"} <= used_lens <= set(lens)
+    assert {"LensSummary", "LensDiscarding", "LensFigureExample", "LensFigureDiscarding", "LensFigureMore",
+            "LensVerdictTable", "LensVerdictOpening", "LensVerdictDiscussion", "LensSubblocks", "LensTexts",
+            "LensTokens", "LensPositionZero"} <= used_lens <= set(lens)
     assert {"ProbeTable", "ProbeSummary", "ProbeComparison", "ProbeDims", "ProbeNTexts"} <= used_probe <= set(probe)
     assert probe_mod.PUBLISHED["raw"] == 0.8322
 
@@ -827,3 +830,19 @@ def test_probe_std_and_the_posts_differences_are_in_points_exactly(monkeypatch):
     macros = run_probes(summary)
     assert "stability & five text splits & 50 & -- & 81.0\\% $\\pm$ 10.0 &" in str(macros["ProbeTable"])
     assert "(post: +10.0) and normalisation by -20.9 points (post: -10.0)." in str(macros["ProbeComparison"])
+
+
+def test_lens_subblock_sentence_from_planted_steps():
+    """Planted: KL(final||.) 9 -> 1.attn 4 -> 1.mlp 7 (block 1: attention -5, MLP +3), 2.attn 6.5 (-0.5),
+    2.mlp 6 (-0.5), 3.attn 2 (-4), 3.mlp 2.5 (+0.5); later blocks: attention -4.5, MLP 0; largest step
+    block 3's attention. No sub-block rows: no sentence."""
+    from layerwise.narrative.lens import subblock_sentence
+    labels = ["0"] + [f"{i}.{part}" for i in range(1, 4) for part in ("attn", "mlp")]
+    summary = lens_summary("A_1", "full", [0.1] * 7, [9, 4, 7, 6.5, 6, 2, 2.5], [0.0] * 7, labels=labels,
+                           n_layers=3)
+    assert subblock_sentence(summary) == (
+        "With the sub-block lens (\\texttt{full}, A\\_1), of the -2-nat change of KL(final$\\|$layer) from the input "
+        "to block 1's output, -5 nats come from block 1's attention and +3 from its MLP. Over blocks 2 to 3, the "
+        "attention sub-blocks change it by -4.5 nats in total and the MLP sub-blocks by +0; the largest single step "
+        "is block 3's attention (-4 nats).")
+    assert subblock_sentence(lens_summary("A", "full", [0.1] * 4, [9, 4, 3, 2], [0.0] * 4)) == ""

@@ -174,3 +174,20 @@ def first_layer_above(summary: pd.DataFrame, *, metric: str = "agreement", thres
         out.append((*key, first[layer] if first is not None else None,
                     first[depth] if first is not None else np.nan))
     return pd.DataFrame(out, columns=groups + [layer, depth])
+
+
+def subblock_steps(summary: pd.DataFrame, metric: str = "kl_final") -> pd.DataFrame:
+    """Per block of a sub-block lens summary (one model and decoder, rows "0", "i.attn", "i.mlp"): how far the
+    mean `metric` moves across the block's attention sub-block (from the previous block's output, or the input
+    row, to "i.attn") and across its MLP ("i.attn" to "i.mlp"). Columns: block, attn, mlp. Empty when the
+    summary has no sub-block rows."""
+    rows = summary[summary["metric"] == metric].set_index("layer")["mean"]
+    if rows.index.duplicated().any():
+        raise ValueError("summary holds several models or decoders: pass one")
+    out, block = [], 1
+    previous = "0"
+    while f"{block}.attn" in rows.index and f"{block}.mlp" in rows.index:
+        attn, mlp = rows[f"{block}.attn"], rows[f"{block}.mlp"]
+        out.append((block, attn - rows[previous], mlp - attn))
+        previous, block = f"{block}.mlp", block + 1
+    return pd.DataFrame(out, columns=["block", "attn", "mlp"])

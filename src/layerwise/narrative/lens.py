@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from layerwise.lens_stats import SUMMARY_VALUE_COLUMNS, first_layer_above
+from layerwise.lens_stats import SUMMARY_VALUE_COLUMNS, first_layer_above, subblock_steps
 from layerwise.paper import LaTeX, latex_escape
 
 DATASET_NAMES = {"imdb": "IMDB", "ag_news": "AG News", "enwik8": "enwik8"}  # as the paper names the corpora
@@ -42,6 +42,37 @@ def _heatmap_common(text: str, window: Sequence[int | None], window_layer_step: 
                + (" (the post's: the final norm with its gain, then the unembedding)" if decoder == "full" else ""))
     return (f"{decoded}; {where} of the text; rows: {rows}; the full grids, with every block, are in the Snakemake "
             "report. Drawn by rule \\texttt{lens\\_heatmap} (\\texttt{scripts/lens\\_heatmap.py}).")
+
+
+def subblock_sentence(summary: pd.DataFrame) -> str:
+    """What the sub-block lens shows, per model and decoder that ran it: how the drop of KL(final||layer) from
+    the input to block 1 splits between block 1's attention and MLP, the total change over the later blocks'
+    attention and MLP sub-blocks, and the largest single step. Empty when no sub-block rows exist."""
+    sentences = []
+    for (model, decoder), rows in summary.groupby(["model", "decoder"], sort=False):
+        steps = subblock_steps(rows)
+        if steps.empty:
+            continue
+        first, later = steps.iloc[0], steps.iloc[1:]
+        sentence = (f"With the sub-block lens (\\texttt{{{latex_escape(decoder)}}}, {latex_escape(model)}), of the "
+                    f"{first['attn'] + first['mlp']:+.3g}-nat change of KL(final$\\|$layer) from the input to block "
+                    f"1's output, {first['attn']:+.3g} nats come from block 1's attention and {first['mlp']:+.3g} "
+                    "from its MLP.")
+        if len(later):
+            long = later.melt(id_vars="block", var_name="part", value_name="change")
+            top = long.loc[long["change"].abs().idxmax()]
+            part = "attention" if top["part"] == "attn" else "MLP"
+            sentence += (f" Over blocks 2 to {int(later['block'].max())}, the attention sub-blocks change it by "
+                         f"{later['attn'].sum():+.3g} nats in total and the MLP sub-blocks by "
+                         f"{later['mlp'].sum():+.3g}; the largest single step is block {int(top['block'])}'s "
+                         f"{part} ({top['change']:+.3g} nats).")
+        sentences.append(sentence)
+    return " ".join(sentences)
+
+
+def _refs(patterns: dict[str, str], label) -> str:
+    """`\\ref`s to one figure per model key, joined by commas."""
+    return ", ".join(f"\\ref{{{label(key)}}}" for key in patterns)
 
 
 def _ordinal(k: int) -> str:
@@ -135,6 +166,12 @@ def lens_macros(summary: pd.DataFrame, changes: pd.DataFrame, *, heatmaps: dict[
             "LensFigureExample": LaTeX("\n".join(groups["example"])),
             "LensFigureDiscarding": LaTeX("\n".join(groups["discarding"])),
             "LensFigureMore": LaTeX("\n".join(groups["more"])), "LensTexts": int(summary["n_texts"].max()),
+            "LensSubblocks": LaTeX(subblock_sentence(summary)),
+            # references to the first model's heatmap figures, for the section's text
+            "LensRefExample": LaTeX(_refs(heatmaps, lambda k: f"fig:lens-{_label(example)}-{_label(k)}")),
+            "LensRefDiscarding": LaTeX(_refs(heatmaps, lambda k: f"fig:lens-discarding-{_label(k)}")),
+            "LensRefMore": LaTeX(", ".join(_refs(pats, lambda k, t=t: f"fig:lens-{_label(t)}-{_label(k)}")
+                                           for t, (pats, _) in (more_examples or {}).items())),
             "LensTokens": int(first["n_tokens"]),
             "LensPositionZero": "included" if position0 else "excluded",
             "LensDataset": LaTeX(DATASET_NAMES.get(dataset, latex_escape(dataset))), "LensMaxTokens": int(max_tokens)}

@@ -91,7 +91,8 @@ def _colour_kwargs(value: str, values: np.ndarray, kl_cap: float, rank_cap: floa
 def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: str | int | None = None,
                       layer_step: int = 1, positions: tuple[int, int] | None = None, max_token_chars: int = 7,
                       kl_cap: float = 30.0, rank_cap: float | None = None, width: float | None = None,
-                      cell_fontsize: float = 7.0, title: str | None = None) -> plt.Figure:
+                      cell_fontsize: float = 7.0, title: str | None = None, block_outputs_only: bool = False
+                      ) -> plt.Figure:
     """The post's heatmap for one text: rows = layers (final on top), columns = positions.
 
     Rows: the input (layer 0) and each block once (see `_select_rows`). Cells show the layer's top-1
@@ -104,7 +105,8 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
     a window of 14 positions of word tokens prints legibly at a page's width (cells 0.4 in, text 7 pt);
     `width` (inches) fixes the figure's width instead, for a figure placed at that printed width (the
     paper's: 6.3 in = \\linewidth, so its 7 pt text prints at 7 pt). `title` replaces the default title
-    (text and value), e.g. to name the model and decoder.
+    (text and value), e.g. to name the model and decoder. `block_outputs_only` drops the attention
+    sub-block rows ("i.attn") of a sub-block lens, so each block is one row.
     """
     if value not in HEATMAP_VALUES:
         raise ValueError(f"unknown heatmap value {value!r}; choose one of {tuple(HEATMAP_VALUES)}")
@@ -130,6 +132,8 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
         if sub.empty:
             raise ValueError(f"no positions in {positions}")
     sub = sub[_select_rows(sub["layer"], sub["depth"], layer_step).to_numpy()]
+    if block_outputs_only:  # a sub-block lens: keep the block outputs ("i.mlp"), one row per block
+        sub = sub[~sub["layer"].astype(str).str.endswith(".attn")]
 
     order = sub.drop_duplicates("layer").sort_values("depth", ascending=False)["layer"].tolist()
     wide = sub.pivot(index="layer", columns="position", values=value).loc[order]
