@@ -85,6 +85,7 @@ rule training_figures:
         logs=expand("results/training/{kind}/log.csv", kind=TRAIN_KINDS),
         geometry=expand("results/training/{kind}/geometry.csv", kind=TRAIN_KINDS),
         final_norm=expand("results/training/{kind}/geometry.final_norm.csv", kind=TRAIN_KINDS),
+        batches=expand("results/training/{kind}/geometry.batches.csv", kind=TRAIN_KINDS),
     output:
         curves=report("results/figures/training_curves.pdf", caption="../report/training_curves.rst", category="Training"),
         anisotropy=report(

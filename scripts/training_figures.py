@@ -14,9 +14,12 @@ p = snakemake.params
 log = pd.concat([pd.read_csv(path) for path in snakemake.input.logs], ignore_index=True)
 geometry = pd.concat([pd.read_csv(path) for path in snakemake.input.geometry], ignore_index=True)
 final_norm = pd.concat([pd.read_csv(path) for path in snakemake.input.final_norm], ignore_index=True)
+# Per-batch tables (absent in a run whose rule predates them): error bars over batches.
+batch_paths = getattr(snakemake.input, "batches", None)
+batches = pd.concat([pd.read_csv(path) for path in batch_paths], ignore_index=True) if batch_paths else None
 plot_learning_curves(log, splits=("train", "val")).savefig(snakemake.output.curves)
-profiles_by_checkpoint(geometry, "anisotropy").savefig(snakemake.output.anisotropy)
-layer_mean_by_step(geometry, "twonn_id", include_layer0=p.layer0_in_averages).savefig(
+profiles_by_checkpoint(geometry, "anisotropy", batches=batches).savefig(snakemake.output.anisotropy)
+layer_mean_by_step(geometry, "twonn_id", include_layer0=p.layer0_in_averages, batches=batches).savefig(
     snakemake.output.intrinsic_dimension)
 summary = training_summary(geometry, include_layer0=p.layer0_in_averages)
 write_macros(training_macros(summary, log, geometry=geometry, final_norm=final_norm, arch=p.arch,

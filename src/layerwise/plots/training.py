@@ -28,13 +28,18 @@ def plot_learning_curves(log: pd.DataFrame, metric: str = "bits_per_byte",
         raise ValueError(f"no rows with split in {splits}; log has {sorted(log['split'].unique())}")
     objective = data["kind"].map({"decoder": "causal", "encoder": "masked"}).fillna("?")
     data = data.assign(model=data["kind"] + " (" + data["arch"] + ", " + objective + ")")
-    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
-    ax = fig.add_subplot()
-    sns.lineplot(data=data, x="step", y=metric, hue="model", style="split", markers=True,
-                 dashes={"val": "", "train": (3, 2)}, errorbar=None, ax=ax)
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlim(left=0)
-    ax.set_xlabel("training step (symlog)")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.grid(True, which="major", alpha=0.3)
+    import matplotlib
+
+    from layerwise.plots.checkpoints import PRINT_RC
+
+    with matplotlib.rc_context(PRINT_RC):  # drawn at its printed size (0.6 of a 6.3 in text width)
+        fig = Figure(figsize=(3.8, 2.7), layout="constrained")
+        ax = fig.add_subplot()
+        sns.lineplot(data=data, x="step", y=metric, hue="model", style="split", markers=True,
+                     dashes={"val": "", "train": (3, 2)}, errorbar=None, ax=ax)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("training step (symlog)")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(True, which="major", alpha=0.3)
     return fig
