@@ -89,7 +89,7 @@ def saved_probe(model, dataset, sampling_, condition="raw"):
 
 # The probe each random control's vectors go through "as trained" (layerwise.probes.controls.REFERENCE_CONDITION,
 # kept equal by a test): that fit's saved probe is loaded, not fitted again.
-RANDOM_REFERENCE = {"random_scalar": "normalised", "random_per_dimension": "raw"}
+RANDOM_REFERENCE = {"random_scalar": "normalised", "random_per_dimension": "raw", "random_covariance": "raw"}
 
 
 def probe_condition_inputs(wc):

@@ -80,3 +80,22 @@ def test_layer_moments_scalar_is_one_mean_and_variance_of_unit_norm_entries():
     assert per_dim.mean.shape == (2, 8) and abs(np.linalg.norm(per_dim.sample(y, 0)[200:], axis=1).mean() - 140) < 20
     with pytest.raises(ValueError, match="random control"):
         layer_moments(X, y, "bogus")
+
+
+def test_covariance_control_keeps_each_layers_mean_and_covariance():
+    from layerwise.probes.controls import layer_moments
+    rng = np.random.default_rng(0)
+    n, width = 20000, 3
+    y = np.repeat(np.arange(2), n)
+    mixing = [np.array([[1.0, 0, 0], [0.9, 0.3, 0], [0, 0, 0.0]]), np.array([[2.0, 0, 0], [-1.0, 1.0, 0], [0, 0.5, 1]])]
+    X = np.concatenate([rng.standard_normal((n, width)) @ m.T + 5 * i for i, m in enumerate(mixing)]).astype(np.float32)
+    moments = layer_moments(X, y, "covariance")
+    Z = moments.sample(y, seed=1)
+    for layer, m in enumerate(mixing):
+        rows = Z[y == layer].astype(np.float64)
+        np.testing.assert_allclose(rows.mean(0), 5 * layer, atol=0.05)
+        # the correlations survive (the per-dimension control drops them); a constant dimension stays constant
+        np.testing.assert_allclose(np.cov(rows, rowvar=False), m @ m.T, rtol=0.05, atol=0.03)
+    assert np.ptp(Z[y == 0, 2]) < 1e-3
+    per_dim = layer_moments(X, y, "per_dimension").sample(y, seed=1)
+    assert abs(np.corrcoef(per_dim[y == 0, :2], rowvar=False)[0, 1]) < 0.05

@@ -51,6 +51,8 @@ def _differs(condition: str, permutations: int) -> str:
         "random_scalar_retrained": "not in the post",
         "random_per_dimension_trained": "per-dimension moments (not the post's)",
         "random_per_dimension_retrained": "per-dimension moments, re-trained",
+        "random_covariance_trained": "mean and covariance per layer (not the post's)",
+        "random_covariance_retrained": "mean and covariance per layer, re-trained",
         "shuffled_labels": f"train labels only, {permutations} permutations", "tree": "not in the post",
         "with_position0": "position 0 kept", "no_punctuation": "not run in the post (proposed)",
         "stability": "five text splits",

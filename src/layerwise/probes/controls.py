@@ -1,6 +1,6 @@
 """Controls and ablations: what is left of the layer signal when norm, structure or labels are removed.
 
-Two random-vector controls, named for what they keep of each layer:
+Three random-vector controls, named for what they keep of each layer:
 
 * ``scalar``: one mean and one variance per layer, over all entries of that layer's unit-norm vectors
   (the post's Fig 10: vectors drawn "from the normalised layer embedding norm distribution" with "the
@@ -9,6 +9,10 @@ Two random-vector controls, named for what they keep of each layer:
 * ``per_dimension``: each dimension's mean and variance per layer, on the raw vectors. This keeps each
   layer's mean *direction* (and norm), which is what a linear probe reads, so it must succeed: it is a
   first-moment control, not a test of the post's claim.
+* ``covariance``: each layer's mean vector and full covariance matrix (Gaussian vectors matched in the first
+  two moments). What a probe scores on them beside real vectors tells how much of the layer signal lies
+  beyond the first two moments (none, if it scores alike); like the per-dimension control, it is expected
+  to succeed and cannot test the post's claim either.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import numpy as np
 
 from layerwise.probes.logistic import check_features, check_labels
 
-RANDOM_CONTROLS = ("scalar", "per_dimension")
+RANDOM_CONTROLS = ("scalar", "per_dimension", "covariance")
 # The probe each control's vectors go through "as trained": the one fitted on the space they mimic.
-REFERENCE_CONDITION = {"scalar": "normalised", "per_dimension": "raw"}
+REFERENCE_CONDITION = {"scalar": "normalised", "per_dimension": "raw", "covariance": "raw"}
 
 
 def normalize_rows(X: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
@@ -49,6 +53,7 @@ class LayerMoments:
     mean: np.ndarray
     std: np.ndarray
     width: int
+    factor: np.ndarray | None = None  # covariance: [n_layers, width, width], cov = factor @ factor.T
 
     def sample(self, y: np.ndarray, seed: int = 0, out: np.ndarray | None = None) -> np.ndarray:
         """Float32 Gaussian vectors, row i drawn with the moments of layer y[i] (into `out` if given)."""
@@ -63,7 +68,10 @@ class LayerMoments:
             raise ValueError(f"out must be float32 {(y.size, self.width)}, got {out.dtype} {out.shape}")
         for i, layer in enumerate(self.layers):
             rows = np.flatnonzero(y == layer)
-            out[rows] = rng.normal(self.mean[i], self.std[i], size=(rows.size, self.width))
+            if self.factor is not None:
+                out[rows] = self.mean[i] + rng.standard_normal((rows.size, self.width)) @ self.factor[i].T
+            else:
+                out[rows] = rng.normal(self.mean[i], self.std[i], size=(rows.size, self.width))
         return out
 
 
@@ -74,7 +82,7 @@ def layer_moments(X: np.ndarray, y: np.ndarray, kind: str) -> LayerMoments:
     X = check_features(X)
     y = check_labels(y, X.shape[0])
     layers = np.unique(y)
-    means, stds = [], []
+    means, stds, factors = [], [], []
     for layer in layers:
         values = X[y == layer].astype(np.float64)
         if kind == "scalar":
@@ -84,7 +92,11 @@ def layer_moments(X: np.ndarray, y: np.ndarray, kind: str) -> LayerMoments:
         else:
             means.append(values.mean(axis=0))
             stds.append(values.std(axis=0))
-    return LayerMoments(kind, layers, np.asarray(means), np.asarray(stds), X.shape[1])
+            if kind == "covariance":  # symmetric square root: singular covariances (constant dims) allowed
+                eigenvalues, vectors = np.linalg.eigh(np.cov(values, rowvar=False, bias=True))
+                factors.append(vectors * np.sqrt(np.clip(eigenvalues, 0.0, None)))
+    return LayerMoments(kind, layers, np.asarray(means), np.asarray(stds), X.shape[1],
+                        np.asarray(factors) if factors else None)
 
 
 def matched_random_vectors(X: np.ndarray, y: np.ndarray, seed: int = 0, kind: str = "per_dimension") -> np.ndarray:
