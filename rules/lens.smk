@@ -184,3 +184,57 @@ rule lens_verdicts:
 
 
 PAPER_INPUTS.extend([rules.lens_verdicts.output.macros, rules.lens_verdicts.output.csv])
+
+
+from types import SimpleNamespace
+
+# The long-context run (lens.long_n_texts > 0): whole-paragraph texts, as the post read them, by position bucket.
+_LONG = dict(n_texts=LENS["long_n_texts"], max_tokens=LENS["long_max_tokens"], dataset=LENS["dataset"])
+if LENS["long_n_texts"]:
+
+    rule lens_long:
+        input:
+            card=model_card(LENS_CLAIMS_MODEL),
+            table=f"resources/datasets/{LENS['dataset']}.parquet",
+            provenance=f"resources/datasets/{LENS['dataset']}.json",
+        output:
+            summary=f"results/lens/{LENS_CLAIMS_MODEL}/{LENS['dataset']}/long_n{LENS['long_n_texts']}_l"
+                    f"{LENS['long_max_tokens']}_s{config['seed']}.full.buckets.csv",
+            figure="results/figures/lens_long.pdf",
+            macros="results/macros/lens_long.tex",
+        params:
+            library=library("lens_long.py"),
+            **_LONG,
+            buckets=LENS["long_buckets"],
+            seed=config["seed"],
+            include_position0=LENS["include_position0"],
+            width=PRINTED_WIDTH,
+            device=config["device"],
+        threads: COMPUTE_THREADS
+        resources:
+            mem_mb=lambda wc: model_mem_mb(SimpleNamespace(model=LENS_CLAIMS_MODEL), 4000),
+            gpu=1,
+        log:
+            "logs/lens/long.log",
+        benchmark:
+            "results/benchmarks/rules/lens_long/lens_long.tsv"
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../scripts/lens_long.py"
+
+    PAPER_INPUTS.extend([rules.lens_long.output.figure, rules.lens_long.output.macros])
+
+else:
+
+    rule lens_long_off:  # no library digest: it writes two empty macros, whatever the plotting code does
+        output:
+            macros="results/macros/lens_long.tex",
+        params:
+            **_LONG,
+        log:
+            "logs/lens/long.log",
+        script:
+            "../scripts/lens_long.py"
+
+    PAPER_INPUTS.append(rules.lens_long_off.output.macros)

@@ -582,3 +582,11 @@ def test_subblock_steps_split_each_block_into_attention_and_mlp():
     assert subblock_steps(plain[~plain["layer"].str.endswith(".attn")]).empty
     with pytest.raises(ValueError, match="several"):
         subblock_steps(pd.concat([summary, summary]))
+
+
+def test_position_buckets_are_half_open_and_drop_positions_outside():
+    from layerwise.lens_stats import position_buckets
+    got = position_buckets(pd.Series([0, 1, 15, 16, 63, 64, 255, 256]), [1, 16, 64, 256])
+    assert got.tolist() == [pd.NA, "1-15", "1-15", "16-63", "16-63", "64-255", "64-255", pd.NA]
+    with pytest.raises(ValueError, match="ascending"):
+        position_buckets(pd.Series([1]), [4, 4])

@@ -809,7 +809,8 @@ def test_every_lens_and_probe_macro_the_paper_uses_is_defined():
                                   "verdict": ["reproduced"], "reason": ["r"], "faithful_estimate": [2.0],
                                   "faithful_low": [1.5], "faithful_high": [2.5], "ours_estimate": [math.nan],
                                   "ours_low": [math.nan], "ours_high": [math.nan]})
-    lens = {**lens, **lens_mod.lens_verdict_macros(verdict_frame, units={}, model_name="A")}  # lens_verdicts.py
+    lens = {**lens, **lens_mod.lens_verdict_macros(verdict_frame, units={}, model_name="A"),  # lens_verdicts.py
+            **lens_mod.long_context_macros(None, dataset="imdb", n_texts=0, max_tokens=8, figure=None)}  # lens_long.py
     probe = {**run_probes(two_models()), "ProbeReductionFigures": reduction_figures({"a": "A"})}  # probe_figures.py
     assert {"LensSummary", "LensDiscarding", "LensFigureExample", "LensFigureDiscarding", "LensFigureMore",
             "LensVerdictTable", "LensVerdictOpening", "LensVerdictDiscussion", "LensSubblocks", "LensTexts",
@@ -846,3 +847,20 @@ def test_lens_subblock_sentence_from_planted_steps():
         "attention sub-blocks change it by -4.5 nats in total and the MLP sub-blocks by +0; the largest single step "
         "is block 3's attention (-4 nats).")
     assert subblock_sentence(lens_summary("A", "full", [0.1] * 4, [9, 4, 3, 2], [0.0] * 4)) == ""
+
+
+def test_lens_long_context_sentence_per_bucket_and_empty_when_off():
+    """Planted: two buckets of a 4-block lens; agreement at mid-depth (layer 2) 0.3 for early positions (first above
+    50% at layer 4) and 0.6 for late ones (first at layer 2); intervals mean -/+ 0.25."""
+    from layerwise.narrative.lens import long_context_macros
+    early = lens_summary("A", "full", [0.1, 0.2, 0.3, 0.4, 0.9], [5, 4, 3, 2, 1], [0.0] * 5).assign(bucket="1-15")
+    late = lens_summary("A", "full", [0.1, 0.2, 0.6, 0.7, 0.9], [5, 4, 3, 2, 1], [0.0] * 5).assign(bucket="16-63")
+    macros = long_context_macros(pd.concat([early, late]), dataset="imdb", n_texts=16, max_tokens=64,
+                                 figure="lens_long.pdf")
+    assert str(macros["LensLongContext"]) == (
+        "On 16 IMDB texts of 64 tokens each, closer to the post's paragraphs, the top-1 agreement with the output at "
+        "mid-depth (layer 2 of 4, decoder \\texttt{full}) is 0.30 (95\\% CI 0.05 to 0.55; first above 50\\% at layer "
+        "4) at positions 1-15; 0.60 (95\\% CI 0.35 to 0.85; first above 50\\% at layer 2) at positions 16-63.")
+    assert "\\includegraphics[width=\\linewidth]{lens_long.pdf}" in macros["LensLongFigure"]
+    assert long_context_macros(None, dataset="imdb", n_texts=0, max_tokens=64, figure=None) == {
+        "LensLongContext": "", "LensLongFigure": ""}

@@ -191,3 +191,17 @@ def subblock_steps(summary: pd.DataFrame, metric: str = "kl_final") -> pd.DataFr
         out.append((block, attn - rows[previous], mlp - attn))
         previous, block = f"{block}.mlp", block + 1
     return pd.DataFrame(out, columns=["block", "attn", "mlp"])
+
+
+def position_buckets(positions: pd.Series, edges: Sequence[int]) -> pd.Series:
+    """Label each position by its bucket [a, b) of ascending `edges`, e.g. "16-63"; positions outside every
+    bucket get <NA> (a caller drops them)."""
+    edges = [int(e) for e in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"bucket edges must be at least two ascending integers, got {edges}")
+    labels = [f"{a}-{b - 1}" for a, b in zip(edges, edges[1:])]
+    codes = np.searchsorted(np.asarray(edges), positions.to_numpy(), side="right") - 1
+    inside = (codes >= 0) & (codes < len(labels))
+    out = pd.Series(pd.NA, index=positions.index, dtype="object")
+    out[inside] = np.asarray(labels, dtype=object)[codes[inside]]
+    return out

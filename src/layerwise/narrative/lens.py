@@ -12,6 +12,7 @@ from layerwise.lens_stats import SUMMARY_VALUE_COLUMNS, first_layer_above, subbl
 from layerwise.paper import LaTeX, latex_escape
 
 DATASET_NAMES = {"imdb": "IMDB", "ag_news": "AG News", "enwik8": "enwik8"}  # as the paper names the corpora
+FINAL_LABEL = "final"
 INPUT_TOP_RANK = 10  # "the input token leaves the top ranks": its geometric-mean rank first exceeds this
 
 
@@ -231,3 +232,34 @@ def lens_verdict_macros(frame: pd.DataFrame, *, units: dict[str, str], model_nam
     bars = r"$\|$"  # "||" would print as dashes in the OT1 font encoding
     return {"LensVerdictTable": LaTeX(table.replace("||", bars)), "LensVerdictOpening": LaTeX(opening),
             "LensVerdictDiscussion": LaTeX("\n\n".join(sentences).replace("||", bars))}
+
+
+def long_context_macros(summary: pd.DataFrame, *, dataset: str, n_texts: int, max_tokens: int,
+                        figure: str | None) -> dict[str, str]:
+    """The long-context run (`summarize_lens` by bucket, layer, depth; decoder full): per position bucket, the
+    top-1 agreement at mid-depth with its interval and the first layer above 50%, in one sentence, and the
+    figure. Without a summary (the run is off) both macros are empty."""
+    if summary is None or summary.empty:
+        return {"LensLongContext": LaTeX(""), "LensLongFigure": LaTeX("")}
+    n_blocks = int(round(summary.loc[summary["layer"] != FINAL_LABEL, "depth"].astype(float).max()))
+    mid = str(n_blocks // 2)
+    firsts = first_layer_above(summary[["bucket", "layer", "depth", *SUMMARY_VALUE_COLUMNS]], metric="agreement",
+                               threshold=0.5).set_index("bucket")
+    parts = []
+    for bucket in dict.fromkeys(summary["bucket"]):
+        rows = summary[summary["bucket"] == bucket]
+        agree = _one(rows, "agreement", mid)
+        first = firsts.loc[bucket, "layer"]
+        where = f"first above 50\\% at layer {first}" if not pd.isna(first) else "never above 50\\% before the output"
+        parts.append(f"{agree['mean']:.2f} ({_ci(agree)}; {where}) at positions {latex_escape(str(bucket))}")
+    name = DATASET_NAMES.get(dataset, latex_escape(dataset))
+    sentence = (f"On {n_texts} {name} texts of {max_tokens} tokens each, closer to the post's paragraphs, the top-1 "
+                f"agreement with the output at mid-depth (layer {mid} of {n_blocks}, decoder \\texttt{{full}}) is "
+                + "; ".join(parts) + ".")
+    fig = ("\\begin{figure}[!htbp]\\centering"
+           f"\\includegraphics[width=\\linewidth]{{{figure}}}"
+           f"\\caption{{Logit lens over {n_texts} {name} texts of {max_tokens} tokens each, one line per position "
+           "bucket (the input row left out; decoder \\texttt{full}, the post's): later positions, with more context, "
+           "against earlier ones. 95\\% intervals from a bootstrap over texts. Drawn by rule \\texttt{lens\\_long} "
+           "(\\texttt{scripts/lens\\_long.py}).}\\label{fig:lens-long}\\end{figure}") if figure else ""
+    return {"LensLongContext": LaTeX(sentence), "LensLongFigure": LaTeX(fig)}
