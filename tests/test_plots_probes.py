@@ -89,7 +89,7 @@ def test_missing_columns_are_named():
 
 # Where paper/sections/probes.tex places each figure: its printed width in inches (\linewidth = 6.3 in).
 PRINT_WIDTHS = {"plot_top_attributions": 6.3, "plot_cumulative_contributions": 6.3, "plot_accuracy_grid": 6.3,
-                "plot_condition_accuracy": 6.3, "plot_training_curves": 6.3, "plot_confusion": 3.1,
+                "plot_condition_accuracy": 6.3, "plot_training_curves": 6.3, "plot_confusion": 0.48 * 6.3,
                 "plot_reductions": 6.3}
 
 

@@ -20,9 +20,9 @@ from matplotlib.figure import Figure
 
 
 
-# Figures are drawn at the size they print (the paper's \linewidth is 6.3 in; a half-width panel 3.1 in), with
+# Figures are drawn at the size they print (the paper's \linewidth is 6.3 in; 0.48\linewidth 3.0 in), with
 # no text under 7 pt, so that no scaling in the PDF shrinks a label below 7 pt (see paper/sections/probes.tex).
-LINE_WIDTH, HALF_WIDTH = 6.3, 3.1
+LINE_WIDTH, HALF_WIDTH = 6.3, 3.0
 MIN_PT = 7.0
 FONTS = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
          "legend.fontsize": 7, "legend.title_fontsize": 7, "figure.titlesize": 8}
