@@ -267,6 +267,8 @@ rule probe_verdicts:
     params:
         library=library("probe_verdicts.py"),
         display=display_name(PROBES["models"][0]),  # also the summary's model column
+        max_epochs=PROBE_COMMON["probe"].get("max_epochs", 100),
+        headline_max_epochs=HEADLINE_PROBE["max_epochs"],
         grid=[(n, l) for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
         top_n=PROBES["top_n"],
         seed=config["seed"],

@@ -49,5 +49,6 @@ macros = probe_verdict_macros(
     verdicts, evidence, faithful_scores=ablations, random_masks=pd.read_csv(inp.random_masks),
     masked_dims=[int(d) for d in masked.split(",")], model=p.display, units={c.key: c.test.unit for c in CLAIMS},
     fits=fit_table.assign(model=p.display))
+macros.update(ProbeMaxEpochs=p.max_epochs, ProbeHeadlineMaxEpochs=p.headline_max_epochs)
 write_macros(macros, out.macros, header="rule probe_verdicts")
 log.info("verdicts: %s", verdicts[["key", "verdict"]].to_dict("records"))
