@@ -95,8 +95,9 @@ rule lens_dataset:
         max_tokens=LENS["max_tokens"],
         min_tokens=config["extraction"]["min_tokens"],
         seed=config["seed"],
-        # the sub-block lens runs with the post's decoder only: the variants' curves need no half steps
-        subblocks=lambda wc: LENS["subblocks"] and wc.decoder == LENS["decoder"],
+        # block outputs only: the sub-block lens (lens.subblocks) runs on the example texts, where it is cheap;
+        # here it would double the job's ~200 s of CPU
+        subblocks=False,
         include_position0=LENS["include_position0"],
         device=config["device"],
     threads: COMPUTE_THREADS
@@ -118,6 +119,9 @@ rule lens_figures:
         summaries=[
             study_table("lens", m, LENS, ext=f"{d}.summary.csv") for m in LENS["models"] for d in LENS["decoders"]
         ],
+        # the sub-block sentence reads the first model's lens of the longest paper text (the GPT-3 abstract)
+        subblock_example=f"results/lens/{LENS['models'][0]}/examples/"
+                         f"{(LENS['paper_more_examples'] or [LENS['paper_example']])[0]}.parquet",
         changes=[
             study_table("lens", m, LENS, ext=f"{d}.changes.csv") for m in LENS["models"] for d in LENS["decoders"]
         ],
@@ -138,6 +142,7 @@ rule lens_figures:
                            LENS["heatmap_windows"].get(t, LENS["heatmap_window"]))
                        for t in LENS["paper_more_examples"] if t in LENS_TEXTS},
         width=PRINTED_WIDTH,
+        subblock_text=(LENS["paper_more_examples"] or [LENS["paper_example"]])[0],
         dataset=LENS["dataset"],
         max_tokens=LENS["max_tokens"],
     log:

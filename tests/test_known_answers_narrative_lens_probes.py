@@ -847,6 +847,8 @@ def test_lens_subblock_sentence_from_planted_steps():
         "attention sub-blocks change it by -4.5 nats in total and the MLP sub-blocks by +0; the largest single step "
         "is block 3's attention (-4 nats).")
     assert subblock_sentence(lens_summary("A", "full", [0.1] * 4, [9, 4, 3, 2], [0.0] * 4)) == ""
+    assert subblock_sentence(summary, where="the a_b text").startswith(
+        "With the sub-block lens (\\texttt{full}, A\\_1) on the a\\_b text, of the -2-nat change")
 
 
 def test_lens_long_context_sentence_per_bucket_and_empty_when_off():

@@ -45,17 +45,19 @@ def _heatmap_common(text: str, window: Sequence[int | None], window_layer_step: 
             "report. Drawn by rule \\texttt{lens\\_heatmap} (\\texttt{scripts/lens\\_heatmap.py}).")
 
 
-def subblock_sentence(summary: pd.DataFrame) -> str:
+def subblock_sentence(summary: pd.DataFrame, where: str = "") -> str:
     """What the sub-block lens shows, per model and decoder that ran it: how the drop of KL(final||layer) from
     the input to block 1 splits between block 1's attention and MLP, the total change over the later blocks'
-    attention and MLP sub-blocks, and the largest single step. Empty when no sub-block rows exist."""
+    attention and MLP sub-blocks, and the largest single step. `where` names the data (e.g. a text). Empty
+    when no sub-block rows exist."""
     sentences = []
     for (model, decoder), rows in summary.groupby(["model", "decoder"], sort=False):
         steps = subblock_steps(rows)
         if steps.empty:
             continue
         first, later = steps.iloc[0], steps.iloc[1:]
-        sentence = (f"With the sub-block lens (\\texttt{{{latex_escape(decoder)}}}, {latex_escape(model)}), of the "
+        on = f" on {latex_escape(where)}" if where else ""
+        sentence = (f"With the sub-block lens (\\texttt{{{latex_escape(decoder)}}}, {latex_escape(model)}){on}, of the "
                     f"{first['attn'] + first['mlp']:+.3g}-nat change of KL(final$\\|$layer) from the input to block "
                     f"1's output, {first['attn']:+.3g} nats come from block 1's attention and {first['mlp']:+.3g} "
                     "from its MLP.")
