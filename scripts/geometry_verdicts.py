@@ -22,6 +22,7 @@ frame = verdict_frame(claims)
 Path(snakemake.output.csv).parent.mkdir(parents=True, exist_ok=True)
 frame.to_csv(snakemake.output.csv, index=False)
 sweep = sweep_evidence(batches, interior=tuple(p.interior), seed=p.seed)
-write_macros(verdict_macros(frame, batches, position0, margin=p.margin, interior=tuple(p.interior), sweep=sweep),
+write_macros(verdict_macros(frame, batches, position0, margin=p.margin, interior=tuple(p.interior), sweep=sweep,
+                            training=training),
              snakemake.output.macros, header="rule geometry_verdicts")
 log.info("%d claims: %s", len(frame), dict(zip(frame["key"], frame["verdict"])))

@@ -151,9 +151,12 @@ def test_training_claims_on_planted_checkpoints():
     assert growth == pytest.approx([0.25] * 3, abs=0.01)
     scores = id_rise_and_fall(table)
     assert scores == pytest.approx([11 / 24] * 3, abs=0.02)  # min(24 - 5, 24 - 13) / 24; layer 0 left out
-    assert verdicts(training_claims(table)) == {"anisotropy_training": REPRODUCED, "id_training": REPRODUCED}
+    assert verdicts(training_claims(table)) == {"anisotropy_training": REPRODUCED, "anisotropy_stabilises": REPRODUCED,
+                                                "id_training": REPRODUCED}
     rising = training_table(np.linspace(5, 24, 12), anisotropy_start=0.3, anisotropy_end=0.1)
-    assert verdicts(training_claims(rising)) == {"anisotropy_training": NOT_REPRODUCED, "id_training": NOT_REPRODUCED}
+    assert verdicts(training_claims(rising)) == {"anisotropy_training": NOT_REPRODUCED,
+                                                 "anisotropy_stabilises": NOT_REPRODUCED,  # 2/3 below its peak
+                                                 "id_training": NOT_REPRODUCED}
 
 
 def test_missing_training_is_not_testable_and_keys_are_unique():
@@ -266,3 +269,45 @@ def test_sweep_sentence_counts_the_settings_that_pass():
     text = sweep_sentence(sweep, margin=0.1)
     assert "The rule passes in 1, fails in 2 and is undecided in 0 of these 3 settings." in text
     assert "$k$=3: 0.83 [0.83, 0.83]" in text  # (0.6 - 0.1) / 0.6 on the planted bell
+
+
+def test_growth_without_stabilising_and_a_pair_without_contrast():
+    """The baseline's decoder: anisotropy 0.086 at step 0, 0.42 at step 29, 0.189 at the end: it grows (last above
+    first) but does not stabilise (55% below its peak); a trained pair ending at 0.189 and 0.187 per batch shows
+    no contrast (interval across 0), while a pretrained pair 0.6 against 0.1 does."""
+    steps = [0, 1, 2, 4, 8, 15, 29, 56, 109, 212, 412, 800]
+    dec = [0.086, 0.085, 0.084, 0.08, 0.122, 0.406, 0.42, 0.293, 0.268, 0.225, 0.229, 0.189]
+    rng = np.random.default_rng(5)
+    rows = []
+    for b in range(3):
+        for i, step in enumerate(steps):
+            for kind, top in (("decoder", dec[i]), ("encoder", 0.187 if i == len(steps) - 1 else 0.1)):
+                for layer in (0, 1, 2):
+                    noise = 0.004 * rng.standard_normal()
+                    rows.append({"kind": kind, "step": step, "layer": layer, "batch": b, "n_layers": 2,
+                                 "anisotropy": top + noise if layer == 2 else 0.05, "twonn_id": 5.0 + i % 3})
+    training = pd.DataFrame(rows)
+    got = verdicts(training_claims(training))
+    assert got["anisotropy_training"] == REPRODUCED and got["anisotropy_stabilises"] == NOT_REPRODUCED
+    pretrained = pd.concat([table_for("D", "decoder", bell, bell), table_for("E", "encoder", flat, flat)])
+    from layerwise.geometry.claims import contrast_claim
+    claim = contrast_claim(pretrained, training)
+    assert claim.faithful.low > 0  # 0.6 against 0.2: decoders higher
+    assert claim.ours.low < 0 < claim.ours.high or abs(claim.ours.estimate) < 0.01
+    assert claim.verdict()[0] == REPRODUCED  # ours undecided does not override the source's setting
+
+
+def test_contrast_sentence_says_no_contrast_when_the_pair_interval_contains_zero():
+    from layerwise.geometry.claims import contrast_claim
+    from layerwise.narrative.geometry import contrast_sentence
+    rows = []
+    for b in range(3):
+        for kind, top in (("decoder", 0.189 + 0.003 * (b - 1)), ("encoder", 0.187 - 0.003 * (b - 1))):
+            rows += [{"kind": kind, "step": 800, "layer": layer, "batch": b, "anisotropy": top if layer else 0.05}
+                     for layer in (0, 1, 2)]
+    training = pd.DataFrame(rows)
+    pretrained = pd.concat([table_for("D", "decoder", bell, bell), table_for("E", "encoder", flat, flat)])
+    frame = verdict_frame([contrast_claim(pretrained, training)])
+    text = contrast_sentence(frame, training)
+    assert "ends at 0.189 (decoder) against 0.187 (encoder)" in text
+    assert "no contrast: the interval of the difference contains 0" in text

@@ -113,6 +113,30 @@ def anisotropy_growth(training: pd.DataFrame, kind: str = "decoder") -> np.ndarr
     return (table.iloc[:, -1] - table.iloc[:, 0]).to_numpy()
 
 
+def anisotropy_drop_from_peak(training: pd.DataFrame, kind: str = "decoder") -> np.ndarray:
+    """Per batch: how far the largest per-layer anisotropy at the last checkpoint lies below its highest value over
+    all checkpoints, as a share of that highest value (0 when training ends at its peak)."""
+    rows = training[training["kind"] == kind].assign(layer=lambda t: pd.to_numeric(t["layer"], errors="coerce"))
+    rows = rows.dropna(subset=["layer"])
+    table = _steps_profile(rows.groupby(["batch", "step"], as_index=False)["anisotropy"].max(), "anisotropy")
+    peak = table.max(axis=1)
+    return ((peak - table.iloc[:, -1]) / peak).to_numpy()
+
+
+def final_peak_contrast(batches: pd.DataFrame) -> np.ndarray:
+    """Per batch index: the decoder's largest per-layer anisotropy minus the encoder's (the first model of each
+    kind; batches matched by index). ``batches``: per-batch rows with kind, layer, batch, anisotropy."""
+    rows = batches.assign(layer=pd.to_numeric(batches["layer"], errors="coerce")).dropna(subset=["layer"])
+    peaks = {}
+    for kind in ("decoder", "encoder"):
+        chosen = rows[rows["kind"] == kind]
+        if "model" in chosen and not chosen.empty:
+            chosen = chosen[chosen["model"] == chosen["model"].iloc[0]]
+        peaks[kind] = chosen.groupby("batch")["anisotropy"].max()
+    common = peaks["decoder"].index.intersection(peaks["encoder"].index)
+    return (peaks["decoder"][common] - peaks["encoder"][common]).to_numpy()
+
+
 def id_rise_and_fall(training: pd.DataFrame, kind: str = "decoder", *, layer0_in_averages: bool = False
                      ) -> np.ndarray:
     """Per batch: the bell score of the layer-averaged TwoNN dimension over checkpoints in order (an interior
@@ -135,26 +159,51 @@ def training_claims(training: pd.DataFrame | None, *, margin: float = DEFAULT_MA
                     layer0_in_averages: bool = False, setting: str = "") -> list[Claim]:
     """The two over-training claims on our own decoder's checkpoints (per-batch table with columns kind, step,
     layer, batch, anisotropy, twonn_id); not testable when the table is missing or has no decoder."""
-    growth = rise_fall = Evidence(float("nan"))
+    growth = rise_fall = drop = Evidence(float("nan"))
     if (training is not None and not training.empty and (training["kind"] == "decoder").any()
             and training.loc[training["kind"] == "decoder", "step"].nunique() >= 3):
         growth = median_interval(anisotropy_growth(training), seed)
+        drop = median_interval(anisotropy_drop_from_peak(training), seed)
         rise_fall = median_interval(id_rise_and_fall(training, layer0_in_averages=layer0_in_averages), seed)
     return [
         Claim(key="anisotropy_training", text="decoder anisotropy grows over training (last minus first checkpoint, "
               "largest per-layer value)", source="grows, then stabilises (Figs. 3-4)", test=Test("above", 0.0),
               faithful=growth, setting=setting),
+        Claim(key="anisotropy_stabilises", text="... then stabilises (last checkpoint's largest per-layer anisotropy "
+              "below its peak over training, as a share of the peak)", source="stabilises (Figs. 3-4)",
+              test=Test("below", margin), faithful=drop, setting=setting),
         Claim(key="id_training", text="decoder intrinsic dimension rises then falls over training (bell score over "
               "checkpoints)", source="sharp rise, then decline (Fig. 2)", test=Test("above", margin),
               faithful=rise_fall, setting=setting),
     ]
 
 
+def contrast_claim(batches: pd.DataFrame, training: pd.DataFrame | None, *, seed: int = 0) -> Claim | None:
+    """Decoders more anisotropic than encoders: the decoder's peak anisotropy minus the encoder's per batch, for
+    the pretrained pair with position 0 kept (the source's setting, confounded by everything else that differs)
+    and for our trained pair at its last checkpoint (the same network; mask and objective differ). None without a
+    decoder and an encoder."""
+    if not {"decoder", "encoder"} <= set(batches["kind"]):
+        return None
+    faithful_rows, our_rows = _settings(batches)
+    pretrained = faithful_rows if faithful_rows is not None else our_rows
+    faithful = median_interval(final_peak_contrast(pretrained), seed)
+    ours = None
+    if training is not None and not training.empty and {"decoder", "encoder"} <= set(training["kind"]):
+        last = training[training["step"] == training["step"].max()]
+        ours = median_interval(final_peak_contrast(last), seed)
+    return Claim(key="decoder_over_encoder", text="decoders reach higher anisotropy than encoders (peak, decoder "
+                 "minus encoder)", source="contrast of Fig. 1", test=Test("above", 0.0), faithful=faithful, ours=ours,
+                 setting="trained pair: same network, only mask and objective differ, last checkpoint")
+
+
 def geometry_claims(batches: pd.DataFrame, training: pd.DataFrame | None = None, *,
                     interior: Sequence[float] = DEFAULT_INTERIOR, margin: float = DEFAULT_MARGIN, seed: int = 0,
                     layer0_in_averages: bool = False, training_setting: str = "") -> list[Claim]:
     """All of Study 3's claims: per-model profile shape, then the two over-training claims."""
+    contrast = contrast_claim(batches, training, seed=seed)
     return (layer_claims(batches, interior=interior, margin=margin, seed=seed)
+            + ([contrast] if contrast is not None else [])
             + training_claims(training, margin=margin, seed=seed, layer0_in_averages=layer0_in_averages,
                               setting=training_setting))
 

@@ -178,9 +178,35 @@ def sweep_sentence(sweep: pd.DataFrame, *, margin: float) -> str:
     return " ".join(out)
 
 
+def contrast_sentence(frame: pd.DataFrame, training: pd.DataFrame | None) -> str:
+    """The decoder-over-encoder row in words: the pretrained pair's difference (confounded) and the trained pair's
+    last-checkpoint peaks, with whether the trained pair shows a contrast (its interval clear of 0) or not."""
+    rows = frame[frame["key"] == "decoder_over_encoder"]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    text = (f"The pretrained decoder's peak anisotropy exceeds the encoder's by {_evidence(row, 'faithful')} "
+            f"(median over batches [interval])")
+    if pd.isna(row["ours_estimate"]) or training is None:
+        return text + "; no trained pair was run to separate mask and objective from everything else."
+    last = training[training["step"] == training["step"].max()]
+    last = last.assign(layer=pd.to_numeric(last["layer"], errors="coerce")).dropna(subset=["layer"])
+    peak = last.groupby(["kind", "batch"])["anisotropy"].max().groupby("kind").median()
+    if row["ours_low"] > 0:
+        verdict = "the decoder is the more anisotropic, as the source's contrast says"
+    elif row["ours_high"] < 0:
+        verdict = "the encoder is the more anisotropic, against the source's contrast"
+    else:
+        verdict = "no contrast: the interval of the difference contains 0"
+    return (text + f". The trained pair, the same network with only mask and objective changed, ends at "
+            f"{peak.get('decoder', float('nan')):.3g} (decoder) against {peak.get('encoder', float('nan')):.3g} "
+            f"(encoder), a difference of {_evidence(row, 'ours')}: {verdict}. This pair is one seed each, compared at "
+            f"equal steps rather than equal loss.")
+
+
 def verdict_macros(frame: pd.DataFrame, batches: pd.DataFrame, position0: dict[str, pd.DataFrame], *,
-                   margin: float, interior: tuple[float, float], sweep: pd.DataFrame | None = None
-                   ) -> dict[str, str]:
+                   margin: float, interior: tuple[float, float], sweep: pd.DataFrame | None = None,
+                   training: pd.DataFrame | None = None) -> dict[str, str]:
     """The verdict table and the sentences that go with it."""
     from layerwise.verdicts import verdict_counts, verdict_table_latex
 
@@ -196,4 +222,5 @@ def verdict_macros(frame: pd.DataFrame, batches: pd.DataFrame, position0: dict[s
             "GeometryBell": LaTeX(bell_sentences(frame, margin=margin, interior=interior)),
             "GeometryBatchSpread": LaTeX(batch_sentence(batches)),
             "GeometryPositionZero": LaTeX(position0_sentence(position0, batches)),
-            "GeometrySweep": LaTeX(sweep_sentence(sweep, margin=margin) if sweep is not None else "")}
+            "GeometrySweep": LaTeX(sweep_sentence(sweep, margin=margin) if sweep is not None else ""),
+            "GeometryPairContrast": LaTeX(contrast_sentence(frame, training))}
