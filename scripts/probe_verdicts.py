@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from layerwise.narrative.probes import probe_verdict_macros
+from layerwise.narrative.probes import probe_verdict_macros, verdict_discussion
 from layerwise.paper import write_macros
 from layerwise.probes.claims import (CLAIMS, FAITHFUL, OURS, evidence_table, our_setting_points, per_text,
                                      probe_claims)
@@ -49,6 +49,7 @@ macros = probe_verdict_macros(
     verdicts, evidence, faithful_scores=ablations, random_masks=pd.read_csv(inp.random_masks),
     masked_dims=[int(d) for d in masked.split(",")], model=p.display, units={c.key: c.test.unit for c in CLAIMS},
     fits=fit_table.assign(model=p.display))
-macros.update(ProbeMaxEpochs=p.max_epochs, ProbeHeadlineMaxEpochs=p.headline_max_epochs)
+macros.update(ProbeMaxEpochs=p.max_epochs, ProbeHeadlineMaxEpochs=p.headline_max_epochs,
+              ProbeVerdictDiscussion=verdict_discussion(verdicts))
 write_macros(macros, out.macros, header="rule probe_verdicts")
 log.info("verdicts: %s", verdicts[["key", "verdict"]].to_dict("records"))

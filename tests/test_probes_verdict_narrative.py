@@ -51,3 +51,15 @@ def test_unconverged_fits_are_named():
     assert stopped.startswith("1 of the 2 logistic fits") and "post faithful (100 epochs" in stopped
     done = str(_macros(-3.0, -2.0, 0.0, np.zeros(5), 20.0, 80.0)["ProbeConvergence"])
     assert done == "All 2 logistic fits reported here converged to the gradient tolerance."
+
+
+def test_discussion_names_every_row_not_reproduced_and_no_other():
+    from layerwise.narrative.probes import verdict_discussion
+    verdicts = pd.DataFrame({"key": ["layer", "norm_drop", "random"], "claim": ["A", "B", "C"],
+                             "verdict": ["reproduced", "differs in setting", "not reproduced"],
+                             "reason": ["r1", "holds in the source's setting, fails in ours", "r3"]})
+    text = str(verdict_discussion(verdicts))
+    assert "\\emph{A}" not in text
+    assert "\\emph{B}: differs in setting (holds in the source's setting, fails in ours)" in text
+    assert "\\emph{C}: not reproduced (r3)" in text and "cannot succeed by construction" in text
+    assert str(verdict_discussion(verdicts.iloc[:1])) == "Every claim of the post tested here is reproduced."
