@@ -163,3 +163,13 @@ def test_the_smooth_path_reason_is_not_given_when_the_claim_reproduces():
     macros = lens_verdict_macros(frame, units=claim_units(), model_name="M")
     assert str(macros["LensVerdictDiscussion"]) == ""
     assert "9 reproduced, 0 did not" in str(macros["LensVerdictOpening"])
+
+
+def test_the_input_rank_reason_follows_the_side_the_claim_fails_on():
+    from layerwise.lens_claims import claim_units
+    from layerwise.narrative.lens import lens_verdict_macros
+    for ranks, side in (([1, 20000] + [30000] * 7, "in the 10000s or beyond"), ([1] + [20] * 8, "below 100")):
+        frame = verdict_frame(lens_claims(dataset_table(**dict(POST_LIKE, input_rank=ranks)), example_table(7, 300),
+                                          data_setting="p", n_boot=50))
+        text = str(lens_verdict_macros(frame, units=claim_units(), model_name="M")["LensVerdictDiscussion"])
+        assert f"outside the post's 100s to 1000s ({side})" in text

@@ -162,7 +162,7 @@ def lens_claims(dataset: pd.DataFrame, example: pd.DataFrame, *, data_setting: s
               f"of tokens at layer {mid} of {n}", "shown in heatmaps, no number",
               Test("above", MID_AGREEMENT), agreement_mid, setting=f"{model}; ours: {data_setting}"),
         Claim("converges-early", "Converges long before the end: agreement first exceeds 50% before "
-              f"{LONG_BEFORE_END:.0%} of the depth (relative depth of that layer)", "shown in heatmaps",
+              f"{LONG_BEFORE_END:.0%} of the depth (relative depth of that layer; above 1: never)", "shown in heatmaps",
               Test("below", LONG_BEFORE_END), converged, setting=f"{model}; ours: {data_setting}"),
         Claim("input-drop", "One big drop after the input: KL(final||layer) falls from the input to layer 1 "
               "(change, nats)", "one discontinuous jump", Test("below", 0.0, unit="nats"), drop,

@@ -185,17 +185,17 @@ _WHY_NOT: dict[str, str] = {
     "good-guess-mid": ("At mid-depth the reading is still far from the output: in this model most of the top-1 "
                        "agreement is reached in the last blocks."),
     "converges-early": ("The agreement curve rises late, so the readings do not converge long before the end in "
-                        "this model; with a model 11 times smaller than the post's, trained and quantised "
-                        "differently, we cannot tell which difference causes it."),
+                        "this model; with a model much smaller than the post's, trained (instruction tuning) and "
+                        "quantised differently, we cannot tell which difference causes it."),
     "input-drop": "KL(final||layer) does not fall after the input here.",
     "smooth-after": ("After the drop, KL(final||layer) rises before it falls: the path from the input to the "
                      "output is not monotone in this model, so the post's picture of one jump followed by smooth "
                      "refinement does not hold for it (the post's addendum already warns that KL is no distance)."),
     "input-jump-smaller": "The jump of KL(input||layer) is not small next to the drop of KL(final||layer) here.",
-    "kl30-absent": ("The dataset mean of KL(input||layer) itself exceeds 30 nats at its peak, so most cells of a "
-                    "heatmap capped at 30 sit at the cap, unlike the post's plot."),
-    "input-ranks": ("The input token's ranks after layer 0 are in the 10000s (of a 49,152-token vocabulary), not "
-                    "the post's 100s to 1000s."),
+    "kl30-absent": ("The dataset mean of KL(input||layer) itself exceeds 30 nats at its peak layer, so values at "
+                    "the post's cap of 30 are common here, where the post's plot shows none."),
+    "input-ranks": ("The input token's geometric-mean rank after layer 0 lies outside the post's 100s to 1000s "
+                    "({side}): the input token is {kept} than the post describes."),
     "plasma-late": "The copied token is found before the last layers here.",
     "plasma-preserved": ("The first instance of the word is not kept within the post's colour scale (rank 1000): "
                          "at the blocks listed its input rank lies in the range shown, so this model gives no sign "
@@ -227,7 +227,10 @@ def lens_verdict_macros(frame: pd.DataFrame, *, units: dict[str, str], model_nam
         sentence = (f"\\emph{{{latex_escape(r['claim'])}}} is {r['verdict']}: ours is {latex_escape(ours)} "
                     f"against the claim's {latex_escape(r['test'])}.")
         if r["verdict"] == NOT_REPRODUCED and r["key"] in _WHY_NOT:
-            sentence += " " + latex_escape(_WHY_NOT[r["key"]])
+            above = r["faithful_estimate"] > 1000  # only read by the input-ranks text: which side it fails on
+            sentence += " " + latex_escape(_WHY_NOT[r["key"]].format(
+                side="in the 10000s or beyond" if above else "below 100",
+                kept="kept far less" if above else "kept far more"))
         elif r["verdict"] != NOT_REPRODUCED:
             sentence += " " + latex_escape(str(r["reason"])) + "."
         sentences.append(sentence)
