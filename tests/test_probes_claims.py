@@ -173,3 +173,17 @@ def test_our_setting_points_from_the_summary():
     assert points["random_scalar_accuracy"]["converged"] is True
     verdict = _verdicts(evidence_table(fits={}, points=list(points.values())))[0]
     assert verdict["norm_drop"] == DIFFERS and verdict["mask"] == DIFFERS  # only ours run: fails there
+
+
+def test_transfer_texts_are_never_paired_with_the_main_datasets():
+    ids = np.arange(200)
+    raw = pd.DataFrame({"text_id": ids, "n": 10, "correct": np.where(ids % 2 == 0, 5, 9)})
+    # the other dataset's test texts carry the same indices but are other texts: pairing them would make the
+    # difference look exact (every "pair" differs by one vector)
+    target = pd.DataFrame({"text_id": ids, "n": 10, "correct": np.where(ids % 2 == 0, 4, 8)})
+    ev = evidence_table(fits={(FAITHFUL, "raw"): (raw, True), (FAITHFUL, "transfer_target"): (target, True)},
+                        n_boot=500).set_index("quantity").loc["transfer_delta"]
+    assert ev["estimate"] == pytest.approx(-10.0)
+    paired = difference_interval(target, raw, n_boot=500)
+    assert paired.low == pytest.approx(-10.0) and paired.high == pytest.approx(-10.0)
+    assert ev["low"] < -11.0 and ev["high"] > -9.0

@@ -155,13 +155,15 @@ def accuracy_interval(texts: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0)
     return Evidence(estimate, min(low, estimate), max(high, estimate))
 
 
-def difference_interval(a: pd.DataFrame, b: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> Evidence:
-    """Accuracy of `a` minus accuracy of `b`, in points. Paired (one resample of texts for both) when they
-    have the same test texts, else each resampled on its own."""
+def difference_interval(a: pd.DataFrame, b: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0,
+                        paired: bool = True) -> Evidence:
+    """Accuracy of `a` minus accuracy of `b`, in points. Paired (one resample of texts for both) when `paired`
+    and they have the same test texts, else each resampled on its own (pass paired=False when equal ids name
+    different texts, e.g. two datasets' test splits)."""
     rng = np.random.default_rng(seed)
     estimate = _ratio(a["correct"].to_numpy(float), a["n"].to_numpy(float)) - \
         _ratio(b["correct"].to_numpy(float), b["n"].to_numpy(float))
-    if set(a["text_id"]) == set(b["text_id"]):
+    if paired and set(a["text_id"]) == set(b["text_id"]):
         joined = a.merge(b, on="text_id", suffixes=("_a", "_b"))
         idx = rng.integers(0, len(joined), size=(n_boot, len(joined)))
         cols = {k: joined[k].to_numpy(float)[idx].sum(1) for k in ("n_a", "correct_a", "n_b", "correct_b")}
@@ -249,9 +251,9 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
         for name, quantity in (("normalised", "normalised_delta"), ("masked", "mask_delta"),
                                ("transfer_target", "transfer_delta")):
             other = get(name)
-            if other is not None:
-                rows.append(_row(quantity, setting, difference_interval(other[0], raw[0], n_boot=n_boot, seed=seed),
-                                 _both_converged(other[1], raw[1])))
+            if other is not None:  # the transfer's texts are another dataset's: never paired with the main's
+                ev = difference_interval(other[0], raw[0], n_boot=n_boot, seed=seed, paired=name != "transfer_target")
+                rows.append(_row(quantity, setting, ev, _both_converged(other[1], raw[1])))
         if get("normalised") is not None:
             norm = get("normalised")
             rows.append(_row("normalised_accuracy", setting,
