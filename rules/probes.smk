@@ -237,36 +237,38 @@ rule probe_reductions:
         "../scripts/probe_reductions.py"
 
 
-def verdict_inputs(model):
-    """What the verdict table of `model` reads: the post-faithful ablations, the raw probe's scores, per-text
-    predictions and attributions, the conditions, the grid cells' predictions, the seed-stability overlap."""
-    main, faithful = probe_dir(model), f"{probe_dir(model)}/post_faithful"
-    return {
-        "ablations": f"{faithful}/ablations.csv", "texts": f"{faithful}/texts.csv",
-        "random_masks": f"{faithful}/random_masks.csv", "faithful_attribution": f"{faithful}/attribution.parquet",
-        "faithful_dims": f"{faithful}/dims_for_share.csv", "raw_scores": f"{main}/raw/scores.csv",
-        "raw_predictions": f"{main}/raw/predictions.parquet", "raw_attribution": f"{main}/raw/attribution.parquet",
-        "raw_dims": f"{main}/raw/dims_for_share.csv",
-        "conditions": [f"{main}/{c}/scores.csv" for c in MAIN_CONDITIONS],
-        "overlap": f"results/probes/{model}/stability_overlap.csv",
-        "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/predictions.parquet"
-                 for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
-        "summary": "results/probes/summary.csv",
-    }
+# What the verdict table of the first model reads: the post-faithful ablations, the raw probe's scores, per-text
+# predictions and attributions, the conditions, the grid cells' predictions, the seed-stability overlap.
+VERDICT_MODEL = PROBES["models"][0]
+VERDICT_FAITHFUL = f"{probe_dir(VERDICT_MODEL)}/post_faithful"
+VERDICT_RAW = f"{probe_dir(VERDICT_MODEL)}/raw"
+VERDICT_INPUTS = {
+    "ablations": f"{VERDICT_FAITHFUL}/ablations.csv", "texts": f"{VERDICT_FAITHFUL}/texts.csv",
+    "random_masks": f"{VERDICT_FAITHFUL}/random_masks.csv",
+    "faithful_attribution": f"{VERDICT_FAITHFUL}/attribution.parquet",
+    "faithful_dims": f"{VERDICT_FAITHFUL}/dims_for_share.csv", "raw_scores": f"{VERDICT_RAW}/scores.csv",
+    "raw_predictions": f"{VERDICT_RAW}/predictions.parquet", "raw_attribution": f"{VERDICT_RAW}/attribution.parquet",
+    "raw_dims": f"{VERDICT_RAW}/dims_for_share.csv",
+    "conditions": [f"{probe_dir(VERDICT_MODEL)}/{c}/scores.csv" for c in MAIN_CONDITIONS],
+    "overlap": f"results/probes/{VERDICT_MODEL}/stability_overlap.csv",
+    "grid": [f"{probe_dir(VERDICT_MODEL, sampling_=sampling(n, l))}/raw/predictions.parquet"
+             for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
+    "summary": "results/probes/summary.csv",
+}
 
 
 # The post's claims, one verdict each, judged on the first model (the decoder): a table generated from the
 # numbers, never typed (layerwise.probes.claims maps the numbers to claims, layerwise.verdicts judges them).
 rule probe_verdicts:
     input:
-        unpack(lambda wc: verdict_inputs(PROBES["models"][0])),
+        **VERDICT_INPUTS,
     output:
         verdicts="results/verdicts/probes.csv",
         evidence="results/verdicts/probes_evidence.csv",
         macros="results/macros/probe_verdicts.tex",
     params:
         library=library("probe_verdicts.py"),
-        display=display_name(PROBES["models"][0]),  # also the summary's model column
+        display=display_name(VERDICT_MODEL),  # also the summary's model column
         max_epochs=PROBE_COMMON["probe"].get("max_epochs", 100),
         headline_max_epochs=HEADLINE_PROBE["max_epochs"],
         grid=[(n, l) for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
