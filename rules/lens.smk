@@ -243,3 +243,38 @@ else:
             "../scripts/lens_long.py"
 
     PAPER_INPUTS.append(rules.lens_long_off.output.macros)
+
+
+# A LayerNorm family for the decoder question: Study 3's own GPT-2-architecture decoder (last checkpoint), read
+# with full, norm_only and the raw stream on held-out chunks of its training corpus.
+rule lens_trained:
+    input:
+        checkpoint=checkpoint_path("decoder", TRAIN_STEPS[-1]),
+        table=f"resources/datasets/{TRAINING['dataset']}.parquet",
+    output:
+        summary="results/lens/trained-decoder/summary.csv",
+        overlap="results/lens/trained-decoder/top1_overlap.csv",
+        macros="results/macros/lens_trained.tex",
+    params:
+        library=library("lens_trained.py"),
+        decoders=["full", "norm_only", "none"],
+        n_chunks=TRAINING["heldout_chunks"],
+        chunk_len=TRAINING["seq_len"],
+        val_fraction=TRAINING["val_fraction"],
+        seed=config["seed"],
+        name=(f"our own byte-level GPT-2-architecture decoder of Study 3 (width {TRAINING['width']}, "
+              f"{TRAIN_STEPS[-1]} steps on {TRAINING['dataset']})"),
+    threads: SERIAL_THREADS
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/lens/trained.log",
+    benchmark:
+        "results/benchmarks/rules/lens_trained/lens_trained.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/lens_trained.py"
+
+
+PAPER_INPUTS.append(rules.lens_trained.output.macros)

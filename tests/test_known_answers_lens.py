@@ -590,3 +590,18 @@ def test_position_buckets_are_half_open_and_drop_positions_outside():
     assert got.tolist() == [pd.NA, "1-15", "1-15", "16-63", "16-63", "64-255", "64-255", pd.NA]
     with pytest.raises(ValueError, match="ascending"):
         position_buckets(pd.Series([1]), [4, 4])
+
+
+def test_top1_overlap_counts_shared_top1_per_block():
+    """Planted: two decoders over 2 texts x 2 positions; at layer 1 they share the top-1 at 3 of 4 rows, at
+    layer 0 at all; the final row is left out; tables of different rows are refused."""
+    from layerwise.lens_stats import top1_overlap
+    rows = [(t, layer, float(layer) if layer != FINAL else 2.0, p) for t in "ab" for layer in ("0", "1", FINAL)
+            for p in (0, 1)]
+    base = pd.DataFrame(rows, columns=["text", "layer", "depth", "position"]).assign(top1_id=7)
+    other = base.copy()
+    other.loc[(other["layer"] == "1") & (other["text"] == "b") & (other["position"] == 1), "top1_id"] = 8
+    got = top1_overlap({"x": base, "y": other}, [("x", "y")])
+    assert got[["layer", "agree", "n"]].to_dict("list") == {"layer": ["0", "1"], "agree": [1.0, 0.75], "n": [4, 4]}
+    with pytest.raises(ValueError, match="same rows"):
+        top1_overlap({"x": base, "y": other.iloc[1:]}, [("x", "y")])

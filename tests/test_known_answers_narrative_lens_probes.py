@@ -810,7 +810,8 @@ def test_every_lens_and_probe_macro_the_paper_uses_is_defined():
                                   "faithful_low": [1.5], "faithful_high": [2.5], "ours_estimate": [math.nan],
                                   "ours_low": [math.nan], "ours_high": [math.nan]})
     lens = {**lens, **lens_mod.lens_verdict_macros(verdict_frame, units={}, model_name="A"),  # lens_verdicts.py
-            **lens_mod.long_context_macros(None, dataset="imdb", n_texts=0, max_tokens=8, figure=None)}  # lens_long.py
+            **lens_mod.long_context_macros(None, dataset="imdb", n_texts=0, max_tokens=8, figure=None),  # lens_long.py
+            "LensTrained": ""}  # lens_trained.py (its own test above)
     probe = {**run_probes(two_models()), "ProbeReductionFigures": reduction_figures({"a": "A"})}  # probe_figures.py
     assert {"LensSummary", "LensDiscarding", "LensFigureExample", "LensFigureDiscarding", "LensFigureMore",
             "LensVerdictTable", "LensVerdictOpening", "LensVerdictDiscussion", "LensSubblocks", "LensTexts",
@@ -866,3 +867,28 @@ def test_lens_long_context_sentence_per_bucket_and_empty_when_off():
     assert "\\includegraphics[width=\\linewidth]{lens_long.pdf}" in macros["LensLongFigure"]
     assert long_context_macros(None, dataset="imdb", n_texts=0, max_tokens=64, figure=None) == {
         "LensLongContext": "", "LensLongFigure": ""}
+
+
+@pytest.mark.parametrize("norm_vs_raw, says", [
+    ([1.0, 1.0], "give the same top-1 at every position"),
+    ([0.997, 0.998], "at 99.7\\% to 99.8\\% of positions (by block): on LayerNorm, unlike RMSNorm, the centring can "
+                     "change the ranking, but it does so at few positions"),
+    ([0.6, 0.6], "at 60.0\\% of positions (by block): on LayerNorm, unlike RMSNorm, the centring can change the "
+                 "ranking, and it does so often enough that \\texttt{norm\\_only} is a reading of its own."),
+])
+def test_lens_trained_decoder_wording_follows_the_top1_overlap(norm_vs_raw, says):
+    """Planted: a 2-block lens with decoders full and norm_only; the overlap of norm_only with the raw stream
+    decides the wording (all, nearly all: >= 95%, or not); full vs norm_only quoted as the mean over blocks."""
+    from layerwise.narrative.lens import trained_decoder_macros
+    summary = pd.concat([lens_summary("m", d, [0.1, 0.6, 1.0], [3, 1.5, 0], [0.0] * 3).assign(decoder=d)
+                         for d in ("full", "norm_only")]).drop(columns="model")
+    overlap = pd.DataFrame({"pair": ["norm_only vs none"] * 3 + ["full vs norm_only"] * 3,
+                            "layer": ["0", "1", "2"] * 2, "depth": [0.0, 1.0, 2.0] * 2,
+                            "agree": [0.5, *norm_vs_raw, 0.5, 0.8, 0.9], "n": [10] * 6})
+    text = str(trained_decoder_macros(summary, overlap, name="D", n_chunks=3, chunk_len=8)["LensTrained"])
+    assert text.startswith("On D (LayerNorm, 2 blocks; 3 held-out chunks of 8 tokens), the top-1 agreement with the "
+                           "output and KL(final$\\|$layer) at mid-depth (layer 1) are \\texttt{full} 0.60 (95\\% CI "
+                           "0.35 to 0.85) and 1.5 nats; \\texttt{norm\\_only} 0.60")
+    assert says in text
+    assert text.endswith("\\texttt{full} and \\texttt{norm\\_only} share the top-1 at 85.0\\% of block positions on "
+                         "average.")

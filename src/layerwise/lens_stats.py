@@ -205,3 +205,25 @@ def position_buckets(positions: pd.Series, edges: Sequence[int]) -> pd.Series:
     out = pd.Series(pd.NA, index=positions.index, dtype="object")
     out[inside] = np.asarray(labels, dtype=object)[codes[inside]]
     return out
+
+
+def top1_overlap(tables: dict[str, pd.DataFrame], pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Per block output and pair of decoders (a, b): the share of positions where their top-1 tokens agree.
+    `tables` maps a decoder name to its lens table of the same texts (rows matched on text, layer,
+    position). On an RMSNorm model `norm_only` and `none` agree everywhere (a positive scale per position);
+    on LayerNorm the centring can change the top-1. Columns: pair, layer, depth, agree, n."""
+    keys = ["text", "layer", "position"]
+    out = []
+    for a, b in pairs:
+        left = tables[a][[*keys, "depth", "top1_id"]]
+        right = tables[b][[*keys, "top1_id"]]
+        merged = left.merge(right, on=keys, suffixes=("_a", "_b"), validate="one_to_one")
+        if len(merged) != len(left) or len(merged) != len(right):
+            raise ValueError(f"tables of {a} and {b} do not hold the same rows")
+        merged = merged[merged["layer"] != FINAL]
+        merged["agree"] = (merged["top1_id_a"] == merged["top1_id_b"]).astype(float)
+        grouped = merged.groupby(["layer", "depth"], sort=False)["agree"].agg(["mean", "size"]).reset_index()
+        out.append(grouped.rename(columns={"mean": "agree", "size": "n"}).assign(pair=f"{a} vs {b}"))
+    frame = pd.concat(out, ignore_index=True)
+    return frame[["pair", "layer", "depth", "agree", "n"]].sort_values(["pair", "depth"], kind="stable",
+                                                                      ignore_index=True)

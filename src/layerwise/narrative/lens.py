@@ -13,6 +13,7 @@ from layerwise.paper import LaTeX, latex_escape
 
 DATASET_NAMES = {"imdb": "IMDB", "ag_news": "AG News", "enwik8": "enwik8"}  # as the paper names the corpora
 FINAL_LABEL = "final"
+NEARLY_SAME = 0.95  # norm_only "reads almost as the raw stream" when they share the top-1 this often
 INPUT_TOP_RANK = 10  # "the input token leaves the top ranks": its geometric-mean rank first exceeds this
 
 
@@ -268,3 +269,39 @@ def long_context_macros(summary: pd.DataFrame, *, dataset: str, n_texts: int, ma
            "against earlier ones. 95\\% intervals from a bootstrap over texts. Drawn by rule \\texttt{lens\\_long} "
            "(\\texttt{scripts/lens\\_long.py}).}\\label{fig:lens-long}\\end{figure}") if figure else ""
     return {"LensLongContext": LaTeX(sentence), "LensLongFigure": LaTeX(fig)}
+
+
+def trained_decoder_macros(summary: pd.DataFrame, overlap: pd.DataFrame, *, name: str, n_chunks: int,
+                           chunk_len: int) -> dict[str, str]:
+    """The lens of a LayerNorm decoder (Study 3's own GPT-2-architecture model): per decoder the top-1 agreement
+    and KL(final||layer) at mid-depth, and how often norm_only and the raw stream share the top-1 (on RMSNorm
+    they always do). `summary`: `summarize_lens` by decoder, layer, depth; `overlap`: `top1_overlap`."""
+    n_blocks = int(round(summary.loc[summary["layer"] != FINAL_LABEL, "depth"].astype(float).max()))
+    mid = str(n_blocks // 2)
+    parts = []
+    for decoder, rows in summary.groupby("decoder", sort=False):
+        agree, kl = _one(rows, "agreement", mid), _one(rows, "kl_final", mid)
+        parts.append(f"\\texttt{{{latex_escape(decoder)}}} {agree['mean']:.2f} ({_ci(agree)}) and "
+                     f"{kl['mean']:.3g} nats")
+    sentence = (f"On {name} (LayerNorm, {n_blocks} blocks; {n_chunks} held-out chunks of {chunk_len} tokens), the "
+                f"top-1 agreement with the output and KL(final$\\|$layer) at mid-depth (layer {mid}) are "
+                + "; ".join(parts) + ".")
+    pair = overlap[(overlap["pair"] == "norm_only vs none") & (overlap["depth"] > 0)]
+    if len(pair):
+        low, high = pair["agree"].min(), pair["agree"].max()
+        if low == 1.0:
+            sentence += (" Here \\texttt{norm\\_only} and the raw stream give the same top-1 at every position: "
+                         "the normalisation without gain does not change the ranking on this model either.")
+        else:
+            span = f"{100 * low:.1f}\\% to {100 * high:.1f}\\%" if high > low else f"{100 * low:.1f}\\%"
+            nearly = low >= NEARLY_SAME
+            sentence += (f" Here \\texttt{{norm\\_only}} and the raw stream give the same top-1 at {span} of "
+                         "positions (by block): on LayerNorm, unlike RMSNorm, the centring can change the ranking, "
+                         + ("but it does so at few positions, so \\texttt{norm\\_only} reads almost as the raw "
+                            "stream here too." if nearly else
+                            "and it does so often enough that \\texttt{norm\\_only} is a reading of its own."))
+    full = overlap[(overlap["pair"] == "full vs norm_only") & (overlap["depth"] > 0)]
+    if len(full):
+        sentence += (f" \\texttt{{full}} and \\texttt{{norm\\_only}} share the top-1 at "
+                     f"{100 * full['agree'].mean():.1f}\\% of block positions on average.")
+    return {"LensTrained": LaTeX(sentence)}
