@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m"
 GEOMETRY_STORE = f"results/activations/{MODEL}/enwik8/n160_l128_s0"
 PROBE_STORE = f"results/activations/{MODEL}/imdb/n120_l30_s0"
+# the sklearn reference of a converged probe at the post's N=1000 (MiniLM: the fit scikit-learn solves in ~20 s)
+CONVERGENCE_STORE = "results/activations/minilm-l6/imdb/n1000_l30_s0"
 
 
 def run(cmd: list[str]) -> None:
@@ -32,7 +34,7 @@ def main() -> None:
     quick = ["--quick"] if args.quick else []
     py = sys.executable
     run([py, "-m", "snakemake", "--cores", "2", f"resources/models/{MODEL}/layerwise_model.json",
-         GEOMETRY_STORE, PROBE_STORE])
+         GEOMETRY_STORE, PROBE_STORE, *([] if args.quick else [CONVERGENCE_STORE])])
     card = json.loads((REPO / "resources" / "models" / MODEL / "layerwise_model.json").read_text())
     gguf = str(Path(card["folder"]) / card["gguf_file"])
     out = args.out
@@ -42,6 +44,9 @@ def main() -> None:
     run([py, "benchmarks/bench_geometry.py", "--out", str(out / "geometry.json"),
          "--vectors", f"{GEOMETRY_STORE}/layer_015.npy", *quick])
     run([py, "benchmarks/bench_probe.py", "--out", str(out / "probe.json"), "--store", PROBE_STORE, *quick])
+    if not args.quick:  # torch to the gradient tolerance vs scikit-learn to its own (goal: within 0.5 points)
+        run([py, "benchmarks/bench_probe_convergence.py", "--store", CONVERGENCE_STORE, "--out",
+             str(out / "probe_convergence.json"), "--settings", "10:1000", "--sklearn"])
     run([py, "benchmarks/bench_logit_lens.py", "--out", str(out / "logit_lens.json"), "--gguf", gguf, *quick])
     if not args.quick:  # one batch of the default run's dataset lens (lens_dataset: 32 texts x 32 tokens)
         run([py, "benchmarks/bench_logit_lens.py", "--out", str(out / "logit_lens_dataset_batch.json"), "--gguf", gguf,
