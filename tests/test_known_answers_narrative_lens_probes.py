@@ -886,8 +886,8 @@ def test_lens_trained_decoder_wording_follows_the_top1_overlap(norm_vs_raw, says
                             "layer": ["0", "1", "2"] * 2, "depth": [0.0, 1.0, 2.0] * 2,
                             "agree": [0.5, *norm_vs_raw, 0.5, 0.8, 0.9], "n": [10] * 6})
     text = str(trained_decoder_macros(summary, overlap, name="D", n_chunks=3, chunk_len=8)["LensTrained"])
-    assert text.startswith("On D (LayerNorm, 2 blocks; 3 held-out chunks of 8 tokens), the top-1 agreement with the "
-                           "output and KL(final$\\|$layer) at mid-depth (layer 1) are \\texttt{full} 0.60 (95\\% CI "
+    assert text.startswith("On D, a LayerNorm model of 2 blocks, over 3 held-out chunks of 8 tokens, the top-1 "
+                           "agreement with the output and KL(final$\\|$layer) at mid-depth (layer 1) are \\texttt{full} 0.60 (95\\% CI "
                            "0.35 to 0.85) and 1.5 nats; \\texttt{norm\\_only} 0.60")
     assert says in text
     assert text.endswith("\\texttt{full} and \\texttt{norm\\_only} share the top-1 at 85.0\\% of block positions on "

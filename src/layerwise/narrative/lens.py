@@ -283,8 +283,9 @@ def trained_decoder_macros(summary: pd.DataFrame, overlap: pd.DataFrame, *, name
         agree, kl = _one(rows, "agreement", mid), _one(rows, "kl_final", mid)
         parts.append(f"\\texttt{{{latex_escape(decoder)}}} {agree['mean']:.2f} ({_ci(agree)}) and "
                      f"{kl['mean']:.3g} nats")
-    sentence = (f"On {name} (LayerNorm, {n_blocks} blocks; {n_chunks} held-out chunks of {chunk_len} tokens), the "
-                f"top-1 agreement with the output and KL(final$\\|$layer) at mid-depth (layer {mid}) are "
+    blocks = f"{n_blocks} block" + ("s" if n_blocks != 1 else "")
+    sentence = (f"On {name}, a LayerNorm model of {blocks}, over {n_chunks} held-out chunks of {chunk_len} tokens, "
+                f"the top-1 agreement with the output and KL(final$\\|$layer) at mid-depth (layer {mid}) are "
                 + "; ".join(parts) + ".")
     pair = overlap[(overlap["pair"] == "norm_only vs none") & (overlap["depth"] > 0)]
     if len(pair):
