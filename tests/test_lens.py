@@ -643,6 +643,18 @@ def test_window_crops_to_the_stated_positions(example_table):
     plt.close(fig)
 
 
+def test_window_heatmap_of_a_sub_block_lens_has_one_row_per_block(models, tokenizer):
+    """The sub-block lens labels rows "i.attn" / "i.mlp"; the paper's window keeps the block outputs only (and
+    block 1 with layer_step 2), the report's grid keeps both halves."""
+    table = logit_lens_texts(models["gpt2"], tokenizer, {"a": TEXTS["a"]}, subblocks=True)
+    fig = plot_lens_heatmap(table, layer_step=2, block_outputs_only=True)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["3.mlp", "2.mlp", "1.mlp", "0"]
+    plt.close(fig)
+    fig = plot_lens_heatmap(table)
+    assert len(fig.axes[0].get_yticklabels()) == 2 * N_LAYERS + 1
+    plt.close(fig)
+
+
 def test_logit_colour_range_ignores_the_input_row(example_table):
     """Planted: the input row's top-1 logits 1000x the blocks'; the 5-95 percentile colour range is the blocks'."""
     table = example_table.copy()
