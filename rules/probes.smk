@@ -129,12 +129,14 @@ rule probe_faithful:
     input:
         store="results/activations/{model}/{dataset}/{sampling}",
         target=lambda wc: store_dir(wc.model, PROBES["transfer_dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
+        reference=lambda wc: saved_probe(wc.model, wc.dataset, wc.sampling),
     output:
         scores="results/probes/{model}/{dataset}/{sampling}/post_faithful/scores.csv",
         history="results/probes/{model}/{dataset}/{sampling}/post_faithful/history.csv",
         ablations="results/probes/{model}/{dataset}/{sampling}/post_faithful/ablations.csv",
         texts="results/probes/{model}/{dataset}/{sampling}/post_faithful/texts.csv",
         random_masks="results/probes/{model}/{dataset}/{sampling}/post_faithful/random_masks.csv",
+        random_masks_ours="results/probes/{model}/{dataset}/{sampling}/raw_random_masks.csv",
         attribution="results/probes/{model}/{dataset}/{sampling}/post_faithful/attribution.parquet",
         top="results/probes/{model}/{dataset}/{sampling}/post_faithful/top.csv",
         dims_for_share="results/probes/{model}/{dataset}/{sampling}/post_faithful/dims_for_share.csv",
@@ -245,6 +247,7 @@ VERDICT_RAW = f"{probe_dir(VERDICT_MODEL)}/raw"
 VERDICT_INPUTS = {
     "ablations": f"{VERDICT_FAITHFUL}/ablations.csv", "texts": f"{VERDICT_FAITHFUL}/texts.csv",
     "random_masks": f"{VERDICT_FAITHFUL}/random_masks.csv",
+    "random_masks_ours": f"{probe_dir(VERDICT_MODEL)}/raw_random_masks.csv",
     "faithful_attribution": f"{VERDICT_FAITHFUL}/attribution.parquet",
     "faithful_dims": f"{VERDICT_FAITHFUL}/dims_for_share.csv", "raw_scores": f"{VERDICT_RAW}/scores.csv",
     "raw_predictions": f"{VERDICT_RAW}/predictions.parquet", "raw_attribution": f"{VERDICT_RAW}/attribution.parquet",

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from layerwise.probes.faithful import faithful_ablations
+from layerwise.probes.faithful import faithful_ablations, reference_random_masks
+from layerwise.probes.saved import load_probe
 from layerwise.probes.features import split_layer_dataset
 from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore
@@ -25,3 +26,8 @@ tables["attribution"].to_parquet(out.attribution, index=False)
 for name in ("texts", "history", "random_masks", "top", "dims_for_share"):
     tables[name].to_csv(getattr(out, name), index=False)
 log.info("post-faithful ablations: %s", tables["scores"].to_dict("records"))
+del tables
+# the same random-dims baseline for our setting's raw probe (rule probe's fit, loaded: no refit)
+_, test = split_layer_dataset(store, p.test_fraction, p.seed, include_position0=p.include_position0)
+reference_random_masks(load_probe(snakemake.input.reference), test, k=p.mask_k, draws=p.random_mask_draws,
+                       seed=p.seed).to_csv(out.random_masks_ours, index=False)

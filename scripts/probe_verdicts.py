@@ -48,7 +48,7 @@ masked = str(ablations.set_index("condition").loc["post_faithful_masked_at_test"
 macros = probe_verdict_macros(
     verdicts, evidence, faithful_scores=ablations, random_masks=pd.read_csv(inp.random_masks),
     masked_dims=[int(d) for d in masked.split(",")], model=p.display, units={c.key: c.test.unit for c in CLAIMS},
-    fits=fit_table.assign(model=p.display))
+    fits=fit_table.assign(model=p.display), random_masks_ours=pd.read_csv(inp.random_masks_ours))
 macros.update(ProbeMaxEpochs=p.max_epochs, ProbeHeadlineMaxEpochs=p.headline_max_epochs,
               ProbeVerdictDiscussion=verdict_discussion(verdicts))
 write_macros(macros, out.macros, header="rule probe_verdicts")

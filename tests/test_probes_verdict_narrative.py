@@ -63,3 +63,18 @@ def test_discussion_names_every_row_not_reproduced_and_no_other():
     assert "\\emph{B}: differs in setting (holds in the source's setting, fails in ours)" in text
     assert "\\emph{C}: not reproduced (r3)" in text and "cannot succeed by construction" in text
     assert str(verdict_discussion(verdicts.iloc[:1])) == "Every claim of the post tested here is reproduced."
+
+
+def test_our_settings_masking_is_set_against_its_own_random_draws():
+    points = [dict(quantity="mask_delta", setting=OURS, estimate=-7.3)]
+    evidence = evidence_table(fits={}, points=points)
+    verdicts = verdict_frame(probe_claims(evidence, chance=1 / 31))
+    fits = pd.DataFrame({"condition": ["raw"], "model": "M", "converged": [True], "epochs": [40], "grad_norm": [5e-5]})
+    common = dict(faithful_scores=pd.DataFrame({"condition": ["post_faithful"], "accuracy": [0.9]}),
+                  random_masks=pd.DataFrame({"delta_pp": []}), masked_dims=[1], model="M", units={}, fits=fits)
+    text = str(probe_verdict_macros(verdicts, evidence, random_masks_ours=pd.DataFrame(
+        {"delta_pp": np.linspace(-0.5, 0.1, 40)}), **common)["ProbeFaithfulAblations"])
+    assert "changes the accuracy by -7.3 points" in text and "more than random dimensions." in text
+    text = str(probe_verdict_macros(verdicts, evidence, random_masks_ours=pd.DataFrame(
+        {"delta_pp": np.linspace(-9.0, 0.1, 40)}), **common)["ProbeFaithfulAblations"])
+    assert "no more than random dimensions." in text

@@ -172,7 +172,7 @@ def _direction(delta_low: float, delta_high: float) -> str:
 
 def probe_verdict_macros(verdicts: pd.DataFrame, evidence: pd.DataFrame, *, faithful_scores: pd.DataFrame,
                          random_masks: pd.DataFrame, masked_dims: list[int], model: str, units: dict[str, str],
-                         fits: pd.DataFrame) -> dict[str, LaTeX]:
+                         fits: pd.DataFrame, random_masks_ours: pd.DataFrame | None = None) -> dict[str, LaTeX]:
     """Study 1's verdict table and the sentences read off it (every word of agreement or disagreement comes
     from the numbers): the opening count, the post's ablations in the post's setting beside ours, the
     random-dims masking baseline, the weight signs, and which fits stopped at their epoch cap.
@@ -229,6 +229,14 @@ def probe_verdict_macros(verdicts: pd.DataFrame, evidence: pd.DataFrame, *, fait
                f"post's reading that they barely matter." if beyond else
                f"The frequent dimensions carry no more than random ones: masking them is no evidence that they "
                f"matter."))
+    if ("mask_delta", "ours") in ev.index and random_masks_ours is not None and len(random_masks_ours):
+        o = ev.loc[("mask_delta", "ours")]
+        lo, med, hi = np.quantile(random_masks_ours["delta_pp"].to_numpy(), [0.025, 0.5, 0.975])
+        parts.append(
+            f"In our setting the same masking (its own frequent dimensions) changes the accuracy by {_interval(o)}, "
+            f"random dimensions by {_signed(med)} (95\% of {len(random_masks_ours)} draws in [{_signed(lo)}, "
+            f"{_signed(hi)}]): " + ("more than random dimensions." if o["high"] < lo else
+                                     "no more than random dimensions."))
     signs = []
     for setting, label in (("faithful", "the post's setting"), ("ours", "our setting")):
         if ("early_positive_share", setting) in ev.index:
