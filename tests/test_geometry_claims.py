@@ -311,3 +311,17 @@ def test_contrast_sentence_says_no_contrast_when_the_pair_interval_contains_zero
     text = contrast_sentence(frame, training)
     assert "ends at 0.189 (decoder) against 0.187 (encoder)" in text
     assert "no contrast: the interval of the difference contains 0" in text
+
+
+def test_the_verdict_table_fits_the_text_width():
+    """11 pt article, 2.5 cm margins: 430 pt of text. The columns' shares of the line plus 14 gaps of 3 pt must fit
+    (the unfitted table ran 27 pt into the margin), and the verdict column must hold a bold 'reproduced' (~44 pt)."""
+    import re
+    from layerwise.narrative.geometry import fit_verdict_table
+    from layerwise.verdicts import verdict_table_latex
+    frame = verdict_frame(layer_claims(table_for("D", "decoder", bell, bell)))
+    table = fit_verdict_table(verdict_table_latex(frame, "c", "tab:c"))
+    widths = [float(w) for w in re.findall(r"p\{([\d.]+)\\linewidth\}", table)]
+    assert len(widths) == 7 and r"\setlength{\tabcolsep}{3pt}" in table
+    assert 430 * sum(widths) + 14 * 3 <= 430
+    assert 430 * widths[-1] >= 44
