@@ -741,6 +741,6 @@ def test_paper_reports_the_input_discarding_change_with_its_interval(models, tok
     assert f"95\\% CI {row['ci_low']:.3g} to {row['ci_high']:.3g}" in macros["LensDiscarding"]
     last = summary[(summary["decoder"] == "norm_only") & (summary["metric"] == "kl_final")
                    & (summary["layer"] == str(N_LAYERS))].iloc[0]
-    assert f"Even at the last block it stays {last['mean']:.3g} nats" in macros["LensSummary"]
+    assert f"At the last block it is {last['mean']:.3g} nats" in macros["LensSummary"]
     assert "kl_input.window.pdf" in macros["LensHeatmapFigures"] and "the last 14 positions" in macros["LensHeatmapFigures"]
     assert macros["LensTexts"] == len(TEXTS) and macros["LensPositionZero"] == "excluded"
