@@ -78,3 +78,13 @@ def test_our_settings_masking_is_set_against_its_own_random_draws():
     text = str(probe_verdict_macros(verdicts, evidence, random_masks_ours=pd.DataFrame(
         {"delta_pp": np.linspace(-9.0, 0.1, 40)}), **common)["ProbeFaithfulAblations"])
     assert "no more than random dimensions." in text
+
+
+def test_verdict_table_fits_the_text_width():
+    """Columns at most 0.9 linewidth plus 7 x 4 pt of separation (0.06 of the 455 pt A4 text width)."""
+    import re
+    table = str(_macros(-3.0, 0.7, -7.3, np.zeros(10), 20.0, 80.0)["ProbeVerdictTable"])
+    assert r"\setlength{\tabcolsep}{2pt}" in table
+    widths = [float(w) for w in re.findall(r"p\{([\d.]+)\\linewidth\}", table)]
+    assert len(widths) == 7 and sum(widths) + 7 * 4 / 455 <= 1.0
+    assert min(widths[-1:]) >= 0.105  # a bold "reproduced" at scriptsize fits its column
