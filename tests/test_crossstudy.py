@@ -195,3 +195,18 @@ def test_resampling_units_are_texts_up_to_the_cap_then_balanced_random_groups():
     grouped = group_rows(per_text, units)
     assert grouped.shape == (10, 2) and grouped.sum(0).tolist() == per_text.sum(0).tolist()
     assert grouped[units[4], 0] >= 4  # text 4's value lands in its own unit
+
+
+def test_twonn_replicates_keep_one_copy_of_duplicated_vectors():
+    """A 3-d cloud with 30% of its points copied into other texts: the point estimate equals the one without the
+    copies (one copy kept), where dropping every copy would inflate it."""
+    rng = np.random.default_rng(6)
+    x = np.hstack([rng.normal(size=(1500, 3)), np.zeros((1500, 7))])
+    copied = rng.choice(1500, 450, replace=False)
+    with_copies = np.vstack([x, x[copied]])
+    codes = np.r_[rng.integers(0, 15, size=1500), rng.integers(0, 15, size=450)]
+    weights = np.vstack([np.ones(15), multiplicities(15, 3, rng)])
+    point, reps = twonn_replicates(with_copies, codes, weights, fraction=0.9, block_size=64, n_candidates=8)
+    assert point == pytest.approx(twonn(x, fraction=0.9, backend="numpy").dimension, rel=1e-12)
+    assert reps[0] == pytest.approx(point) and np.all(np.isfinite(reps))
+    assert point == pytest.approx(3.0, rel=0.15)

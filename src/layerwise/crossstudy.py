@@ -12,9 +12,11 @@ Ingredients per quantity:
   a resample is a weighted sum of per-text sums over a weighted sum of per-text counts;
 - anisotropy (top eigenvalue over trace of the covariance of the centred pooled batch): per-text count,
   sum x and sum x x^T; a resample's covariance is a weighted sum of them;
-- TwoNN: each point's two nearest-neighbour distances, found once on the full pooled batch; a resample
-  repeats each point as often as its text is drawn and refits. The neighbour search is not repeated (it
-  would also meet exact duplicates), so this interval leaves out the variability of the neighbourhoods.
+- TwoNN: one copy of each distinct vector is kept (as Study 3 does: dropping every copy of a duplicated vector
+  leaves its neighbours with mu = 1 and inflates the estimate), each kept vector's two nearest-neighbour
+  distances are found once on the full pooled batch, and it belongs to the text of its first copy; a resample
+  repeats each kept vector as often as that text is drawn and refits. The neighbour search is not repeated (it
+  would meet the resample's own copies), so this interval leaves out the variability of the neighbourhoods.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ import scipy.linalg
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 from scipy.stats import rankdata
 
-from layerwise.geometry import two_nearest_neighbour_distances, twonn_from_distances
+from layerwise.backend import get_array_module
+from layerwise.geometry import twonn_from_distances
+from layerwise.geometry.neighbours import _two_nn
+from layerwise.geometry.spectrum import _as_matrix
 
 QUANTITIES: tuple[str, ...] = ("probe_recall", "anisotropy", "twonn_id", "mean_norm", "kl_final", "kl_input",
                                "agreement")
@@ -173,11 +178,16 @@ def twonn_replicates(x: np.ndarray, codes: np.ndarray, weights: np.ndarray, *, f
                      block_size: int, n_candidates: int, backend: str = "numpy") -> tuple[float, np.ndarray]:
     """TwoNN ID of one layer's pooled vectors and resamples [B] that reweight points by their text's draw
     count, with neighbours fixed from the full pool (see the module docstring)."""
-    r1, r2 = two_nearest_neighbour_distances(x, block_size=block_size, n_candidates=n_candidates, backend=backend)
+    xp = get_array_module(backend)
+    found = _two_nn(_as_matrix(x, xp, min_rows=3), xp, block_size, n_candidates)
+    if found.distinct_r1 is None or found.distinct_r1.shape[0] < 3:
+        raise ValueError("fewer than 3 distinct vectors: no TwoNN dimension")
+    r1, r2 = found.distinct_r1, found.distinct_r2
+    owner = np.asarray(codes)[found.distinct_index]  # each kept vector's text: that of its first copy
     point = twonn_from_distances(r1, r2, fraction=fraction).dimension
     reps = np.full(len(weights), np.nan)
     for b, w in enumerate(weights):
-        repeat = w[codes].astype(np.int64)
+        repeat = w[owner].astype(np.int64)
         if repeat.sum() >= 4:
             reps[b] = twonn_from_distances(np.repeat(r1, repeat), np.repeat(r2, repeat), fraction=fraction).dimension
     return float(point), reps

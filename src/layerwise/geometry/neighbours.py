@@ -235,6 +235,7 @@ class Neighbours:
     distinct_r1: np.ndarray | None = None
     distinct_r2: np.ndarray | None = None
     n_merged: int = 0
+    distinct_index: np.ndarray | None = None  # row index of the first copy of each distinct row
 
 
 _HASH_ROWS = 1024  # rows hashed at a time: bounds the uint64 temporary
@@ -340,7 +341,7 @@ def _two_nn(x: Any, xp: ModuleType, block_size: int, n_candidates: int) -> Neigh
         r2[once] = d2[group[once]]
         distinct_r1, distinct_r2 = d1, d2  # d2 is inf when only two distinct rows exist
     return Neighbours(r1=r1, r2=r2, n_duplicates=int((m >= 2).sum()), n_fallback=n_fallback,
-                      distinct_r1=distinct_r1, distinct_r2=distinct_r2, n_merged=int(n - u))
+                      distinct_r1=distinct_r1, distinct_r2=distinct_r2, n_merged=int(n - u), distinct_index=first)
 
 
 def two_nearest_neighbour_distances(
