@@ -27,8 +27,8 @@ table = aggregate_batch_table(per_batch)
 if not p.include_position0 and batches_out:
     # The source's setting: it excluded nothing, so position 0 is kept (anisotropy only: the cheap variant).
     every = store.position_mask(True)
-    kept = batch_table({layer: store.layer(layer)[every] for layer in store.layers}, outlier_k=outlier_k,
-                       with_twonn=False, **kwargs).assign(position0=True)
+    kept = batch_table({layer: store.layer(layer)[every] for layer in store.layers}, with_twonn=False,
+                       **kwargs).assign(position0=True)
     per_batch = pd.concat([per_batch, kept], ignore_index=True)
 if batches_out:
     per_batch.assign(kind=facts["kind"], n_layers=facts["n_layers"], position0_is_special=special).to_csv(
