@@ -7,13 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from layerwise.store import MANIFEST, ActivationStore, CorruptStore
-from workflow_runs import run_and_kill, snakemake, tiny_config
+from workflow_runs import OFFLINE, copy_workflow, run_and_kill, snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
 # Large enough that extraction of a tiny model takes seconds: the kill lands mid-store.
@@ -112,3 +114,39 @@ def test_ctrl_c_during_extraction_needs_no_unlock(tmp_path, shared_data):
     build(interrupted, configfile, STORE, "--rerun-incomplete")  # no --unlock needed
     want = json.loads((reference / STORE / MANIFEST).read_text())["files"]
     assert json.loads((interrupted / STORE / MANIFEST).read_text())["files"] == want
+
+
+FIGURE = "results/figures/anisotropy.pdf"
+TABLE = "results/geometry/tiny-gpt2/enwik8/n8_l16_s0.csv"  # read by FIGURE
+
+
+def complete_run(workdir: Path, configfile: Path, target: str, snakefile: Path) -> subprocess.CompletedProcess:
+    """What `make paper` runs: layerwise.complete_run, targets first, then Snakemake's options."""
+    command = [sys.executable, "-m", "layerwise.complete_run", target, "--snakefile", str(snakefile),
+               "--directory", str(workdir), "--configfile", str(configfile), "--cores", "1", "--rerun-incomplete"]
+    return subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=workdir)
+
+
+def test_a_file_deleted_by_a_killed_forced_job_is_rebuilt_by_the_next_run(tmp_path, shared_data):
+    """`--forcerun` deletes a job's outputs before the job runs; killed then, the outputs stay missing while
+    what reads them is present and newer. Snakemake alone calls that up to date; `make paper`'s runner rebuilds
+    the missing file, byte for byte, and says `make unlock` while the killed run's lock is in the way."""
+    snakefile = copy_workflow(tmp_path / "workflow")  # a snapshot: edits to the repository cannot rerun jobs
+    work = tmp_path / "work"
+    work.mkdir()
+    configfile = tiny_config(work, shared_data)
+    done = snakemake(work, configfile, "--cores", "1", FIGURE, snakefile=snakefile)
+    assert done.returncode == 0, done.stderr[-3000:]
+    want = sha256(work / TABLE)
+    assert run_and_kill(work, configfile, "--cores", "1", TABLE, "--forcerun", TABLE, snakefile=snakefile,
+                        ready=lambda: not (work / TABLE).exists()), "the forced job finished before the kill"
+    assert not (work / TABLE).exists()
+    locked = complete_run(work, configfile, FIGURE, snakefile)
+    assert locked.returncode != 0 and "run `make unlock`" in locked.stderr, locked.stderr[-2000:]
+    assert snakemake(work, configfile, "--unlock", snakefile=snakefile).returncode == 0
+    plain = snakemake(work, configfile, "--cores", "1", "--rerun-incomplete", FIGURE, snakefile=snakefile)
+    assert "Nothing to be done" in plain.stdout + plain.stderr and not (work / TABLE).exists()  # the trap
+    done = complete_run(work, configfile, FIGURE, snakefile)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"will be rebuilt: {TABLE}" in done.stderr
+    assert sha256(work / TABLE) == want

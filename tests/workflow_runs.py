@@ -50,11 +50,12 @@ def snakemake(workdir: Path, configfile: Path, *args: str, snakefile: Path = REP
 
 
 def run_and_kill(workdir: Path, configfile: Path, *args: str, ready: Callable[[], bool],
-                 sig: signal.Signals = signal.SIGKILL, timeout: float = 600.0) -> bool:
+                 sig: signal.Signals = signal.SIGKILL, timeout: float = 600.0, snakefile: Path = REPO / "Snakefile"
+                 ) -> bool:
     """Start Snakemake and send `sig` to its whole process group as soon as `ready()` holds: SIGKILL as
     the OOM killer or a lost node would, SIGINT as Ctrl-C would. Returns False if the run ended first."""
     with open(workdir / "killed-run.log", "w") as out:
-        proc = subprocess.Popen(snakemake_command(workdir, configfile, *args), stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(snakemake_command(workdir, configfile, *args, snakefile=snakefile), stdout=out, stderr=subprocess.STDOUT,
                                 env=OFFLINE, cwd=workdir, start_new_session=True)
         deadline = time.monotonic() + timeout
         try:
