@@ -100,3 +100,14 @@ def test_bootstrap_interval_covers_the_known_mean():
     assert bootstrap_interval(values, seed=2) == ev  # seeded
     assert bootstrap_interval(np.array([5.0])) == Evidence(5.0)
     assert bootstrap_interval(np.array([])).missing
+
+
+def test_summary_sentence_counts_each_studys_verdicts():
+    from layerwise.verdicts import summary_sentence
+
+    a = verdict_frame([Claim("x", "x", "", Test("above", 0), Evidence(1)), Claim("y", "y", "", Test("above", 0), Evidence(-1)),
+                       Claim("z", "z", "", Test("above", 0), Evidence(-2))])
+    b = verdict_frame([Claim("w", "w", "", Test("above", 0), None)])
+    assert summary_sentence({"Study 1": a, "Study 2": b}) == (
+        "Study 1: 1 of 3 claims reproduced, 2 not reproduced; Study 2: 1 of 1 claims not testable here.")
+    assert summary_sentence({"Study 3": verdict_frame([])}) == "Study 3: no claim tested."

@@ -65,6 +65,8 @@ class Test:
     """What the claim says of the number: `kind` is above / below (a bound), between (lo, hi), near (target ±
     tol). `unit` is printed after numbers ("pp", "nats", "")."""
 
+    __test__ = False  # a claim's test, not a pytest class (the name would be collected)
+
     kind: Literal["above", "below", "between", "near"]
     bound: float | tuple[float, float]
     tol: float = 0.0
@@ -170,7 +172,9 @@ def verdict_frame(claims: Iterable[Claim]) -> pd.DataFrame:
     keys = [r["key"] for r in rows]
     if len(set(keys)) != len(keys):
         raise ValueError(f"claim keys must be unique, got {keys}")
-    return pd.DataFrame(rows)
+    columns = ["key", "claim", "source", "test", "setting", "verdict", "reason",
+               *(f"{n}_{p}" for n in ("faithful", "ours") for p in ("estimate", "low", "high"))]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -234,3 +238,20 @@ def verdict_counts(frame: pd.DataFrame) -> dict[str, int]:
     """How many claims got each verdict (all four keys present), for the section's opening sentence."""
     counts = frame["verdict"].value_counts()
     return {v: int(counts.get(v, 0)) for v in VERDICTS}
+
+
+def summary_sentence(frames: dict[str, pd.DataFrame]) -> str:
+    """The abstract's one-line account: per study (`frames`: study name → verdict frame), how many of its
+    claims got each verdict, e.g. "Study 1 (the probe): 3 of 9 claims reproduced, 4 not reproduced, ...".
+    Verdicts with no claim are left out; a study without claims says so."""
+    parts = []
+    for study, frame in frames.items():
+        counts = verdict_counts(frame)
+        total = sum(counts.values())
+        if total == 0:
+            parts.append(f"{study}: no claim tested")
+            continue
+        listed = [f"{n} {v}" for v, n in counts.items() if n]
+        listed[0] = f"{listed[0].split(' ', 1)[0]} of {total} claims {listed[0].split(' ', 1)[1]}"
+        parts.append(f"{study}: " + ", ".join(listed))
+    return "; ".join(parts) + "."
