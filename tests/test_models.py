@@ -138,3 +138,19 @@ def test_uncached_hub_revision_names_key_repo_revision_and_ways_out(tmp_path, of
         check_hub_cache("gpt2", spec)
     with pytest.raises(HubUnavailable, match=pattern):
         materialise("gpt2", spec, tmp_path / "out")
+
+
+def test_the_device_setting_is_resolved_before_planning(monkeypatch):
+    from layerwise.models import ModelSpecError, resolved_device_setting
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolved_device_setting("auto") == resolved_device_setting("cpu") == "cpu"
+    for setting in ("cuda", "cuda:0"):
+        with pytest.raises(ModelSpecError, match=rf"config 'device' = '{setting}', but torch sees 0 CUDA device"):
+            resolved_device_setting(setting)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolved_device_setting("auto") == "cuda"
+    assert resolved_device_setting("cuda:1") == "cuda:1"
+    with pytest.raises(ModelSpecError, match="torch sees 2 CUDA device"):
+        resolved_device_setting("cuda:2")

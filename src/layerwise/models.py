@@ -286,6 +286,21 @@ def read_card(path: Path | str) -> dict[str, Any]:
     return json.loads(card_path.read_text())
 
 
+def resolved_device_setting(setting: str) -> str:
+    """The config's `device` as the jobs will use it: `auto` becomes `cuda` or `cpu` here and now, so that a
+    config saying `cpu` on a CPU-only machine is the same run as one saying `auto` (outputs are keyed on the
+    device that runs, not on its spelling); a CUDA device that is not here is refused before any job."""
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting.startswith("cuda"):
+        index = int(setting.split(":", 1)[1]) if ":" in setting else 0
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if index >= available:
+            raise ModelSpecError(f"config 'device' = {setting!r}, but torch sees {available} CUDA device(s) on "
+                                 f"this machine; use 'auto' or 'cpu'")
+    return setting
+
+
 def pick_device(device: str = "auto") -> torch.device:
     """`auto` → CUDA when present; extraction and probes follow this one rule."""
     if device == "auto":
