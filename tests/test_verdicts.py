@@ -111,3 +111,13 @@ def test_summary_sentence_counts_each_studys_verdicts():
     assert summary_sentence({"Study 1": a, "Study 2": b}) == (
         "Study 1: 1 of 3 claims reproduced, 2 not reproduced; Study 2: 1 of 1 claims not testable here.")
     assert summary_sentence({"Study 3": verdict_frame([])}) == "Study 3: no claim tested."
+
+
+def test_verdict_table_fits_the_text_width():
+    import re
+
+    tex = verdict_table_latex(verdict_frame([Claim("a", "c", "s", Test("above", 0), Evidence(1))]), "V", "tab:v")
+    separation = float(re.search(r"\\tabcolsep\}\{([\d.]+)pt\}", tex).group(1))
+    widths = [float(w) for w in re.findall(r"p\{([\d.]+)\\linewidth\}", tex)]
+    assert len(widths) == 7 and sum(widths) + 7 * 2 * separation / 455 <= 1.0  # 455 pt: the A4 text width
+    assert widths[-1] >= 0.105  # a bold "reproduced" at scriptsize fits its column
