@@ -47,6 +47,7 @@ include: "rules/training.smk"
 include: "rules/lens.smk"
 include: "rules/outliers.smk"
 include: "rules/crossstudy.smk"
+include: "rules/verdicts.smk"
 include: "rules/paper.smk"
 
 
