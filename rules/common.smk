@@ -5,11 +5,17 @@ from pathlib import Path
 
 from layerwise.code_deps import library_digest
 from layerwise.data import check_hub_cache as check_hub_dataset, parse_spec
-from layerwise.models import check_context, check_hub_cache, hub_offline, validate_spec
+from layerwise.models import check_context, check_hub_cache, hub_offline, resolved_device_setting, validate_spec
 from layerwise.store_plan import BASE_MB, analysis_mem_mb, declared_sizes, variant_n_texts, weight_bytes
 
 for _key, _spec in config["models"].items():
     validate_spec(_key, _spec)
+
+# The device the jobs run on, resolved before planning: `auto` and `cpu` on a CPU-only machine are one run (no
+# rerun when the spelling changes), and a missing GPU is refused here. On a cluster the submit host may have no
+# GPU while the nodes do, so there (and in a job's own parse on its node) the setting is passed on as written.
+DEVICE = (resolved_device_setting(config["device"]) if workflow.local_exec and workflow.is_main_process
+          else config["device"])
 
 PAPER_PDF = "results/paper/layerwise.pdf"
 # Each study appends what the paper needs (figures, macro files) to this list.
