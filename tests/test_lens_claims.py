@@ -153,6 +153,7 @@ def test_verdict_macros_count_the_verdicts_and_discuss_only_what_did_not_reprodu
     assert "One big drop" not in discussion             # reproduced: not discussed as a disagreement
     table = str(macros["LensVerdictTable"])
     assert table.count(r"\textbf{not reproduced}") == 6 and "Smol\\_LM" in table and "||" not in table
+    assert "$>$ 0.5" in table and "$<$ 0 nats" in table and ">" not in table.replace("$>$", "")
     assert "-88 nats" in table                          # the planted drop 12 - 100, its interval a point
 
 
