@@ -150,7 +150,7 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
     n_rows, n_cols = values.shape
     sns.set_theme(style="white", context="paper", rc={"font.size": 8, "axes.labelsize": 8, "xtick.labelsize": 7.5,
                                                       "ytick.labelsize": 7.5, "axes.titlesize": 8.5})
-    size = (width if width is not None else 0.4 * n_cols + 1.9, 0.15 * n_rows + 1.45)
+    size = (width if width is not None else 0.4 * n_cols + 1.9, 0.135 * n_rows + 1.35)  # two fit a letter page
     fig, ax = plt.subplots(figsize=size)
     annot = np.vectorize(lambda t: token_label(t, max_token_chars), otypes=[str])(cells.to_numpy(dtype=object))
     blocks = np.array([label != "0" for label in order])  # the colour range of top-1 logits: block rows only
