@@ -314,14 +314,15 @@ def test_contrast_sentence_says_no_contrast_when_the_pair_interval_contains_zero
 
 
 def test_the_verdict_table_fits_the_text_width():
-    """11 pt article, 2.5 cm margins: 430 pt of text. The columns' shares of the line plus 14 gaps of 3 pt must fit
-    (the unfitted table ran 27 pt into the margin), and the verdict column must hold a bold 'reproduced' (~44 pt)."""
+    """11 pt article, 2.5 cm margins: 430 pt of text. The columns' shares of the line plus 14 column gaps must fit
+    (the first layout ran 27 pt into the margin), and the verdict column must hold a bold 'reproduced' (~44 pt)."""
     import re
-    from layerwise.narrative.geometry import fit_verdict_table
-    from layerwise.verdicts import verdict_table_latex
-    frame = verdict_frame(layer_claims(table_for("D", "decoder", bell, bell)))
-    table = fit_verdict_table(verdict_table_latex(frame, "c", "tab:c"))
+    from layerwise.narrative.geometry import verdict_macros
+    table_rows = table_for("D", "decoder", bell, bell)
+    frame = verdict_frame(layer_claims(table_rows))
+    table = str(verdict_macros(frame, table_rows, {}, margin=0.1, interior=(0.2, 0.8))["GeometryVerdictTable"])
     widths = [float(w) for w in re.findall(r"p\{([\d.]+)\\linewidth\}", table)]
-    assert len(widths) == 7 and r"\setlength{\tabcolsep}{3pt}" in table
-    assert 430 * sum(widths) + 14 * 3 <= 430
+    gap = re.search(r"\\tabcolsep\}\{([\d.]+)pt\}", table)
+    assert len(widths) == 7
+    assert 430 * sum(widths) + 14 * (float(gap.group(1)) if gap else 6.0) <= 430
     assert 430 * widths[-1] >= 44
