@@ -35,8 +35,8 @@ $(VENV)/.installed-test: $(VENV)/.installed-run requirements-test.txt
 	touch $@
 
 latex:
-	@if command -v latexmk >/dev/null; then exit 0; fi; \
-	PKGS="latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra"; \
+	@if command -v latexmk >/dev/null && kpsewhich lmodern.sty >/dev/null; then exit 0; fi; \
+	PKGS="latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra lmodern"; \
 	if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PKGS; \
 	else \

@@ -13,7 +13,7 @@ Path(snakemake.output.macros).write_text("".join(Path(p).read_text() for p in ma
 
 if shutil.which("latexmk") is None:
     raise RuntimeError("latexmk not found. Install it with: sudo apt-get install -y latexmk "
-                       "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra")
+                       "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra lmodern")
 pdf = Path(snakemake.output.pdf).resolve()
 build = pdf.parent / "build"
 source = Path(snakemake.input.tex).resolve()
