@@ -40,9 +40,9 @@ def test_each_verdict_from_planted_numbers():
     assert verdict["transfer"] == NOT_TESTABLE
     assert verdict["random"] == REPRODUCED
     # no number at all: not testable; the model-size claim has none here
-    assert verdict["larger_model"] == NOT_TESTABLE and "one model per family" in setting["larger_model"]
+    assert verdict["larger_model"] == NOT_TESTABLE and "one size per family" in setting["larger_model"]
     assert verdict["norm_not_only"] == NOT_TESTABLE
-    assert "ours: pre-norm last layer" in setting["layer"]
+    assert setting["layer"] == ""  # both settings run and converged: nothing to flag
 
 
 def test_random_control_bound_follows_chance():
@@ -54,13 +54,13 @@ def test_random_control_bound_follows_chance():
 def test_unconverged_fit_is_named_in_the_setting_column():
     evidence = _ev([("accuracy", FAITHFUL, 90.0, 89.0, 91.0, False), ("accuracy", OURS, 96.0, 95.5, 96.5, True)])
     setting = _verdicts(evidence)[1]["layer"]
-    assert "post setting: fit not converged" in setting and "our setting: fit not converged" not in setting
+    assert setting == "not converged (post)"
 
 
 def test_only_our_setting_is_said():
     evidence = _ev([("n_effect", OURS, 4.0, 3.0, 5.0, pd.NA)])
     verdict, setting = _verdicts(evidence)
-    assert verdict["more_texts"] == DIFFERS and "only run in ours" in setting["more_texts"]
+    assert verdict["more_texts"] == DIFFERS and "ours only" in setting["more_texts"]
 
 
 def test_duplicate_evidence_is_refused():
@@ -156,9 +156,9 @@ def test_points_enter_without_interval_and_say_so():
                                           "converged": False}])
     row = ev.iloc[0]
     assert (row["estimate"], row["low"], row["high"]) == (-7.3, -7.3, -7.3)
-    assert "point estimate" in row["note"]
+    assert row["note"] == "point"
     setting = _verdicts(ev)[1]["mask"]
-    assert "our setting: fit not converged" in setting and "point estimate" in setting
+    assert setting == "ours only; not converged (ours); point"
 
 
 def test_our_setting_points_from_the_summary():

@@ -40,42 +40,42 @@ class ClaimSpec:
 # Bounds: "far above chance" is read as above 50% (the post's weakest number is GPT-2 XL's ~60%, 49 classes);
 # "barely changes" as within 1 point; a dataset "decrease" as more than 5 points; "fails" for random vectors as
 # within 5 points of chance (set per model by `probe_claims`); "about 1%" as below 2%; "almost the same" number
-# of dimensions as a spread (max - min) / median below 0.25; "shared in multiple experiments" as a mean Jaccard
+# of dimensions as a spread (max - min) / median below 0.25; "shared" as a mean Jaccard
 # above 0.5; "mostly negative / positive" as a positive-weight share below / above one half.
 CLAIMS: tuple[ClaimSpec, ...] = (
-    ClaimSpec("layer", "accuracy", "A linear probe tells a vector's layer far above chance",
-              "83.2% (GPT-2 medium); 92%; ~60% GPT-2 XL", Test("above", 50.0, unit="%")),
-    ClaimSpec("norm_drop", "normalised_delta", "Unit norm lowers the probe's accuracy (the norm is a cue)",
-              "83% -> 64% (-19 pp)", Test("below", 0.0, unit="pp")),
-    ClaimSpec("norm_not_only", "normalised_accuracy", "After unit norm the probe stays far above chance",
+    ClaimSpec("layer", "accuracy", "A linear probe tells the layer far above chance",
+              "83.2%; ~60% (XL)", Test("above", 50.0, unit="%")),
+    ClaimSpec("norm_drop", "normalised_delta", "Unit norm lowers accuracy",
+              "83 -> 64% (-19 pp)", Test("below", 0.0, unit="pp")),
+    ClaimSpec("norm_not_only", "normalised_accuracy", "Unit norm: still far above chance",
               "64%", Test("above", 50.0, unit="%")),
-    ClaimSpec("mask", "mask_delta", "Masking the 4 most frequent top dimensions barely changes accuracy",
-              "83.22% -> 83.03% (-0.19 pp)", Test("above", -1.0, unit="pp")),
-    ClaimSpec("transfer", "transfer_delta", "An IMDB-trained probe loses accuracy on AG News",
-              "83% -> 66% (-17 pp)", Test("below", -5.0, unit="pp")),
+    ClaimSpec("mask", "mask_delta", "Masking the 4 frequent top dims barely matters",
+              "-0.19 pp", Test("above", -1.0, unit="pp")),
+    ClaimSpec("transfer", "transfer_delta", "IMDB probe loses accuracy on AG News",
+              "83 -> 66% (-17 pp)", Test("below", -5.0, unit="pp")),
     ClaimSpec("random", "random_scalar_accuracy",
-              "Random vectors with each layer's mean and variance are not classified (Fig. 10)",
+              "Random vectors (layer mean, variance) fail (Fig. 10)",
               "fails", Test("below", 0.0, unit="%")),  # bound set to chance + 5 points per model
-    ClaimSpec("more_texts", "n_effect", "More training texts give higher accuracy (Fig. 6)",
+    ClaimSpec("more_texts", "n_effect", "More texts, higher accuracy (Fig. 6)",
               "qualitative, Fig. 6", Test("above", 0.0, unit="pp")),
-    ClaimSpec("longer_context", "l_effect", "A longer context window gives higher accuracy (Fig. 6)",
+    ClaimSpec("longer_context", "l_effect", "Longer context, higher accuracy (Fig. 6)",
               "qualitative, Fig. 6", Test("above", 0.0, unit="pp")),
-    ClaimSpec("larger_model", "size_effect", "Larger models are classified worse (Fig. 6)",
+    ClaimSpec("larger_model", "size_effect", "Larger models, lower accuracy (Fig. 6)",
               "GPT-2 small > ... > XL", Test("below", 0.0, unit="pp"),
-              "one model per family here"),
-    ClaimSpec("max_share", "max_share", "The top dimension contributes only about 1% (Fig. 7)",
+              "one size per family"),
+    ClaimSpec("max_share", "max_share", "Top dimension's share about 1% (Fig. 7)",
               "about 1%", Test("below", 2.0, unit="%")),
     ClaimSpec("early_negative", "early_positive_share",
-              "Top dimensions' weights are mostly negative in early layers (Fig. 7)", "mostly negative",
+              "Early layers' top weights negative (Fig. 7)", "mostly negative",
               Test("below", 50.0, unit="%")),
     ClaimSpec("late_positive", "late_positive_share",
-              "Top dimensions' weights are mostly positive in late layers (Fig. 7)", "mostly positive",
+              "Late layers' top weights positive (Fig. 7)", "mostly positive",
               Test("above", 50.0, unit="%")),
     ClaimSpec("cumulative", "cumulative_spread",
-              "Every layer needs about as many dimensions for 90% of the attribution (Fig. 8)",
+              "Same number of dims for 90% in every layer (Fig. 8)",
               "almost the same", Test("below", 0.25)),
-    ClaimSpec("stable_dims", "frequent_jaccard", "The frequent top dimensions recur across runs",
-              "shared in multiple experiments", Test("above", 0.5)),
+    ClaimSpec("stable_dims", "frequent_jaccard", "Frequent top dims recur across runs",
+              "shared", Test("above", 0.5)),
 )
 
 
@@ -95,7 +95,7 @@ def _lookup(evidence: pd.DataFrame, quantity: str, setting: str) -> pd.Series | 
 def _fit_note(row: pd.Series | None, setting: str) -> str:
     if row is None or "converged" not in row or pd.isna(row["converged"]) or bool(row["converged"]):
         return ""
-    return f"{'post setting' if setting == FAITHFUL else 'our setting'}: fit not converged"
+    return f"not converged ({'post' if setting == FAITHFUL else 'ours'})"
 
 
 def probe_claims(evidence: pd.DataFrame, *, chance: float, faithful_setting: str = "post-norm last layer, "
@@ -113,11 +113,10 @@ def probe_claims(evidence: pd.DataFrame, *, chance: float, faithful_setting: str
         if spec.key == "random":
             test = Test("below", 100.0 * chance + 5.0, unit="%")
         f_row, o_row = _lookup(evidence, spec.quantity, FAITHFUL), _lookup(evidence, spec.quantity, OURS)
+        # short: the table's column is narrow (the caption says what the two settings are)
         parts = [spec.setting] if spec.setting else []
-        if f_row is not None and o_row is not None:
-            parts.append(f"ours: {ours_setting}")
-        elif o_row is not None:
-            parts.append(f"only run in ours ({ours_setting})")
+        if f_row is None and o_row is not None:
+            parts.append("ours only")
         for row, setting in ((f_row, FAITHFUL), (o_row, OURS)):
             note = _fit_note(row, setting)
             if note:
@@ -239,7 +238,7 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
     without per-text counts: they enter as points (low = high = estimate), noted as such."""
     rows = []
     for point in points or []:
-        note = "; ".join(filter(None, [point.get("note", ""), "point estimate, no per-text counts"]))
+        note = "; ".join(filter(None, [point.get("note", ""), "point"]))
         rows.append(_row(point["quantity"], point["setting"], Evidence(point["estimate"]),
                          point.get("converged", pd.NA), note))
     for setting in (FAITHFUL, OURS):
@@ -268,12 +267,12 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
             l_max = ls[-1]
             rows.append(_row("n_effect", OURS, difference_interval(grid[(ns[-1], l_max)], grid[(ns[0], l_max)],
                                                                    n_boot=n_boot, seed=seed),
-                             note=f"N={ns[-1]} minus N={ns[0]} at L={l_max}"))
+                             note=f"N {ns[-1]} vs {ns[0]}, L {l_max}"))
         if len(ls) > 1:
             n_max = ns[-1]
             rows.append(_row("l_effect", OURS, difference_interval(grid[(n_max, ls[-1])], grid[(n_max, ls[0])],
                                                                    n_boot=n_boot, seed=seed),
-                             note=f"L={ls[-1]} minus L={ls[0]} at N={n_max}"))
+                             note=f"L {ls[-1]} vs {ls[0]}, N {n_max}"))
     for setting, table in (attribution or {}).items():
         top1 = table[(table["variant"] == "input_x_weight") & (table["rank"] == 1)]
         rows.append(_row("max_share", setting, _bootstrap_mean(top1["share"].to_numpy(), n_boot=n_boot, seed=seed),
@@ -292,7 +291,7 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
         j = stability_overlap.loc[stability_overlap["scope"] == "frequent", "jaccard"].to_numpy()
         if j.size:
             rows.append(_row("frequent_jaccard", OURS, Evidence(float(j.mean()), float(j.min()), float(j.max())),
-                             note="range over seed pairs"))
+                             note="seed pairs"))
     return pd.DataFrame(rows, columns=["quantity", "setting", "estimate", "low", "high", "converged", "note"])
 
 
