@@ -7,6 +7,7 @@ from typing import Sequence
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from layerwise.training.summary import layer_means
 
@@ -95,6 +96,7 @@ def layer_mean_by_step(table: pd.DataFrame, metric: str = "twonn_id", *, include
         else:
             sns.lineplot(data=mean, x="step", y="mean", hue="kind", marker="o", ax=ax)
         ax.set_xscale("symlog", linthresh=1.0)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1000, not 10^3 (tiny exponents)
         ax.set_xlim(left=0)
         ax.set_xlabel("training step (symlog)")
         first = "0" if include_layer0 else "1"

@@ -180,7 +180,7 @@ def plot_anisotropy_batches(batches: pd.DataFrame, *, kinds: Sequence[str] = ("d
             ax.set_xlabel("relative depth (layer / n_layers)")
             ax.set_xlim(0, 1)
             ax.legend(loc="best", frameon=False)
-        axes[0].set_ylabel("anisotropy $\\sigma_1^2/\\sum_i\\sigma_i^2$\n(dots: batches; lines: median)")
+        axes[0].set_ylabel("anisotropy (top direction's\nvariance share; dots: batches)")
     return fig
 
 

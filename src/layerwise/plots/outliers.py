@@ -15,8 +15,18 @@ def plot_outlier_anisotropy(table: pd.DataFrame, *, k: float) -> Figure:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"table lacks columns {missing}")
+    import matplotlib
+
+    from layerwise.plots.checkpoints import PRINT_RC
+
     models = list(dict.fromkeys(table["model"]))
-    fig = Figure(figsize=(3.6 * len(models), 4.6), layout="constrained")
+    # Drawn at its printed size: the text width (6.3 in) shared by the models, fonts 7-8 pt.
+    with matplotlib.rc_context(PRINT_RC):
+        return _draw_outlier_anisotropy(table, models, k)
+
+
+def _draw_outlier_anisotropy(table: pd.DataFrame, models: list, k: float) -> Figure:
+    fig = Figure(figsize=(6.3, 4.2), layout="constrained")
     axes = fig.subplots(2, len(models), squeeze=False, sharex="col", height_ratios=(3, 2))
     for col, model in enumerate(models):
         rows = table[table["model"] == model].sort_values("layer")
@@ -28,13 +38,13 @@ def plot_outlier_anisotropy(table: pd.DataFrame, *, k: float) -> Figure:
         highest = float(rows[["anisotropy", "anisotropy_without"]].to_numpy().max())
         top.set_ylim(0, max(0.05, highest * 1.4))  # room for the legend above the curves
         top.set_ylabel("anisotropy")
-        bottom.plot(rows["layer"], rows["sigma1_share"], "o-", ms=3, color="C2", label=r"outliers' share of $\sigma_1^2$")
+        bottom.plot(rows["layer"], rows["sigma1_share"], "o-", ms=3, color="C2", label="outliers' share of the top direction's variance")
         bottom.plot(rows["layer"], rows["outlier_share"], ":", color="grey", label="outliers' share of tokens")
         bottom.set_ylim(-0.02, 1.02)
         bottom.set_xlabel("layer (0 = input embedding)")
         bottom.set_ylabel("share")
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
-    axes[1, 0].legend(fontsize=7, loc="center right")
+    axes[0, 0].legend(loc="upper right")
+    axes[1, 0].legend(loc="center right")
     return fig

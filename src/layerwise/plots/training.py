@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 _REQUIRED = {"kind", "arch", "step", "split"}
 
@@ -38,6 +39,7 @@ def plot_learning_curves(log: pd.DataFrame, metric: str = "bits_per_byte",
         sns.lineplot(data=data, x="step", y=metric, hue="model", style="split", markers=True,
                      dashes={"val": "", "train": (3, 2)}, errorbar=None, ax=ax)
         ax.set_xscale("symlog", linthresh=1.0)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1000, not 10^3 (tiny exponents)
         ax.set_xlim(left=0)
         ax.set_xlabel("training step (symlog)")
         ax.set_ylabel(metric.replace("_", " "))
