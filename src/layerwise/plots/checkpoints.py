@@ -13,7 +13,7 @@ from layerwise.training.summary import layer_means
 
 
 PRINT_RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7.5,
-            "ytick.labelsize": 7.5, "legend.fontsize": 7, "legend.title_fontsize": 7.5}
+            "ytick.labelsize": 7.5, "legend.fontsize": 7.5, "legend.title_fontsize": 7.5}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
 
 

@@ -34,7 +34,7 @@ def plot_learning_curves(log: pd.DataFrame, metric: str = "bits_per_byte",
     from layerwise.plots.checkpoints import PRINT_RC
 
     with matplotlib.rc_context(PRINT_RC):  # drawn at its printed size (0.6 of a 6.3 in text width)
-        fig = Figure(figsize=(3.8, 2.7), layout="constrained")
+        fig = Figure(figsize=(3.78, 2.7), layout="constrained")
         ax = fig.add_subplot()
         sns.lineplot(data=data, x="step", y=metric, hue="model", style="split", markers=True,
                      dashes={"val": "", "train": (3, 2)}, errorbar=None, ax=ax)
