@@ -216,7 +216,8 @@ def test_editing_the_geometry_kernel_reruns_geometry_but_never_extraction(tiny_r
     # outliers recomputes anisotropy/TwoNN with and without outlier tokens through the same kernel;
     # the cross-study view reads both the geometry tables and the kernel.
     assert set(counts) == {"geometry", "checkpoint_geometry", "geometry_figures", "training_figures", "outliers",
-                           "outlier_figures", "provenance", "paper", "crossstudy_model", "crossstudy_figures"}, counts
+                           "outlier_figures", "provenance", "paper", "crossstudy_model", "crossstudy_figures",
+                           "geometry_verdicts", "verdict_summary"}, counts
 
 
 @pytest.mark.slow
