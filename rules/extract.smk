@@ -26,7 +26,7 @@ rule extract:
         dtype=EXTRACTION["dtype"],
         max_batch_tokens=EXTRACTION["max_batch_tokens"],
         min_tokens=EXTRACTION["min_tokens"],
-        device=config["device"],
+        device=DEVICE,
         declared=lambda wc: declared_facts(config["models"][wc.model]),
     threads: COMPUTE_THREADS
     resources:

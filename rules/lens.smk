@@ -32,7 +32,7 @@ rule lens_example:
         decoder=LENS["decoder"],
         subblocks=LENS["subblocks"],
         max_tokens=LENS["example_max_tokens"],
-        device=config["device"],
+        device=DEVICE,
     threads: SERIAL_THREADS
     resources:
         mem_mb=lambda wc: model_mem_mb(wc, 2000),
@@ -99,7 +99,7 @@ rule lens_dataset:
         # here it would double the job's ~200 s of CPU
         subblocks=False,
         include_position0=LENS["include_position0"],
-        device=config["device"],
+        device=DEVICE,
     threads: COMPUTE_THREADS
     resources:
         mem_mb=lambda wc: model_mem_mb(wc, 4000),
@@ -214,7 +214,7 @@ if LENS["long_n_texts"]:
             seed=config["seed"],
             include_position0=LENS["include_position0"],
             width=PRINTED_WIDTH,
-            device=config["device"],
+            device=DEVICE,
         threads: COMPUTE_THREADS
         resources:
             mem_mb=lambda wc: model_mem_mb(SimpleNamespace(model=LENS_CLAIMS_MODEL), 4000),

@@ -39,6 +39,10 @@ rule norm_figure:
     params:
         library=library("norm_figure.py"),
         models=NORMS["models"],
+        dataset=NORMS["dataset"],
+        n_texts=NORMS["n_texts"],
+        max_tokens=NORMS["max_tokens"],
+        include_position0=NORMS["include_position0"],
         names=[display_name(m) for m in NORMS["models"]],
     log:
         "logs/norms/figure.log",

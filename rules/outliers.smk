@@ -53,7 +53,7 @@ rule outlier_probe:
         **OUTLIER_DETECTION,
         seed=config["seed"],
         test_fraction=PROBES["test_fraction"],
-        probe=dict(PROBES["probe"], device=config["device"]),
+        probe=dict(PROBES["probe"], device=DEVICE),
         include_position0=PROBES["include_position0"],
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],

@@ -30,7 +30,7 @@ wildcard_constraints:
 PROBE_COMMON = dict(
     seed=config["seed"],
     test_fraction=PROBES["test_fraction"],
-    probe=dict(PROBES["probe"], device=config["device"]),  # the torch probe follows the run's device
+    probe=dict(PROBES["probe"], device=DEVICE),  # the torch probe follows the run's device
     tree=PROBES["tree"],
     include_position0=PROBES["include_position0"],
 )

@@ -45,7 +45,8 @@ rule model:
         card="resources/models/{model}/layerwise_model.json",
     params:
         library=library("model.py"),
-        spec=lambda wc: config["models"][wc.model],
+        # The display name changes figures and text, not the model: left out, so renaming reruns no extraction.
+        spec=lambda wc: {k: v for k, v in config["models"][wc.model].items() if k != "display"},
     log:
         "logs/model/{model}.log",
     conda:

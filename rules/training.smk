@@ -30,7 +30,7 @@ rule train:
         cfg={k: v for k, v in TRAINING.items() if k not in ("dataset", "threads", "heldout_chunks")},
         steps=TRAIN_STEPS,
         threads=TRAINING["threads"],
-        device=config["device"],
+        device=DEVICE,
     threads: TRAINING["threads"]
     resources:
         mem_mb=2000,
@@ -66,7 +66,7 @@ rule checkpoint_geometry:
         n_candidates=GEOMETRY["n_candidates"],
         include_position0=GEOMETRY["include_position0"],
         backend=config["backend"],
-        device=config["device"],
+        device=DEVICE,
     threads: SERIAL_THREADS
     resources:
         mem_mb=2000,

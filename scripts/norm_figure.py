@@ -16,5 +16,8 @@ for key, name, path in zip(snakemake.params.models, snakemake.params.names, snak
     macros[macro_name("norm median growth", key)] = norm_growth(table, "q50")
     sentences.append(norm_summary_sentence(table, name))
 macros["NormsSummary"] = LaTeX(" ".join(sentences))
+p = snakemake.params
+macros["NormsSample"] = (f"{p.dataset}, {p.n_texts} texts of at most {p.max_tokens} tokens, position 0 "
+                         + ("included" if p.include_position0 else "excluded"))
 norm_profile(pd.concat(tables)).savefig(snakemake.output.figure)
 write_macros(macros, snakemake.output.macros, header="rule norm_figure")

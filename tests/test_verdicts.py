@@ -48,6 +48,8 @@ def test_four_verdicts_from_planted_numbers():
     assert judge(above, Evidence(math.nan))[0] == NOT_TESTABLE
     # only our setting run: it is our setting's answer, not the source's
     assert judge(above, None, Evidence(60, 55, 65))[0] == DIFFERS
+    assert judge(above, None, Evidence(50, 45, 55)) == (
+        NOT_TESTABLE, "only our setting was run, and its interval contains the claim's bound")
 
 
 def test_undecided_ours_does_not_override_a_decided_faithful_run():

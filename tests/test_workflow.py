@@ -130,10 +130,11 @@ def test_second_run_does_nothing(tiny_run):
      r"config 'probes.grid.max_tokens' = 4096 exceeds the context of model 'tiny-gpt2'"),
     ({"geometry.twonn_fracton": 0.8}, r"unknown key 'geometry.twonn_fracton': did you mean 'twonn_fraction'\?"),
     ({"crossstudy.n_bootstrap": 3}, r"'crossstudy.n_bootstrap' = 3: must be >= 10"),
+    ({"device": "cuda"}, r"config 'device' = 'cuda', but torch sees 0 CUDA device\(s\) on this machine"),
     ({"crossstudy.lens_decoder": "norm_only"}, r"config 'crossstudy.lens_decoder': 'norm_only' is not one of lens.decoders"),
 ], ids=["unknown-model", "bad-revision", "zero-texts", "unknown-dataset", "wrong-type", "negative-texts",
         "length-beyond-context", "grid-length-beyond-context", "misspelt-key", "too-few-resamples",
-        "crossstudy-decoder-not-run"])
+        "cuda-without-gpu", "crossstudy-decoder-not-run"])
 def test_bad_config_fails_before_any_job(tmp_path, change, message):
     # A data path that does not exist: the config must be refused before anything looks for data.
     configfile = tiny_config(tmp_path, tmp_path / "no-data", **change)
@@ -142,6 +143,17 @@ def test_bad_config_fails_before_any_job(tmp_path, change, message):
     assert done.returncode != 0
     assert "Building DAG of jobs" not in output, output[-3000:]
     assert re.search(message, output), output[-3000:]
+
+
+@pytest.mark.slow
+def test_device_auto_and_cpu_are_one_run_on_a_cpu_machine(tiny_run, shared_data, tmp_path):
+    """Outputs are keyed on the device that runs, not on its spelling: `auto` resolves to `cpu` here."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("auto resolves to cuda on this machine")
+    changed = tiny_config(tmp_path, shared_data, device="auto")
+    assert tiny_run.dry_run_counts(configfile=changed) == {}
 
 
 @pytest.mark.slow

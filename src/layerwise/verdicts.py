@@ -127,6 +127,8 @@ def judge(test: Test, faithful: Evidence | None, ours: Evidence | None = None) -
         if o in ("holds", "fails"):
             return DIFFERS, (f"only our setting was run: the claim {'holds' if o == 'holds' else 'fails'} "
                              "there, the source's setting is not run here")
+        if o == "undecided":
+            return NOT_TESTABLE, "only our setting was run, and its interval contains the claim's bound"
         return NOT_TESTABLE, "no number: this experiment does not run here"
     if f == "undecided":
         return NOT_TESTABLE, "the interval contains the claim's bound: this sample cannot decide"

@@ -235,14 +235,8 @@ def lens_verdict_macros(frame: pd.DataFrame, *, units: dict[str, str], model_nam
         elif r["verdict"] != NOT_REPRODUCED:
             sentence += " " + latex_escape(str(r["reason"])) + "."
         sentences.append(sentence)
-    return {"LensVerdictTable": LaTeX(_ot1_safe(table)), "LensVerdictOpening": LaTeX(opening),
-            "LensVerdictDiscussion": LaTeX(_ot1_safe("\n\n".join(sentences)))}
-
-
-def _ot1_safe(tex: str) -> str:
-    """"||", "<" and ">" print as dashes and inverted punctuation in the OT1 font encoding the paper uses: set
-    them in math. Only for generated text that holds no LaTeX of its own with these characters."""
-    return tex.replace("||", r"$\|$").replace("<", r"$<$").replace(">", r"$>$")
+    return {"LensVerdictTable": LaTeX(table), "LensVerdictOpening": LaTeX(opening),
+            "LensVerdictDiscussion": LaTeX("\n\n".join(sentences))}
 
 
 def long_context_macros(summary: pd.DataFrame, *, dataset: str, n_texts: int, max_tokens: int,

@@ -13,8 +13,10 @@ import seaborn as sns  # noqa: E402
 def norm_profile(table: pd.DataFrame) -> plt.Figure:
     """`table`: model, layer (int), stat, value. Median line, 25-75% and 5-95% bands, min/max dotted."""
     models = list(dict.fromkeys(table["model"]))
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.8), squeeze=False)
+    sns.set_theme(style="whitegrid", context="paper", rc={"font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8,
+                                                          "xtick.labelsize": 7.5, "ytick.labelsize": 7.5})
+    # Drawn at the width it is printed at (the text width, 6.3 in), so 7.5-8 pt here is 7.5-8 pt on paper.
+    fig, axes = plt.subplots(1, len(models), figsize=(6.3, 2.6), squeeze=False)
     for ax, model in zip(axes[0], models):
         wide = table[table["model"] == model].pivot(index="layer", columns="stat", values="value").sort_index()
         x = wide.index.to_numpy()
@@ -27,7 +29,7 @@ def norm_profile(table: pd.DataFrame) -> plt.Figure:
         ax.set_yscale("log")
         ax.set_title(model)
         ax.set_xlabel("layer (0 = input embedding)")
-        ax.set_ylabel(r"$\|h\|_2$")
-        ax.legend(fontsize=6, loc="best")
+        ax.set_ylabel("L2 norm")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
