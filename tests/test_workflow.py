@@ -103,7 +103,10 @@ def test_every_figure_is_legible_and_near_its_first_mention(tiny_run):
         pytest.skip("latexmk not installed: no PDF to measure")
     pdf = tiny_run.workdir / PDF
     small = too_small(pdf)
-    assert not small, [f"p{t.page} {t.figure}: {t.text[:20]!r} at {t.size} pt" for t in small[:20]]
+    by_figure = {}
+    for t in small:
+        by_figure.setdefault(f"page {t.page} {t.figure}", []).append(f"{t.text[:12]!r} {t.size} pt")
+    assert not small, {figure: runs[:4] for figure, runs in by_figure.items()}
     far = {n: pages for n, pages in figure_distances(pdf).items() if pages[1] is None or abs(pages[0] - pages[1]) > 1}
     assert not far, f"figure: (caption page, first mention page): {far}"
 

@@ -80,7 +80,8 @@ def page_texts(pdf: Path | str) -> list[str]:
 
 
 _CAPTION = re.compile(r"Figure\s+(\d+):")
-_MENTION = r"(?:Figures?|Figs?\.)\s+(?:\d+\s*(?:,|and|–|-)\s*)*{n}(?!\d)(?!:)"
+# Our figures are cited as "Figure N" (\\ref); "Fig. N" is kept for the sources' own figures ("the post's Fig. 6").
+_MENTION = r"Figures?\s+(?:\d+\s*(?:,|and|–|-)\s*)*{n}(?!\d)(?!:)"
 
 
 def figure_distances(pdf: Path | str) -> dict[int, tuple[int, int | None]]:

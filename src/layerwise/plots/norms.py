@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -27,6 +28,9 @@ def norm_profile(table: pd.DataFrame) -> plt.Figure:
         ax.plot(x, wide["min"], ":", color="grey", lw=0.8)
         ax.plot(x, wide["max"], ":", color="grey", lw=0.8, label="min / max")
         ax.set_yscale("log")
+        # Plain numbers on the log axis: mathtext's 10^k prints the exponent at 0.7 of the label size (< 7 pt).
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(model)
         ax.set_xlabel("layer (0 = input embedding)")
         ax.set_ylabel("L2 norm")
