@@ -141,14 +141,18 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
 
 
 def reduction_figures(models: dict[str, str]) -> LaTeX:
-    """One figure environment per model for the 2-D maps drawn by rule `probe_reductions`."""
-    return LaTeX("\n".join(
-        "\\begin{figure}[p]\\centering"
+    """A sentence citing them, then one figure environment per model for the 2-D maps drawn by rule
+    `probe_reductions` (each figure cited in the text, placed right after it)."""
+    refs = [f"Figure~\\ref{{fig:reductions-{key}}}" for key in models]
+    cite = f"The maps are in {' and '.join(refs)}." if refs else ""
+    return LaTeX(cite + "\n" + "\n".join(
+        "\\begin{figure}[!htbp]\\centering"
         f"\\includegraphics[width=\\linewidth,height=0.8\\textheight,keepaspectratio]{{probes/{key}_reductions.png}}"
         f"\\caption{{PCA, t-SNE and UMAP of {latex_escape(name)}'s hidden states, coloured by layer "
         "(reverse rainbow); rows: raw (the post's Fig.~4), unit-norm, without layer 0 (Fig.~2), unit-norm "
         "without layer 0 (Fig.~3). Drawn by rule \\texttt{probe\\_reductions} "
-        "(\\texttt{scripts/probe\\_reductions.py}).}\\end{figure}" for key, name in models.items()))
+        f"(\\texttt{{scripts/probe\\_reductions.py}}).}}\\label{{fig:reductions-{key}}}\\end{{figure}}"
+        for key, name in models.items()))
 
 
 def _signed(x: float) -> str:

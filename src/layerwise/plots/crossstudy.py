@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 PANELS: dict[str, str] = {
     "probe_recall": "probe recall (own layer)",
@@ -36,9 +36,10 @@ def plot_crossstudy(table: pd.DataFrame, quantities: Sequence[str] = tuple(PANEL
         raise ValueError(f"the table has none of the quantities {list(quantities)}")
     models = list(dict.fromkeys(table["model"]))
     palette = dict(zip(models, sns.color_palette("colorblind", len(models))))
-    n_cols = 4
+    n_cols = 3
     n_rows = -(-(len(present) + 1) // n_cols)  # one spare cell holds the legend
-    fig = Figure(figsize=(9.0, 2.6 * n_rows), layout="constrained")
+    # Drawn at its printed width (the text width, 6.3 in): 7.5-8 pt here is 7.5-8 pt on paper.
+    fig = Figure(figsize=(6.3, 2.0 * n_rows), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     for ax, quantity in zip(axes, present):
         for model, rows in table.groupby("model", sort=False):
@@ -52,19 +53,22 @@ def plot_crossstudy(table: pd.DataFrame, quantities: Sequence[str] = tuple(PANEL
             if low in rows and rows[low].notna().any():
                 ax.fill_between(rows["relative_depth"], rows[low], rows[high], color=palette[model], alpha=0.2,
                                 linewidth=0)
-        ax.set_title(PANELS.get(quantity, quantity), fontsize=9)
+        ax.set_title(PANELS.get(quantity, quantity), fontsize=8)
         ax.set_xlim(0, 1)
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=7.5)
+        # Plain tick numbers: mathtext exponents and a shared offset ("1e-4") print below 7 pt.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         if quantity == "mean_norm":
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
     for ax in axes[len(present):]:
         ax.axis("off")
     for ax in axes[max(0, len(present) - n_cols):len(present)]:
-        ax.set_xlabel("relative depth (layer / n_layers)", fontsize=8)
+        ax.set_xlabel("relative depth", fontsize=8)
     kinds = dict(table.drop_duplicates("model").set_index("model")["kind"])
     handles = [Line2D([], [], color=palette[m], markersize=4, **STYLE.get(kinds[m], STYLE["decoder"]),
                       label=f"{m} ({kinds[m]})") for m in models]
-    axes[len(present)].legend(handles=handles, loc="center", fontsize=8, frameon=False,
-                              title="band: bootstrap interval\nover texts", title_fontsize=8)
+    axes[len(present)].legend(handles=handles, loc="center", fontsize=7.5, frameon=False,
+                              title="band: bootstrap interval\nover texts", title_fontsize=7.5)
     return fig

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from layerwise.lens import FINAL  # noqa: E402
@@ -159,6 +160,11 @@ def plot_lens_heatmap(table: pd.DataFrame, *, value: str = "top1_logit", text: s
                 cbar_kws={"label": HEATMAP_VALUES[value]}, **_colour_kwargs(value, scale_values, kl_cap, rank_cap))
     for i, j in zip(*np.nonzero(match)):
         ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=1.0))
+    colorbar = ax.collections[0].colorbar
+    if colorbar is not None and isinstance(colorbar.norm, LogNorm):
+        # Plain numbers on a log colour scale: mathtext's 10^k prints its exponent below 7 pt.
+        colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        colorbar.ax.yaxis.set_minor_formatter(NullFormatter())
 
     ticks = np.arange(n_cols) + 0.5
     ax.set_xticks(ticks, [token_label(t, max_token_chars) for t in per_position["input_token"]],
