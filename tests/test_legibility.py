@@ -64,3 +64,18 @@ def test_caption_and_first_mention_pages(tmp_path):
     _compile(tmp_path, body)  # twice: the first run writes the labels
     pdf = _compile(tmp_path, body)
     assert figure_distances(pdf) == {1: (2, 1), 2: (2, None)}
+
+
+def test_a_figure_that_drifts_past_its_section_is_misplaced(tmp_path):
+    from layerwise.legibility import misplaced_figures
+
+    _figure(tmp_path / "f.pdf", 3.0, 8)
+    filler = "\\newpage\n".join(["Text of this page.\n"] * 3)  # \\newpage flushes no float (\\clearpage would)
+    body = ("\\section{One}As Figure~\\ref{fig:a} and Figure~\\ref{fig:b} show.\n"
+            "\\begin{figure}[h]\\includegraphics{f.pdf}\\caption{Near.}\\label{fig:a}\\end{figure}\n"
+            "\\begin{figure}[p]\\includegraphics{f.pdf}\\caption{Far.}\\label{fig:b}\\end{figure}\n"
+            f"\\newpage\\section{{Two}}{filler}\\newpage\\section{{Three}}{filler}")
+    for _ in range(2):  # the second run reads the labels
+        pdf = _compile(tmp_path, body)
+    problems = misplaced_figures(pdf, tmp_path / "doc.aux")
+    assert set(problems) == {2} and "section 1 that first cites it" in problems[2]

@@ -97,3 +97,33 @@ def figure_distances(pdf: Path | str) -> dict[int, tuple[int, int | None]]:
         first = next((i for i, text in enumerate(pages, start=1) if mention.search(text)), None)
         out[n] = (caption_page, first)
     return out
+
+
+_SECTION = re.compile(r"\\contentsline \{section\}\{\\numberline \{([^}]*)\}(.*?)\}\{(\d+)\}")
+
+
+def section_pages(aux: Path | str) -> list[tuple[str, int]]:
+    """(section number, first page) of each section, in order, from LaTeX's .aux file."""
+    return [(m.group(1), int(m.group(3))) for m in _SECTION.finditer(Path(aux).read_text(errors="replace"))]
+
+
+def misplaced_figures(pdf: Path | str, aux: Path | str) -> dict[int, str]:
+    """Figures not within a page of the section that discusses them (the section of their first mention in
+    the text), or never cited: figure number → what is wrong. A section runs from its first page to the
+    first page of the next one."""
+    sections = section_pages(aux)
+    problems = {}
+    for n, (caption, mention) in figure_distances(pdf).items():
+        if mention is None:
+            problems[n] = f"Figure {n} (page {caption}) is never cited as 'Figure {n}'"
+            continue
+        starts = [(name, page) for name, page in sections if page <= mention]
+        if not starts:
+            continue
+        index = len(starts) - 1
+        first = starts[-1][1]
+        last = sections[index + 1][1] if index + 1 < len(sections) else 10**9
+        if not first - 1 <= caption <= last + 1:
+            problems[n] = (f"Figure {n} is on page {caption}, section {starts[-1][0]} that first cites it runs over "
+                           f"pages {first}-{last}")
+    return problems
