@@ -18,12 +18,14 @@ from typing import Sequence
 
 
 def missing_outputs(summary: str) -> list[str]:
-    """The files `snakemake --summary` reports as missing (a removed temp file is not missing)."""
+    """The files `snakemake --summary` reports as missing that Snakemake would not rebuild by itself (plan "no
+    update"; a removed temp file is not missing, and a file whose job runs anyway needs no help)."""
     lines = [line.split("\t") for line in summary.splitlines() if "\t" in line]
     if not lines or lines[0][:1] != ["output_file"]:
         return []
-    status = lines[0].index("status")
-    return [row[0] for row in lines[1:] if len(row) > status and row[status].strip() == "missing"]
+    status, plan = lines[0].index("status"), lines[0].index("plan")
+    return [row[0] for row in lines[1:]
+            if len(row) > plan and row[status].strip() == "missing" and row[plan].strip() == "no update"]
 
 
 def split_targets(argv: Sequence[str]) -> tuple[list[str], list[str]]:
