@@ -22,7 +22,7 @@ rule provenance:
         tables="results/paper/provenance_tables.tex",
     params:
         library=library("provenance.py"),
-        config=config,
+        config=dict(config, device=DEVICE),  # the device as resolved: `auto` and `cpu` are one run here
         benchmark_root="results/benchmarks/rules",
         job_root="results/benchmarks/jobs",
     log:
