@@ -104,26 +104,32 @@ def test_lens_last_block_gap_only_for_decoders_without_the_final_norm():
     assert ("first exceeds 50\\% at layer 1 of 4; at mid-depth (layer 2) KL(final$\\|$layer) is 7 nats"
             in by_key["norm\\_only A"])
     assert "first exceeds 50\\% at layer 4 of 4" in by_key["full B"]
-    assert ("Even at the last block it stays 1.5 nats (95\\% CI 1.25 to 1.75) from the output, because only "
-            "\\texttt{full} applies the final norm's gain") in by_key["norm\\_only A"]
-    assert "Even at the last block" not in by_key["full A"] + by_key["full B"]
+    assert by_key["norm\\_only A"].endswith(
+        "At the last block it is 1.5 nats (95\\% CI 1.25 to 1.75) from the output, which only \\texttt{full} "
+        "reproduces there (the model's own head applies the gain). ")
+    assert "At the last block" not in by_key["full A"] + by_key["full B"]
     assert ("With \\texttt{norm\\_only}, from the input row to layer 1 KL(final$\\|$layer) of A moves by -0.5 nats "
             "(from 12 to 11.5; 95\\% CI -1.5 to 0.5) and KL(input$\\|$layer) by +0.25 nats (to 0.25;") \
         in str(macros["LensDiscarding"])
 
 
 @pytest.mark.parametrize("window, step, where, layers", [
-    ((-14, None), 1, "the last 14 positions", "every layer"),
-    ((3, 9), 3, "positions 3 to 9 (stop excluded)", "one layer in 3 (the post also skips layers)"),
-    ((None, None), 2, "positions 0 to the end (stop excluded)", "one layer in 2 (the post also skips layers)"),
+    ((-14, None), 1, "the last 14 positions", "every block, plus the input row"),
+    ((3, 9), 3, "positions 3 to 9 (stop excluded)",
+     "the input row, block 1, every third block and the last block (the post also skips layers)"),
+    ((None, None), 2, "positions 0 to the end (stop excluded)",
+     "the input row, block 1, every second block and the last block (the post also skips layers)"),
 ])
 def test_lens_heatmap_captions_state_the_window(window, step, where, layers):
-    """Planted: the configured window and layer step; the caption states both."""
+    """Planted: the configured window and layer step; the caption states both (block 1, the post's jump, and the
+    input row are always shown, whatever the step), in both figures."""
     macros = run_lens(lens_summary("A", "full", AGREE_3, KL_MID, RANK_3),
                       lens_changes("A", "full", (10.0, 2.0), (0.0, 5.0)), window=window, window_layer_step=step)
     figures = str(macros["LensHeatmapFigures"])
     assert figures.count("\\begin{figure}") == 2 and "lens/m/kl_input.pdf" in figures
-    assert f"{where} of the \\emph{{plasma}} text, {layers}, plus the input row" in figures
+    assert figures.count(f"; {where} of the text; rows: {layers}; the full grids, with every block, are in the "
+                         "Snakemake report.") == 2
+    assert figures.count("on the \\emph{plasma} text") == 2
 
 
 def test_lens_without_agreement_rows_raises_a_clear_error():
@@ -331,37 +337,46 @@ def test_outlier_sentences_need_two_layers():
         model_sentences(outlier_layers(BELL, BELL).iloc[:1], "A", k=4)
 
 
+BELL_POINTER = ("Whether a decoder's profile is the sources' bell, with or without the outlier tokens, is decided by "
+                "the bell rule of Section~\\ref{sec:geometry} on every batch (Table~\\ref{tab:geometry-verdicts}), not "
+                "by where the mean profile peaks.")
+
+
 def test_source_comparison_per_decoder_and_the_decoder_encoder_contrast():
     """Planted: decoder A's bell survives; decoder C's is carried by its outliers (without them it peaks at the
     last layer); encoder E peaks at 0.25 both ways. Highest decoder peak 1 with all tokens (A) and 0.75
-    without (C): contrast 4x and 3x."""
+    without (C): contrast 4x and 3x. The bell verdict itself is the geometry section's bell rule (per batch):
+    the sentence points there and claims no bell per decoder from the mean profile."""
     layers = {"A": outlier_layers(BELL, BELL_HALF),
               "C": outlier_layers([0.125, 0.5, 0.25, 0.125, 0.125], [0.125, 0.125, 0.125, 0.125, 0.75],
                                   sigma1_share=[0, 0.9, 0.1, 0, 0]),
               "E": outlier_layers([0.25, 0.125, 0.125, 0.125, 0.125], [0.25, 0.125, 0.125, 0.125, 0.125], "encoder")}
     assert source_comparison(layers) == (
-        "The sources' bell-shaped decoder profile holds in A without the outlier tokens too. The sources' "
-        "bell-shaped decoder profile is, in C, a property of its outlier tokens. The decoder/encoder contrast in "
-        "peak anisotropy is 4$\\times$ with all tokens and 3$\\times$ without the outliers.")
-    assert "contrast" not in source_comparison({"A": layers["A"], "C": layers["C"]})  # no encoder, no contrast
+        BELL_POINTER + " The decoder/encoder contrast in peak anisotropy is 4$\\times$ with all tokens and "
+        "3$\\times$ without the outliers.")
+    assert source_comparison({"A": layers["A"], "C": layers["C"]}) == BELL_POINTER  # no encoder, no contrast
+    assert source_comparison({"E": layers["E"]}) == ""  # no decoder: neither the pointer nor a contrast
     macros = outlier_macros(layers, {}, {}, k=4, absolute=100, relative=1000, dataset="wiki", probe_dataset="imdb")
     assert macros["OutliersMaxSigmaShare"] == pytest.approx(90)  # C's layer 1
     assert str(macros["OutliersSummary"]).startswith("In A, 3 of 5 layers") and " In E, 3 of 5 layers" in str(
         macros["OutliersSummary"])
 
 
-@pytest.mark.parametrize("anisotropy, where", [
-    ([0.125, 0.25, 0.375, 0.5, 1.0], "its last layer, layer 4"),   # rises to the end: no bell
-    ([0.25] * 5, "its first layer, layer 0"),                       # flat: the first of the ties
-    ([1.0, 0.5, 0.25, 0.25, 0.125], "its first layer, layer 0"),   # falls from the start
+@pytest.mark.parametrize("anisotropy, contrast", [
+    ([0.125, 0.25, 0.375, 0.5, 1.0], "4"),   # rises to the end: no bell, peak 1 at the last layer
+    ([0.25] * 5, "1"),                       # flat: peak 0.25, as the encoder's
+    ([1.0, 0.5, 0.25, 0.25, 0.125], "4"),   # falls from the start: peak 1 at the first layer
 ])
-def test_source_comparison_claims_no_bell_where_the_profile_has_none(anisotropy, where):
-    """Planted: a decoder profile that peaks at an end layer (its shape survives the removal unchanged); the
-    sentence must not say that the sources' bell shape holds in it."""
-    text = source_comparison({"D": outlier_layers(anisotropy, anisotropy)})
-    assert "holds in D" not in text and "property of its outlier tokens" not in text
-    assert text == (f"The sources' bell-shaped decoder profile does not appear in D even with all tokens (anisotropy "
-                    f"peaks at {where}).")
+def test_source_comparison_claims_no_bell_where_the_profile_has_none(anisotropy, contrast):
+    """Planted: a decoder profile that peaks at an end layer or is flat (its shape survives the removal
+    unchanged) next to an encoder peaking at 0.25; the sentence must claim no bell (nor its absence) from the
+    mean profile, only point to the bell rule, and the contrast is the planted peak over 0.25."""
+    text = source_comparison({"D": outlier_layers(anisotropy, anisotropy),
+                              "E": outlier_layers([0.25, 0.125, 0.125, 0.125, 0.125],
+                                                  [0.25, 0.125, 0.125, 0.125, 0.125], "encoder")})
+    assert "holds in D" not in text and "property of its outlier tokens" not in text and "in D" not in text
+    assert text == (f"{BELL_POINTER} The decoder/encoder contrast in peak anisotropy is {contrast}$\\times$ with all "
+                    f"tokens and {contrast}$\\times$ without the outliers.")
 
 
 def test_probe_sentence_without_massive_dims_and_one_peak_dim():
