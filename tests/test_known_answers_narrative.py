@@ -73,7 +73,11 @@ def test_training_sentence_states_the_planted_numbers():
     text = str(macros["TrainingSummary"])
     assert text.startswith("The decoder goes from 8 to 1.5 validation bits per byte over 200 steps;")
     assert "peaks at step 100 (9, from 5 at step 0 to 5 at the end)" in text
-    assert "does not grow monotonically (0.2 at step 0, 0.5 at the end;" in text
+    # The trend is no longer judged here ("within 5%" was replaced by the interval-based verdicts of the
+    # geometry table): the sentence states the planted endpoints and defers the verdict to that table.
+    assert "largest per-layer anisotropy goes from 0.2 at step 0 to 0.5 at the end," in text
+    assert "monotonically" not in text and "within 5" not in text
+    assert text.endswith("is decided by rule in Table~\\ref{tab:geometry-verdicts}.")
     assert "peaking at layer 2 (relative depth 1.00) at the last checkpoint." in text
     assert macros["TrainingDecoderIdPeakStep"] == 100 and macros["TrainingDecoderFinalBpb"] == 1.5
 
@@ -88,9 +92,12 @@ def geometry_table(profiles: dict[str, tuple[str, list[float], list[float]]]) ->
                       "std": 0.0, "n_batches": 2, "n_vectors": 100} for l, v in enumerate(values)]
             rows.append({"model": model, "kind": kind, "n_layers": n, "layer": "final_norm", "metric": metric,
                          "mean": 99.0, "std": 0.0, "n_batches": 2, "n_vectors": 100})
-        for metric in ("n_duplicates", "n_fallback"):  # what the dropped-duplicates sentence reads
-            rows += [{"model": model, "kind": kind, "n_layers": n, "layer": str(l), "metric": metric, "mean": 0.0,
-                      "std": 0.0, "n_batches": 2, "n_vectors": 100} for l in range(n + 1)]
+        # what the merged-copies sentence reads: per layer, mean copies merged per batch (times 2 batches) and
+        # mean float64 recomputations per batch; planted: layer 0 merges 2, the others at most 6 (layer 2), 3 refits
+        merged, fallback = [1.0, 0.5, 3.0, 0.0] + [0.0] * n, [0.0, 0.5, 1.0, 0.0] + [0.0] * n
+        for metric, means in (("n_merged", merged), ("n_fallback", fallback)):
+            rows += [{"model": model, "kind": kind, "n_layers": n, "layer": str(l), "metric": metric,
+                      "mean": means[l], "std": 0.0, "n_batches": 2, "n_vectors": 100} for l in range(n + 1)]
     return pd.DataFrame(rows)
 
 
@@ -114,3 +121,7 @@ def test_geometry_peaks_edges_ties_and_decoder_encoder_ratio():
     assert "In enc (encoder, 3 layers) anisotropy peaks at layer 0 (relative depth 0.00) at 0.4" in text
     assert "of dec peaks at 0.8 (layer 0)." in text  # standardised profile reversed: its peak is at layer 0
     assert str(macros["GeometryContrast"]).startswith("The highest anisotropy reached by a decoder is 2 times")
+    dropped = str(macros["GeometryDropped"])
+    for model in ("dec", "enc"):  # n_vectors is the total over batches (100): 2 and 6 merged; 3 of 4x100 refit
+        assert (f"in {model} layer~0 (the embedding output) merges 2 of 100 vectors (2\\%), the other layers at "
+                f"most 6 (6\\%, layer 2), and 3 of its 400 layer-vectors needed the float64 recomputation") in dropped

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from layerwise.narrative.crossstudy import correlation_sentence, correlation_table_latex, crossstudy_macros
-from layerwise.narrative.outliers import (model_sentences, outlier_macros, probe_sentences, source_comparison,
-                                          token_latex, token_table)
+from layerwise.narrative.outliers import (dominant_token_sentence, model_sentences, outlier_macros, probe_sentences,
+                                          source_comparison, token_latex, token_table)
 from layerwise.outliers import top_outlier_tokens
 
 SECTIONS = Path(__file__).resolve().parents[1] / "paper" / "sections"
@@ -206,7 +206,17 @@ def test_outlier_macros_define_every_paper_macro_with_the_planted_values(tmp_pat
         probes[name] = tuple(read_back(t, tmp_path, f"{name}_{i}") for i, t in enumerate(tables))
     macros = outlier_macros(layers, planted_tops(), probes, k=4, absolute=100, relative=1000, dataset="wiki_text",
                             probe_dataset="imdb")
+    # Rule outlier_figures adds the dominant-token sentence (from the raw occurrences) to outlier_macros' output:
+    # together they define every macro the section uses, and nothing the section does not.
+    macros["OutliersDominantToken"] = dominant_token_sentence(
+        {"GPT_2": occurrences(*GPT2_PAIRS), "BERT": occurrences(), "OPT": occurrences(*OPT_PAIRS)})
     assert set(macros) == paper_macros("outliers", "Outliers") | {"OutliersMaxSigmaShare"}
+    # Planted: GPT_2's layers 2-5 hold only "Ġthe" (layers 1 and 6 only ","), BERT none, OPT only "" at 0-1.
+    assert str(macros["OutliersDominantToken"]) == (
+        "In GPT\\_2 most outlier tokens at layers 2--5 are one token type, \\texttt{\\textvisiblespace{}the} (at "
+        "least 100\\% of each layer's outlier occurrences). In BERT no layer's outliers are mostly one token type. "
+        "In OPT most outlier tokens at layers 0--1 are one token type, \\textit{(empty)} (at least 100\\% of each "
+        "layer's outlier occurrences).")
     assert (macros["OutliersK"], macros["OutliersMassiveAbsolute"], macros["OutliersMassiveRelative"]) == (4, 100, 1000)
     assert (macros["OutliersDataset"], macros["OutliersProbeDataset"]) == ("wiki_text", "imdb")
     assert macros["OutliersMaxSigmaShare"] == pytest.approx(80)  # E's layer 0
