@@ -517,16 +517,18 @@ def test_differs_states_the_number_of_permutations():
 
 
 def test_reduction_figures_one_per_model_in_order():
+    """A sentence citing every map, then one figure per model in the given order, each labelled for that cite."""
     text = reduction_figures({"gpt2_medium": "GPT_2 medium", "smol": "Smol"})
     assert isinstance(text, LaTeX)
-    figure = ("\\begin{{figure}}[p]\\centering\\includegraphics[width=\\linewidth,height=0.8\\textheight,"
+    figure = ("\\begin{{figure}}[!htbp]\\centering\\includegraphics[width=\\linewidth,height=0.8\\textheight,"
               "keepaspectratio]{{probes/{key}_reductions.png}}\\caption{{PCA, t-SNE and UMAP of {name}'s hidden "
               "states, coloured by layer (reverse rainbow); rows: raw (the post's Fig.~4), unit-norm, without layer 0 "
               "(Fig.~2), unit-norm without layer 0 (Fig.~3). Drawn by rule \\texttt{{probe\\_reductions}} "
-              "(\\texttt{{scripts/probe\\_reductions.py}}).}}\\end{{figure}}")
-    assert str(text) == "\n".join([figure.format(key="gpt2_medium", name="GPT\\_2 medium"),
+              "(\\texttt{{scripts/probe\\_reductions.py}}).}}\\label{{fig:reductions-{key}}}\\end{{figure}}")
+    cite = "The maps are in Figure~\\ref{fig:reductions-gpt2_medium} and Figure~\\ref{fig:reductions-smol}."
+    assert str(text) == "\n".join([cite, figure.format(key="gpt2_medium", name="GPT\\_2 medium"),
                                    figure.format(key="smol", name="Smol")])
-    assert reduction_figures({}) == ""
+    assert reduction_figures({}) == "\n"
 
 
 # --------------------------------------------------------------------------- probe_macros
@@ -812,7 +814,12 @@ def test_every_lens_and_probe_macro_the_paper_uses_is_defined():
     lens = {**lens, **lens_mod.lens_verdict_macros(verdict_frame, units={}, model_name="A"),  # lens_verdicts.py
             **lens_mod.long_context_macros(None, dataset="imdb", n_texts=0, max_tokens=8, figure=None),  # lens_long.py
             "LensTrained": ""}  # lens_trained.py (its own test above)
-    probe = {**run_probes(two_models()), "ProbeReductionFigures": reduction_figures({"a": "A"})}  # probe_figures.py
+    from test_probes_verdict_narrative import _macros as probe_verdict_macros_planted
+
+    probe = {**run_probes(two_models()), "ProbeReductionFigures": reduction_figures({"a": "A"}),  # probe_figures.py
+             **probe_verdict_macros_planted(-3.0, -2.0, -0.1, np.linspace(-1.0, 0.2, 50), 20.0, 80.0),  # probe_verdicts.py
+             "ProbeMaxEpochs": 100, "ProbeHeadlineMaxEpochs": 1000,  # probe_verdicts.py, from config
+             "ProbeVerdictDiscussion": probe_mod.verdict_discussion(verdict_frame)}  # probe_verdicts.py
     assert {"LensSummary", "LensDiscarding", "LensFigureExample", "LensFigureDiscarding", "LensFigureMore",
             "LensVerdictTable", "LensVerdictOpening", "LensVerdictDiscussion", "LensSubblocks", "LensTexts",
             "LensTokens", "LensPositionZero"} <= used_lens <= set(lens)
