@@ -13,7 +13,7 @@ from conftest import REPO
 
 
 GPU_RULES = ("extract", "geometry", "probe", "probe_condition", "probe_normalised", "probe_transfer", "probe_stability",
-             "lens_example", "lens_dataset", "train", "outliers", "outlier_probe")
+             "lens_example", "lens_dataset", "lens_long", "probe_faithful", "train", "outliers", "outlier_probe")
 LOCAL_RULES = {"dataset", "model", "norm_figure", "geometry_figures", "probe_figures", "lens_heatmap", "lens_figures",
                "training_figures", "hub_checkpoint_figures", "provenance", "paper"}
 
