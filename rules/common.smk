@@ -80,8 +80,16 @@ def display_name(model):
     return config["models"][model].get("display", model)
 
 
-def checkpoint_path(kind, step):
-    return f"resources/checkpoints/{kind}/step{step}"
+def checkpoint_path(kind, step, seed):
+    return f"resources/checkpoints/{kind}/seed{seed}/step{step}"
+
+
+TRAIN_KINDS = ["decoder", "encoder"]
+
+
+def training_runs(name, kinds=TRAIN_KINDS):
+    """One file of every Study 3 training run (kind x seed of `training.seeds`)."""
+    return [f"results/training/{kind}/seed{s}/{name}" for kind in kinds for s in config["training"]["seeds"]]
 
 
 def probe_dir(model, dataset=None, sampling_=None):

@@ -80,7 +80,7 @@ rule geometry_verdicts:
     input:
         batches=[study_table("geometry", m, GEOMETRY, ext="batches.csv") for m in GEOMETRY["models"]],
         position0=[study_table("geometry", m, GEOMETRY, ext="position0.csv") for m in GEOMETRY["models"]],
-        training="results/training/decoder/geometry.batches.csv",
+        training=training_runs("geometry.batches.csv"),
     output:
         csv="results/verdicts/geometry.csv",
         macros="results/macros/geometry_verdicts.tex",
@@ -92,7 +92,8 @@ rule geometry_verdicts:
         seed=config["seed"],
         layer0_in_averages=GEOMETRY["layer0_in_averages"],
         training_setting=(f"own {config['training']['n_layers']}-layer {config['training']['arch']}, "
-                          f"{config['training']['max_steps']} steps, one seed (source: Pythia, Bloom)"),
+                          f"{config['training']['max_steps']} steps, {len(config['training']['seeds'])} seed"
+                          f"{'s' if len(config['training']['seeds']) > 1 else ''} (source: Pythia, Bloom)"),
     log:
         "logs/geometry/verdicts.log",
     conda:

@@ -249,7 +249,7 @@ else:
 # with full, norm_only and the raw stream on held-out chunks of its training corpus.
 rule lens_trained:
     input:
-        checkpoint=checkpoint_path("decoder", TRAIN_STEPS[-1]),
+        checkpoint=checkpoint_path("decoder", TRAIN_STEPS[-1], TRAIN_SEEDS[0]),
         table=f"resources/datasets/{TRAINING['dataset']}.parquet",
     output:
         summary="results/lens/trained-decoder/summary.csv",
@@ -263,7 +263,7 @@ rule lens_trained:
         val_fraction=TRAINING["val_fraction"],
         seed=config["seed"],
         name=(f"our own byte-level GPT-2-architecture decoder of Study 3 (width {TRAINING['width']}, "
-              f"{TRAIN_STEPS[-1]} steps on {TRAINING['dataset']})"),
+              f"{TRAIN_STEPS[-1]} steps on {TRAINING['dataset']}, seed {TRAIN_SEEDS[0]})"),
     threads: SERIAL_THREADS
     resources:
         mem_mb=2000,

@@ -2,15 +2,19 @@
 # dimension of every checkpoint on a fixed held-out set (one geometry job per run, looping over its
 # checkpoints: start-up dominated a job per checkpoint).
 
-from layerwise.training.checkpoints import log_spaced_steps, pythia_checkpoint_steps, pythia_revision
+from layerwise.training.checkpoints import linear_steps, log_spaced_steps, pythia_checkpoint_steps, pythia_revision
 
 TRAINING = config["training"]
-TRAIN_KINDS = ["decoder", "encoder"]
-TRAIN_STEPS = log_spaced_steps(TRAINING["max_steps"], TRAINING["n_checkpoints"])
+# Log-spaced (the early changes are fast) plus evenly spaced ones, so the tail after an early peak is sampled too.
+TRAIN_STEPS = sorted(set(log_spaced_steps(TRAINING["max_steps"], TRAINING["n_checkpoints"]))
+                     | set(linear_steps(TRAINING["max_steps"], TRAINING["linear_checkpoints"])))
+# Independent runs (initialisation, data order, masking): the over-training claims' interval is over seeds.
+TRAIN_SEEDS = TRAINING["seeds"]
 
 
 wildcard_constraints:
     kind="decoder|encoder",
+    train_seed=r"\d+",
 
 
 # Figures are drawn on the submit host: cheap, and they need no GPU.
@@ -23,11 +27,13 @@ rule train:
     input:
         table=f"resources/datasets/{TRAINING['dataset']}.parquet",
     output:
-        log="results/training/{kind}/log.csv",
-        checkpoints=[directory(checkpoint_path("{kind}", s)) for s in TRAIN_STEPS],
+        log="results/training/{kind}/seed{train_seed}/log.csv",
+        checkpoints=[directory(checkpoint_path("{kind}", s, "{train_seed}")) for s in TRAIN_STEPS],
     params:
         library=library("train.py"),
-        cfg={k: v for k, v in TRAINING.items() if k not in ("dataset", "threads", "heldout_chunks")},
+        cfg=lambda wc: {**{k: v for k, v in TRAINING.items()
+                           if k not in ("dataset", "threads", "heldout_chunks", "seeds", "linear_checkpoints")},
+                        "seed": int(wc.train_seed)},
         steps=TRAIN_STEPS,
         threads=TRAINING["threads"],
         device=DEVICE,
@@ -36,9 +42,9 @@ rule train:
         mem_mb=2000,
         gpu=1,
     log:
-        "logs/training/{kind}.log",
+        "logs/training/{kind}/seed{train_seed}.log",
     benchmark:
-        "results/benchmarks/rules/train/{kind}.tsv"
+        "results/benchmarks/rules/train/{kind}/seed{train_seed}.tsv"
     conda:
         "../envs/torch.yaml"
     script:
@@ -47,12 +53,12 @@ rule train:
 
 rule checkpoint_geometry:
     input:
-        checkpoints=lambda wc: [checkpoint_path(wc.kind, s) for s in TRAIN_STEPS],
+        checkpoints=lambda wc: [checkpoint_path(wc.kind, s, wc.train_seed) for s in TRAIN_STEPS],
         table=f"resources/datasets/{TRAINING['dataset']}.parquet",
     output:
-        table="results/training/{kind}/geometry.csv",
-        final_norm="results/training/{kind}/geometry.final_norm.csv",
-        batches="results/training/{kind}/geometry.batches.csv",
+        table="results/training/{kind}/seed{train_seed}/geometry.csv",
+        final_norm="results/training/{kind}/seed{train_seed}/geometry.final_norm.csv",
+        batches="results/training/{kind}/seed{train_seed}/geometry.batches.csv",
     params:
         library=library("checkpoint_geometry.py"),
         steps=TRAIN_STEPS,
@@ -71,9 +77,9 @@ rule checkpoint_geometry:
     resources:
         mem_mb=2000,
     log:
-        "logs/training/{kind}/geometry.log",
+        "logs/training/{kind}/seed{train_seed}/geometry.log",
     benchmark:
-        "results/benchmarks/rules/checkpoint_geometry/{kind}.tsv"
+        "results/benchmarks/rules/checkpoint_geometry/{kind}/seed{train_seed}.tsv"
     conda:
         "../envs/torch.yaml"
     script:
@@ -82,10 +88,11 @@ rule checkpoint_geometry:
 
 rule training_figures:
     input:
-        logs=expand("results/training/{kind}/log.csv", kind=TRAIN_KINDS),
-        geometry=expand("results/training/{kind}/geometry.csv", kind=TRAIN_KINDS),
-        final_norm=expand("results/training/{kind}/geometry.final_norm.csv", kind=TRAIN_KINDS),
-        batches=expand("results/training/{kind}/geometry.batches.csv", kind=TRAIN_KINDS),
+        logs=training_runs("log.csv"),
+        geometry=training_runs("geometry.csv"),
+        final_norm=training_runs("geometry.final_norm.csv"),
+        batches=training_runs("geometry.batches.csv"),
+        table=f"resources/datasets/{TRAINING['dataset']}.parquet",
     output:
         curves=report("results/figures/training_curves.pdf", caption="../report/training_curves.rst", category="Training"),
         anisotropy=report(
@@ -100,6 +107,8 @@ rule training_figures:
         steps=TRAIN_STEPS,
         arch=TRAINING["arch"],
         encoder_block=TRAINING["encoder_block"],
+        tokens_per_step=TRAINING["batch_size"] * TRAINING["seq_len"],
+        val_fraction=TRAINING["val_fraction"],
         layer0_in_averages=GEOMETRY["layer0_in_averages"],
     log:
         "logs/training/figures.log",

@@ -20,7 +20,7 @@ for step, checkpoint in zip(p.steps, snakemake.input.checkpoints, strict=True):
     log.info("%s checkpoint step %d: %s", wc.kind, step, checkpoint)
     layers, final = checkpoint_hidden_states(checkpoint, chunks, include_position0=p.include_position0,
                                              device=p.device)
-    facts = dict(kind=wc.kind, step=int(step), n_layers=len(layers) - 1)
+    facts = dict(kind=wc.kind, seed=int(wc.train_seed), step=int(step), n_layers=len(layers) - 1)
     per_batch = batch_table(layers, **kwargs)  # the same seed: the same tokens share a batch at every step
     batches.append(per_batch.assign(**facts))
     tables.append(aggregate_batch_table(per_batch).assign(**facts))

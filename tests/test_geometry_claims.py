@@ -159,6 +159,24 @@ def test_training_claims_on_planted_checkpoints():
                                                  "id_training": NOT_REPRODUCED}
 
 
+def test_training_intervals_are_over_seeds_not_batches():
+    """Three seeds whose batches agree closely within each run: per seed the ID bell score is 11/24 (rise and fall)
+    for two seeds and a monotone rise (no fall) for the third. Over batches of all runs pooled, the many agreeing
+    batches would look decided; over seeds, one of three disagrees and the interval reaches below the margin."""
+    from layerwise.geometry.claims import per_run
+    bell_run = np.array([5, 8, 12, 16, 20, 22, 24, 22, 18, 15, 14, 13.0])
+    rising = np.linspace(5, 24, 12)
+    runs = [training_table(bell_run, seed=0), training_table(bell_run, seed=1), training_table(rising, seed=2)]
+    training = pd.concat([t.assign(seed=s) for s, t in enumerate(runs)], ignore_index=True)
+    scores = per_run(training, id_rise_and_fall)
+    assert scores.shape == (3,)  # one value per seed, not 3 seeds x 3 batches
+    assert scores[:2] == pytest.approx([11 / 24] * 2, abs=0.02) and scores[2] < 0.05
+    claim = {c.key: c for c in training_claims(training)}["id_training"]
+    assert claim.faithful.low < 0.1 < claim.faithful.high and claim.verdict()[0] == NOT_TESTABLE
+    same = pd.concat([training_table(bell_run, seed=s).assign(seed=s) for s in range(3)], ignore_index=True)
+    assert verdicts(training_claims(same))["id_training"] == REPRODUCED
+
+
 def test_missing_training_is_not_testable_and_keys_are_unique():
     table = table_for("A b", "decoder", bell, bell)
     claims = geometry_claims(table, None)

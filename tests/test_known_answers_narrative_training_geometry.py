@@ -116,7 +116,7 @@ def test_training_paragraph_states_the_planted_numbers_for_both_runs():
                            "TrainingDecoderIdPeakStep", "TrainingDecoderFinalBpb",
                            "TrainingEncoderIdPeakStep", "TrainingEncoderFinalBpb"}
     assert str(macros["TrainingSummary"]) == (
-        "The decoder goes from 8 to 1.5 validation bits per byte over 100 steps; its layer-averaged intrinsic "
+        "One run per kind (one seed). The decoder goes from 8 to 1.5 validation bits per byte over 100 steps; its layer-averaged intrinsic "
         "dimension peaks at step 10 (12, from 4 at step 0 to 8 at the end), and its largest per-layer anisotropy "
         "goes from 0.14 at step 0 to 0.62 at the end, peaking at layer 3 (relative depth "
         "1.00) at the last checkpoint. "
@@ -129,6 +129,27 @@ def test_training_paragraph_states_the_planted_numbers_for_both_runs():
     assert macros["TrainingDecoderIdPeakStep"] == 10 and macros["TrainingEncoderIdPeakStep"] == 100
     assert macros["TrainingDecoderFinalBpb"] == 1.5 and macros["TrainingEncoderFinalBpb"] == 2.25
     assert str(macros["TrainingFinalNorm"]) == f"At the last checkpoint {DECODER_FINAL_NORM}; {ENCODER_FINAL_NORM}."
+
+
+def test_training_paragraph_with_three_seeds_gives_means_ranges_and_passes():
+    """Three seeds whose final validation bits per byte are 1.4, 1.5 and 1.7: the sentence gives their mean 1.53
+    and range; the seed-averaged geometry (identical seeds here) keeps the planted peaks; the interval sentence
+    speaks of seeds; ``passes`` is stated."""
+    from layerwise.training.summary import seed_means
+    log = pd.concat([planted_log().assign(seed=s) for s in (0, 1, 2)], ignore_index=True)
+    for seed, value in ((0, 1.4), (1, 1.5), (2, 1.7)):
+        log.loc[(log["seed"] == seed) & (log["kind"] == "decoder") & (log["split"] == "val") & (log["step"] == 100),
+                "bits_per_byte"] = value
+    geometry = seed_means(pd.concat([planted_geometry().assign(seed=s) for s in (0, 1, 2)], ignore_index=True))
+    assert len(geometry) == len(planted_geometry()) and (geometry["n_seeds"] == 3).all()
+    macros = training_macros(training_summary(geometry), log, geometry=geometry, final_norm=both_final_norms(),
+                             arch="gpt2", encoder_block="matched", layer0_in_averages=False, passes=0.98)
+    text = str(macros["TrainingSummary"])
+    assert text.startswith("Each kind is trained 3 times (seeds 0, 1, 2: initialisation, data order and masking); "
+                           "the numbers below are means over these runs. The steps draw 0.98 times as many bytes")
+    assert "The decoder goes from 8 to 1.53 (seeds 1.4--1.7) validation bits per byte over 100 steps" in text
+    assert "peaks at step 10 (12," in text and "exceed the spread over training seeds" in text
+    assert macros["TrainingDecoderFinalBpb"] == pytest.approx(4.6 / 3)
 
 
 @pytest.mark.parametrize("layer0, text", [

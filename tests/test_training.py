@@ -105,6 +105,16 @@ def test_log_spaced_steps_are_geometric_on_a_long_run():
     assert np.allclose(ratios[5:], ideal, atol=0.1)  # integer rounding only bites at the start
 
 
+def test_linear_steps_add_the_tail_after_an_early_peak():
+    from layerwise.training.checkpoints import linear_steps
+    assert linear_steps(450, 4) == [112, 225, 338, 450]  # round(i * 450 / 4): 112.5 rounds to even
+    assert linear_steps(450, 0) == []
+    grid = sorted(set(log_spaced_steps(450, 12)) | set(linear_steps(450, 4)))
+    assert sum(step > 450 / 2 for step in log_spaced_steps(450, 12)) < sum(step > 450 / 2 for step in grid)
+    with pytest.raises(ValueError, match=">= 0"):
+        linear_steps(450, -1)
+
+
 def test_too_many_steps_returns_every_step():
     assert log_spaced_steps(5, 50) == [0, 1, 2, 3, 4, 5]
 

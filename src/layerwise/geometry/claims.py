@@ -155,16 +155,27 @@ def id_rise_and_fall(training: pd.DataFrame, kind: str = "decoder", *, layer0_in
     return np.array([bell_score(position, profile, (half, 1 - half))["score"] for profile in table.to_numpy()])
 
 
+def per_run(training: pd.DataFrame, statistic) -> np.ndarray:
+    """``statistic`` (a table -> per-batch array) per training run: with several seeds (column ``seed``), each
+    seed's median over its batches, one value per seed (runs are the independent units; batches of one run share
+    its weights); with one run, the per-batch values."""
+    if "seed" not in training or training["seed"].nunique() < 2:
+        return np.asarray(statistic(training), dtype=np.float64)
+    return np.array([np.median(statistic(rows)) for _, rows in training.groupby("seed", sort=True)])
+
+
 def training_claims(training: pd.DataFrame | None, *, margin: float = DEFAULT_MARGIN, seed: int = 0,
                     layer0_in_averages: bool = False, setting: str = "") -> list[Claim]:
-    """The two over-training claims on our own decoder's checkpoints (per-batch table with columns kind, step,
-    layer, batch, anisotropy, twonn_id); not testable when the table is missing or has no decoder."""
+    """The over-training claims on our own decoder's checkpoints (per-batch table with columns kind, step,
+    layer, batch, anisotropy, twonn_id, and seed when several runs were trained: the interval is then over
+    seeds); not testable when the table is missing or has no decoder."""
     growth = rise_fall = drop = Evidence(float("nan"))
     if (training is not None and not training.empty and (training["kind"] == "decoder").any()
             and training.loc[training["kind"] == "decoder", "step"].nunique() >= 3):
-        growth = median_interval(anisotropy_growth(training), seed)
-        drop = median_interval(anisotropy_drop_from_peak(training), seed)
-        rise_fall = median_interval(id_rise_and_fall(training, layer0_in_averages=layer0_in_averages), seed)
+        growth = median_interval(per_run(training, anisotropy_growth), seed)
+        drop = median_interval(per_run(training, anisotropy_drop_from_peak), seed)
+        rise_fall = median_interval(per_run(training, lambda t: id_rise_and_fall(
+            t, layer0_in_averages=layer0_in_averages)), seed)
     return [
         Claim(key="anisotropy_training", text="decoder anisotropy grows over training (last minus first checkpoint, "
               "largest per-layer value)", source="grows, then stabilises (Figs. 3-4)", test=Test("above", 0.0),
@@ -191,7 +202,7 @@ def contrast_claim(batches: pd.DataFrame, training: pd.DataFrame | None, *, seed
     ours = None
     if training is not None and not training.empty and {"decoder", "encoder"} <= set(training["kind"]):
         last = training[training["step"] == training["step"].max()]
-        ours = median_interval(final_peak_contrast(last), seed)
+        ours = median_interval(per_run(last, final_peak_contrast), seed)
     return Claim(key="decoder_over_encoder", text="decoders reach higher anisotropy than encoders (peak, decoder "
                  "minus encoder)", source="contrast of Fig. 1", test=Test("above", 0.0), faithful=faithful, ours=ours,
                  setting="trained pair: same network, only mask and objective differ, last checkpoint")

@@ -191,7 +191,10 @@ def contrast_sentence(frame: pd.DataFrame, training: pd.DataFrame | None) -> str
         return text + "; no trained pair was run to separate mask and objective from everything else."
     last = training[training["step"] == training["step"].max()]
     last = last.assign(layer=pd.to_numeric(last["layer"], errors="coerce")).dropna(subset=["layer"])
-    peak = last.groupby(["kind", "batch"])["anisotropy"].max().groupby("kind").median()
+    unit = ["seed", "batch"] if "seed" in last else ["batch"]
+    peak = last.groupby(["kind", *unit])["anisotropy"].max().groupby("kind").median()
+    n_seeds = last["seed"].nunique() if "seed" in last else 1
+    runs = (f"{n_seeds} seeds each, the interval over seeds" if n_seeds > 1 else "one seed each")
     if row["ours_low"] > 0:
         verdict = "the decoder is the more anisotropic, as the source's contrast says"
     elif row["ours_high"] < 0:
@@ -200,8 +203,9 @@ def contrast_sentence(frame: pd.DataFrame, training: pd.DataFrame | None) -> str
         verdict = "no contrast: the interval of the difference contains 0"
     return (text + f". The trained pair, the same network with only mask and objective changed, ends at "
             f"{peak.get('decoder', float('nan')):.3g} (decoder) against {peak.get('encoder', float('nan')):.3g} "
-            f"(encoder), a difference of {_evidence(row, 'ours')}: {verdict}. This pair is one seed each, compared at "
-            f"equal steps rather than equal loss.")
+            f"(encoder), a difference of {_evidence(row, 'ours')}: {verdict}. This pair is {runs}, compared at "
+            f"equal steps: equal loss is not defined across the two objectives (next byte against masked bytes "
+            f"seen from both sides), so matched steps, data and compute are the matched quantity.")
 
 
 def verdict_macros(frame: pd.DataFrame, batches: pd.DataFrame, position0: dict[str, pd.DataFrame], *,

@@ -35,28 +35,45 @@ def final_norm_sentence(geometry: pd.DataFrame, final_norm: pd.DataFrame) -> str
     return "At the last checkpoint " + "; ".join(parts) + "."
 
 
+def _seed_range(values: pd.Series) -> str:
+    """' (seeds: lo--hi)' for several seeds' values, '' for one."""
+    return f" (seeds {values.min():.3g}--{values.max():.3g})" if len(values) > 1 else ""
+
+
 def training_macros(summary: pd.DataFrame, log: pd.DataFrame, *, geometry: pd.DataFrame,
                     final_norm: pd.DataFrame, arch: str, encoder_block: str,
-                    layer0_in_averages: bool) -> dict[str, float | int | str]:
+                    layer0_in_averages: bool, passes: float | None = None) -> dict[str, float | int | str]:
     """Numbers of study 3 over training: learning, ID peak step, anisotropy growth, peak layers, what
-    the pair controls and the states before and after the final norm."""
+    the pair controls and the states before and after the final norm. With several training seeds (column
+    ``seed`` of the log) every number is the mean over seeds, the learning curve's end with its range, and
+    ``summary``/``geometry`` are the seed-averaged tables. ``passes``: passes over the training bytes."""
     val = log[log["split"] == "val"]
+    if "seed" not in val:
+        val = val.assign(seed=0)
+    n_seeds = val["seed"].nunique()
     sentences = []
     for _, row in summary.iterrows():
-        kind_log = val[val["kind"] == row["kind"]].sort_values("step")
-        first, last = kind_log.iloc[0], kind_log.iloc[-1]
+        by_step = val[val["kind"] == row["kind"]].groupby("step")["bits_per_byte"]
+        first_step, last_step = min(by_step.groups), max(by_step.groups)
+        first, last = by_step.get_group(first_step), by_step.get_group(last_step)
         sentences.append(
-            f"The {row['kind']} goes from {first['bits_per_byte']:.3g} to {last['bits_per_byte']:.3g} "
-            f"validation bits per byte over {int(last['step'])} steps; its layer-averaged intrinsic dimension "
+            f"The {row['kind']} goes from {first.mean():.3g} to {last.mean():.3g}{_seed_range(last)} "
+            f"validation bits per byte over {int(last_step)} steps; its layer-averaged intrinsic dimension "
             f"peaks at step {row['id_peak_step']} ({row['id_peak_value']:.3g}, from {row['id_first']:.3g} at "
             f"step 0 to {row['id_last']:.3g} at the end), and its largest per-layer anisotropy goes from "
             f"{row['anisotropy_first']:.3g} at step 0 to {row['anisotropy_last']:.3g} at the end, "
             f"peaking at layer {row['anisotropy_peak_layer']} (relative depth "
             f"{row['anisotropy_peak_relative_depth']:.2f}) at the last checkpoint.")
+    runs = (f"Each kind is trained {n_seeds} times (seeds {', '.join(str(s) for s in sorted(val['seed'].unique()))}: "
+            "initialisation, data order and masking); the numbers below are means over these runs. "
+            if n_seeds > 1 else "One run per kind (one seed). ")
+    if passes is not None:
+        runs += (f"The steps draw {passes:.2g} times as many bytes as the training split holds (windows at random "
+                 "positions), about one pass. ")
     layers = "layers 0 to $n$" if layer0_in_averages else "layers 1 to $n$ (layer 0, the embedding output, left out)"
     values: dict[str, float | int | str] = {
-        "TrainingSummary": LaTeX(" ".join(sentences) + (
-            " Whether the decoder's changes exceed the spread over held-out batches (the source's claims: anisotropy "
+        "TrainingSummary": LaTeX(runs + " ".join(sentences) + (
+            f" Whether the decoder's changes exceed the spread over {'training seeds' if n_seeds > 1 else 'held-out batches'} (the source's claims: anisotropy "
             "grows, the intrinsic dimension rises then falls) is decided by rule in "
             "Table~\\ref{tab:geometry-verdicts}." if sentences else "")),
         "TrainingPair": LaTeX(pair_sentence(arch, encoder_block)),
@@ -66,7 +83,8 @@ def training_macros(summary: pd.DataFrame, log: pd.DataFrame, *, geometry: pd.Da
     for _, row in summary.iterrows():
         kind = row["kind"].capitalize()
         values[f"Training{kind}IdPeakStep"] = int(row["id_peak_step"])
-        values[f"Training{kind}FinalBpb"] = float(val[val["kind"] == row["kind"]].sort_values("step")
-                                                 ["bits_per_byte"].iloc[-1])
+        kind_val = val[val["kind"] == row["kind"]]
+        values[f"Training{kind}FinalBpb"] = float(kind_val.loc[kind_val["step"] == kind_val["step"].max(),
+                                                               "bits_per_byte"].mean())
     return values
 

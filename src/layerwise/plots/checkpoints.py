@@ -24,6 +24,13 @@ def _batch_range(batches: pd.DataFrame | None, metric: str, keys: list[str]) -> 
     return batches.groupby(keys)[metric].agg(["min", "max", "median"]).reset_index()
 
 
+def _units(batches: pd.DataFrame | None) -> str:
+    """What the error bars run over: held-out batches, and training seeds when there are several."""
+    if batches is not None and "seed" in batches and batches["seed"].nunique() > 1:
+        return f"{batches['seed'].nunique()} seeds x batches"
+    return "batches"
+
+
 def profiles_by_checkpoint(table: pd.DataFrame, metric: str = "anisotropy",
                            kinds: Sequence[str] = ("decoder", "encoder"), *, batches: pd.DataFrame | None = None,
                            width: float = 6.3, height: float = 2.9) -> Figure:
@@ -42,7 +49,7 @@ def profiles_by_checkpoint(table: pd.DataFrame, metric: str = "anisotropy",
     data["layer"] = data["layer"].astype(int)
     steps = sorted(data["step"].unique())
     colours = dict(zip(steps, sns.color_palette("viridis", len(steps))))
-    spread = None
+    spread, units = None, _units(batches)
     if batches is not None:
         numbered = batches.assign(layer=pd.to_numeric(batches["layer"], errors="coerce")).dropna(subset=["layer"])
         spread = _batch_range(numbered.assign(layer=numbered["layer"].astype(int)), metric, ["kind", "step", "layer"])
@@ -64,7 +71,7 @@ def profiles_by_checkpoint(table: pd.DataFrame, metric: str = "anisotropy",
                             label=f"{step}")
             ax.set_title(f"{kind}")
             ax.set_xlabel("layer")
-        axes[0].set_ylabel(metric.replace("_", " ") + ("\n(bars: min to max over batches)" if spread is not None
+        axes[0].set_ylabel(metric.replace("_", " ") + (f"\n(bars: min to max over {units})" if spread is not None
                                                        else ""))
         axes[-1].legend(title="step", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, ncol=1)
     return fig
@@ -87,7 +94,8 @@ def layer_mean_by_step(table: pd.DataFrame, metric: str = "twonn_id", *, include
             rows = batches.assign(layer=pd.to_numeric(batches["layer"], errors="coerce")).dropna(subset=["layer"])
             if not include_layer0:
                 rows = rows[rows["layer"] > 0]
-            per_batch = rows.groupby(["kind", "step", "batch"])[metric].mean().reset_index()
+            unit = ["seed", "batch"] if "seed" in rows else ["batch"]
+            per_batch = rows.groupby(["kind", "step", *unit])[metric].mean().reset_index()
             spread = _batch_range(per_batch, metric, ["kind", "step"])
             for kind, r in spread.groupby("kind", sort=True):
                 ax.errorbar(r["step"], r["median"], yerr=[r["median"] - r["min"], r["max"] - r["median"]],
@@ -101,4 +109,6 @@ def layer_mean_by_step(table: pd.DataFrame, metric: str = "twonn_id", *, include
         ax.set_xlabel("training step (symlog)")
         first = "0" if include_layer0 else "1"
         ax.set_ylabel(f"{metric.replace('_', ' ')}, mean of layers {first}..n")
+        if batches is not None and not batches.empty and metric in batches:
+            ax.set_title(f"median, bars min to max over {_units(batches)}")
     return fig

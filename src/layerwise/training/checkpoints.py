@@ -77,6 +77,14 @@ def log_spaced_steps(max_step: int, n: int) -> list[int]:
     return _log_spaced_subset(range(max_step + 1), n)
 
 
+def linear_steps(max_step: int, k: int) -> list[int]:
+    """``k`` evenly spaced steps ``round(i * max_step / k)`` for i = 1..k (empty for k = 0): added to the
+    log-spaced grid so that the part of training after an early peak has checkpoints too."""
+    if k < 0:
+        raise ValueError(f"number of evenly spaced checkpoints must be >= 0, got {k}")
+    return sorted({int(round(i * max_step / k)) for i in range(1, k + 1)})
+
+
 def pythia_checkpoint_steps(n: int, max_step: int = PYTHIA_FINAL_STEP) -> list[int]:
     """Return ``n`` published Pythia steps up to ``max_step``, log-spaced, with step 0 and ``max_step``.
 

@@ -8,6 +8,16 @@ import numpy as np
 import pandas as pd
 
 
+def seed_means(table: pd.DataFrame) -> pd.DataFrame:
+    """A geometry table of several training seeds (column ``seed``) as one: ``mean`` averaged over the seeds per
+    kind, step, layer and metric (``n_seeds`` of them). A table without seeds is returned as it is."""
+    if "seed" not in table:
+        return table
+    keys = [c for c in ("kind", "step", "layer", "metric") if c in table]
+    out = table.groupby(keys, as_index=False, sort=False).agg(mean=("mean", "mean"), n_seeds=("seed", "nunique"))
+    return out
+
+
 def layer_means(table: pd.DataFrame, metric: str, *, include_layer0: bool = False) -> pd.DataFrame:
     """kind, step, mean over layers of `metric` (the series behind `layer_mean_by_step`).
 
