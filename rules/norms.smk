@@ -14,6 +14,7 @@ rule norm_table:
         store="results/activations/{model}/{dataset}/{sampling}",
     output:
         table="results/norms/{model}/{dataset}/{sampling}.csv",
+        per_text="results/norms/{model}/{dataset}/{sampling}.per_text.csv",
     params:
         library=library("norm_table.py"),
         include_position0=NORMS["include_position0"],

@@ -258,6 +258,8 @@ VERDICT_INPUTS = {
              for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
     "summary": "results/probes/summary.csv",
 }
+if VERDICT_MODEL in NORMS["models"]:  # the post's Fig. 2 claims, on the norms study's texts
+    VERDICT_INPUTS["norms"] = study_table("norms", VERDICT_MODEL, NORMS, ext="per_text.csv")
 
 
 # The post's claims, one verdict each, judged on the first model (the decoder): a table generated from the

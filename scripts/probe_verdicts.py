@@ -36,7 +36,9 @@ evidence = evidence_table(
     fits=fits, grid=grid, points=our_setting_points(accuracy, converged), top_n=p.top_n, seed=p.seed,
     attribution={FAITHFUL: pd.read_parquet(inp.faithful_attribution), OURS: pd.read_parquet(inp.raw_attribution)},
     dims_for_share={FAITHFUL: pd.read_csv(inp.faithful_dims), OURS: pd.read_csv(inp.raw_dims)},
-    stability_overlap=pd.read_csv(inp.overlap))
+    stability_overlap=pd.read_csv(inp.overlap),
+    norms=({setting: rows for setting, rows in pd.read_csv(inp.norms).groupby("setting")}
+           if inp.get("norms") else None))
 verdicts = verdict_frame(probe_claims(evidence, chance=float(raw["chance"].iloc[0])))
 evidence.to_csv(out.evidence, index=False)
 verdicts.to_csv(out.verdicts, index=False)

@@ -71,7 +71,7 @@ def test_training_sentence_states_the_planted_numbers():
     macros = training_macros(summary, log, geometry=pd.DataFrame(), final_norm=pd.DataFrame(
         columns=["kind", "step", "metric", "mean"]), arch="llama", encoder_block="matched", layer0_in_averages=False)
     text = str(macros["TrainingSummary"])
-    assert text.startswith("The decoder goes from 8 to 1.5 validation bits per byte over 200 steps;")
+    assert text.startswith("One run per kind (one seed). The decoder goes from 8 to 1.5 validation bits per byte over 200 steps;")
     assert "peaks at step 100 (9, from 5 at step 0 to 5 at the end)" in text
     # The trend is no longer judged here ("within 5%" was replaced by the interval-based verdicts of the
     # geometry table): the sentence states the planted endpoints and defers the verdict to that table.

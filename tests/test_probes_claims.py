@@ -187,3 +187,29 @@ def test_transfer_texts_are_never_paired_with_the_main_datasets():
     paired = difference_interval(target, raw, n_boot=500)
     assert paired.low == pytest.approx(-10.0) and paired.high == pytest.approx(-10.0)
     assert ev["low"] < -11.0 and ev["high"] > -9.0
+
+
+def test_norm_growth_claims_from_planted_per_text_norms():
+    """Our setting: mean norms 1.5^layer, the last layer 4x the one before: exponential and much larger, both
+    reproduced. The post's setting: the final norm's output (norm 2) is the last layer: not larger, so that
+    claim differs in setting, and the rising fit survives the one low last point only if R^2 stays above 0.9."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for text in range(60):
+        factor = rng.uniform(0.9, 1.1)
+        profile = [factor * 1.5 ** l for l in range(9)] + [factor * 4 * 1.5 ** 8]
+        rows += [{"text": text, "layer": str(l), "norm": v, "setting": "ours"} for l, v in enumerate(profile)]
+        rows += [{"text": text, "layer": str(l), "norm": v, "setting": "faithful"} for l, v in enumerate(profile)]
+        rows.append({"text": text, "layer": "final_norm", "norm": 2.0, "setting": "faithful"})
+    norms = {s: t.drop(columns="setting") for s, t in pd.DataFrame(rows).groupby("setting")}
+    ev = evidence_table(fits={}, norms=norms, n_boot=300)
+    by = ev.set_index(["quantity", "setting"])
+    assert by.loc[("norm_last_ratio", OURS), "estimate"] == pytest.approx(4.0, rel=1e-6)
+    assert by.loc[("norm_last_ratio", FAITHFUL), "estimate"] < 1.0
+    assert by.loc[("norm_exponential_fit", OURS), "note"].startswith("+")
+    verdicts, _ = _verdicts(ev)
+    assert verdicts["norm_last"] == DIFFERS
+    assert verdicts["norm_exponential"] in (REPRODUCED, DIFFERS)
+    fit = by.loc[("norm_exponential_fit", FAITHFUL), "estimate"]
+    assert (verdicts["norm_exponential"] == REPRODUCED) == (by.loc[("norm_exponential_fit", FAITHFUL), "low"] > 0.9)
+    assert fit < by.loc[("norm_exponential_fit", OURS), "estimate"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -50,3 +52,61 @@ def norm_summary_sentence(table: pd.DataFrame, model: str) -> str:
             f"({mean[peak]:.3g}); the median goes from {median[first]:.3g} to {median[last]:.3g} (a factor of "
             f"{median[last] / median[first]:.3g}, peak at layer {int(median.idxmax())}), and the mean exceeds it "
             f"most at layer {widest} ({gap[widest]:.3g}$\\times$).")
+
+
+def per_text_norms(layers: Mapping[int | str, np.ndarray], text_index: np.ndarray,
+                   rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Mean L2 norm of each text's selected vectors per layer (columns text, layer, norm): the resampling unit of
+    the norm-growth claims (tokens of one text are not independent)."""
+    text_index = np.asarray(text_index)
+    keep = np.ones(len(text_index), bool) if rows is None else np.asarray(rows, bool)
+    texts, inverse = np.unique(text_index[keep], return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(texts))
+    frames = []
+    for layer, arr in layers.items():
+        norms = np.linalg.norm(np.asarray(arr[keep], dtype=np.float64), axis=1)
+        frames.append(pd.DataFrame({"text": texts, "layer": str(layer),
+                                    "norm": np.bincount(inverse, weights=norms, minlength=len(texts)) / counts}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def growth_statistics(profile: Sequence[float]) -> dict[str, float]:
+    """Two numbers for the post's "the last layer's norms are much larger than the others, and the overall trend
+    is exponential", from a profile of mean norms over layers 1..n (layer 0, the embedding, left out: the post's
+    curve starts at the first block):
+
+    - ``last_ratio``: the last layer's mean norm over the largest of the layers before it;
+    - ``exponential_fit``: sign(slope) x R^2 of a least-squares line through log(norm) against the layer, so 1
+      is exact exponential growth and a falling or shapeless profile scores at or below 0;
+    - ``growth_per_layer``: the fitted growth factor per layer minus 1, in % (what the slope means)."""
+    values = np.asarray(profile, dtype=np.float64)
+    if values.size < 3 or np.any(values <= 0):
+        raise ValueError(f"need at least 3 positive mean norms, got {values.tolist()}")
+    x, y = np.arange(values.size, dtype=np.float64), np.log(values)
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - float((residual ** 2).sum()) / total if total > 0 else 0.0
+    return {"last_ratio": float(values[-1] / values[:-1].max()),
+            "exponential_fit": float(np.sign(slope) * r2),
+            "growth_per_layer": float(100.0 * np.expm1(slope))}
+
+
+def norm_growth_evidence(per_text: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> dict[str, tuple]:
+    """:func:`growth_statistics` of the per-text table's layers 1..n (in order; a ``final_norm`` row, when given,
+    stands in for the last layer, as in the post's setting) with percentile-bootstrap intervals over texts:
+    {name: (estimate, low, high)}."""
+    wide = per_text.pivot(index="text", columns="layer", values="norm")
+    numeric = sorted(int(c) for c in wide.columns if str(c).lstrip("-").isdigit())
+    order = [str(l) for l in numeric if l > 0]
+    if "final_norm" in wide.columns:
+        order = order[:-1] + ["final_norm"]
+    matrix = wide[order].to_numpy(np.float64)
+    point = growth_statistics(matrix.mean(axis=0))
+    rng = np.random.default_rng(seed)
+    draws = {k: [] for k in point}
+    for _ in range(n_boot):
+        sample = matrix[rng.integers(0, len(matrix), len(matrix))].mean(axis=0)
+        for k, v in growth_statistics(sample).items():
+            draws[k].append(v)
+    return {k: (point[k], float(np.percentile(draws[k], 2.5)), float(np.percentile(draws[k], 97.5))) for k in point}

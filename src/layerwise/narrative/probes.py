@@ -290,6 +290,9 @@ _KNOWN_DIFFERENCES = {
     "late_positive": "the weight signs are our probes'; the post gives no count, only its figure",
     "cumulative": "the post gives no number for ``almost the same''; the bound is ours",
     "stable_dims": "the seed runs use our setting at the additions' N",
+    "norm_last": "the post's last layer is GPT-2's final-norm output (its gain sets the scale); ours is the "
+                 "pre-norm residual stream, whose norm the final norm removes",
+    "norm_exponential": "the post fits no curve; the bound on the fit is ours",
 }
 
 

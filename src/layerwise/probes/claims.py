@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from layerwise.norms import norm_growth_evidence
 from layerwise.verdicts import Claim, Evidence, Test
 
 FAITHFUL, OURS = "faithful", "ours"
@@ -41,7 +42,9 @@ class ClaimSpec:
 # "barely changes" as within 1 point; a dataset "decrease" as more than 5 points; "fails" for random vectors as
 # within 5 points of chance (set per model by `probe_claims`); "about 1%" as below 2%; "almost the same" number
 # of dimensions as a spread (max - min) / median below 0.25; "shared" as a mean Jaccard
-# above 0.5; "mostly negative / positive" as a positive-weight share below / above one half.
+# above 0.5; "mostly negative / positive" as a positive-weight share below / above one half; "much larger" norms
+# as more than twice the largest earlier layer's mean norm; an "exponential" trend as a line through log(mean
+# norm) over layers 1..n that rises and explains more than 90% of its variance (sign(slope) x R^2 above 0.9).
 CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec("layer", "accuracy", "A linear probe tells the layer far above chance",
               "83.2%; ~60% (XL)", Test("above", 50.0, unit="%")),
@@ -76,6 +79,10 @@ CLAIMS: tuple[ClaimSpec, ...] = (
               "almost the same", Test("below", 0.25)),
     ClaimSpec("stable_dims", "frequent_jaccard", "Frequent top dims recur across runs",
               "shared", Test("above", 0.5)),
+    ClaimSpec("norm_last", "norm_last_ratio", "Last layer's norms much larger than the others' (Fig. 2)",
+              "much larger", Test("above", 2.0, unit="x")),
+    ClaimSpec("norm_exponential", "norm_exponential_fit", "Norms grow exponentially over the layers (Fig. 2)",
+              "exponential trend", Test("above", 0.9)),
 )
 
 
@@ -226,7 +233,7 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
                    attribution: dict[str, pd.DataFrame] | None = None, top_n: int = 8,
                    dims_for_share: dict[str, pd.DataFrame] | None = None,
                    stability_overlap: pd.DataFrame | None = None, points: list[dict] | None = None,
-                   n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+                   norms: dict[str, pd.DataFrame] | None = None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """The tidy evidence `probe_claims` reads.
 
     `fits[(setting, name)] = (per-text table, converged)` for name in raw, normalised, masked, transfer_target
@@ -234,7 +241,8 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
     setting is "faithful" or "ours". `grid[(n_texts, max_tokens)]` holds per-text tables of the raw probe at
     each grid cell (our setting). `attribution[setting]` is that setting's probe attribution table,
     `dims_for_share[setting]` its dims-for-share table, `stability_overlap` the seed-stability overlap table
-    (our setting). `points` are rows (quantity, setting, estimate, converged, note) known only as a number,
+    (our setting), `norms[setting]` the per-text mean norms per layer (:func:`layerwise.norms.per_text_norms`;
+    the post's setting has a ``final_norm`` layer standing in for the last). `points` are rows (quantity, setting, estimate, converged, note) known only as a number,
     without per-text counts: they enter as points (low = high = estimate), noted as such."""
     rows = []
     for point in points or []:
@@ -287,6 +295,12 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
         if counts.size:
             spread = float((counts.max() - counts.min()) / np.median(counts))
             rows.append(_row("cumulative_spread", setting, Evidence(spread)))
+    for setting, table in (norms or {}).items():
+        growth = norm_growth_evidence(table, n_boot=n_boot, seed=seed)
+        rate = growth["growth_per_layer"]
+        rows.append(_row("norm_last_ratio", setting, Evidence(*growth["last_ratio"])))
+        rows.append(_row("norm_exponential_fit", setting, Evidence(*growth["exponential_fit"]),
+                         note=f"{rate[0]:+.0f}%/layer"))
     if stability_overlap is not None:
         j = stability_overlap.loc[stability_overlap["scope"] == "frequent", "jaccard"].to_numpy()
         if j.size:
