@@ -67,6 +67,7 @@ rule probe:
         dims_for_share="results/probes/{model}/{dataset}/{sampling}/raw/dims_for_share.csv",
         masks="results/probes/{model}/{dataset}/{sampling}/raw/masks.csv",
         predictions="results/probes/{model}/{dataset}/{sampling}/raw/predictions.parquet",
+        texts="results/probes/{model}/{dataset}/{sampling}/raw/texts.csv",
         model="results/probes/{model}/{dataset}/{sampling}/raw/probe.npz",
     params:
         library=library("probe.py"),
@@ -118,6 +119,7 @@ use rule probe_condition as probe_normalised with:
         scores="results/probes/{model}/{dataset}/{sampling}/{condition}/scores.csv",
         history="results/probes/{model}/{dataset}/{sampling}/{condition}/history.csv",
         model="results/probes/{model}/{dataset}/{sampling}/{condition}/probe.npz",
+        texts="results/probes/{model}/{dataset}/{sampling}/{condition}/texts.csv",
     wildcard_constraints:
         condition="normalised",
 
@@ -168,6 +170,7 @@ rule probe_transfer:
         target=lambda wc: store_dir(wc.model, TRANSFER_DATASETS[wc.punct][1], wc.n, PROBES["max_tokens"]),
     output:
         scores="results/probes/{model}/transfer_{punct}_n{n}.csv",
+        texts="results/probes/{model}/transfer_{punct}_n{n}.texts.csv",
     params:
         library=library("probe_transfer.py"),
         **PROBE_COMMON,
@@ -257,6 +260,9 @@ VERDICT_INPUTS = {
     "grid": [f"{probe_dir(VERDICT_MODEL, sampling_=sampling(n, l))}/raw/predictions.parquet"
              for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
     "summary": "results/probes/summary.csv",
+    # our setting's per-text accuracies: raw and masked at test, unit norm, the transfer
+    "raw_texts": f"{VERDICT_RAW}/texts.csv", "normalised_texts": f"{probe_dir(VERDICT_MODEL)}/normalised/texts.csv",
+    "transfer_texts": f"results/probes/{VERDICT_MODEL}/transfer_raw_n{PROBES['n_texts']}.texts.csv",
 }
 if VERDICT_MODEL in NORMS["models"]:  # the post's Fig. 2 claims, on the norms study's texts
     VERDICT_INPUTS["norms"] = study_table("norms", VERDICT_MODEL, NORMS, ext="per_text.csv")

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from layerwise.probes.claims import per_text
 from layerwise.probes.conditions import raw_probe_analyses, run_condition, scores
+from layerwise.probes.masks import masked_predictions
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.saved import save_probe
 from layerwise.runlog import log_to_file
@@ -27,4 +29,9 @@ tables = raw_probe_analyses(run, labels, mask_k=p.mask_k, top_n=p.top_n)
 tables.pop("attribution").to_parquet(out.attribution, index=False)
 for name, result in tables.items():
     result.to_csv(getattr(out, name), index=False)
+# Per test text, raw and with the frequent dims masked at test: the verdicts' bootstrap unit.
+dims = [int(d) for d in str(tables["masks"]["dims"].iloc[0]).split(",") if d]
+pd.concat([per_text(test.text_ids, run.y_test == run.y_pred).assign(condition="raw"),
+           per_text(test.text_ids, run.y_test == masked_predictions(run, dims)).assign(condition="masked_at_test")],
+          ignore_index=True).to_csv(out.texts, index=False)
 log.info("raw probe: %s", table.to_dict("records"))

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from layerwise.probes.claims import per_text
 from layerwise.probes.conditions import random_control_scores, run_condition, scores, shuffled_label_scores
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.saved import load_probe, save_probe
@@ -33,6 +34,8 @@ else:
     history = getattr(run.estimator, "history_", history)
     if "model" in out.keys():  # rule probe_normalised: the scalar random control's reference probe
         save_probe(out.model, run)
+    if "texts" in out.keys():  # per test text: the verdicts' bootstrap unit
+        per_text(test.text_ids, run.y_test == run.y_pred).assign(condition=condition).to_csv(out.texts, index=False)
 table.to_csv(out.scores, index=False)
 history.to_csv(out.history, index=False)
 log.info("%s: %s", condition, table.to_dict("records"))

@@ -6,8 +6,10 @@ explanation of the IMDB → AG News drop, tested on both sides).
 """
 
 import numpy as np
+import pandas as pd
 import torch
 
+from layerwise.probes.claims import per_text
 from layerwise.probes.conditions import transfer_scores
 from layerwise.probes.features import split_layer_datasets
 from layerwise.probes.saved import load_probe
@@ -22,7 +24,12 @@ train, (train_a, _), (test_a, test_b) = split_layer_datasets(
     [ActivationStore.open(snakemake.input.source), ActivationStore.open(snakemake.input.target)], p.test_fraction,
     p.seed, include_position0=p.include_position0)
 labels = np.unique(np.concatenate([train_a.y, test_a.y]))
+reference = load_probe(snakemake.input.reference)
+# Per test text, the A-trained probe on each dataset (the verdicts' bootstrap unit): scored before the A+B fit.
+texts = pd.concat([per_text(t.text_ids, reference.predict(t.X) == t.y).assign(train=p.names[0], test=name)
+                   for name, t in zip(p.names, (test_a, test_b))], ignore_index=True)
+texts.to_csv(snakemake.output.texts, index=False)
 table = transfer_scores(train, test_a, test_b, labels, n_a=train_a.y.size, seed=p.seed, probe_params=p.probe,
-                        names=tuple(p.names), reference=load_probe(snakemake.input.reference))
+                        names=tuple(p.names), reference=reference)
 table.to_csv(snakemake.output.scores, index=False)
 log.info("transfer (%s): %s", snakemake.wildcards.punct, table.to_dict("records"))

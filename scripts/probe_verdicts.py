@@ -32,8 +32,18 @@ grid = {}
 for path, (n, length) in zip(inp.grid, p.grid):
     cell = pd.read_parquet(path)
     grid[(n, length)] = per_text(cell["text_id"], cell["true_layer"] == cell["predicted_layer"])
+# Our setting per test text: unit norm, the frequent dims masked at test, the IMDB probe on AG News.
+raw_texts = pd.read_csv(inp.raw_texts)
+transfer_texts = pd.read_csv(inp.transfer_texts)
+fits[(OURS, "normalised")] = (pd.read_csv(inp.normalised_texts), converged["normalised"])
+fits[(OURS, "masked")] = (raw_texts[raw_texts["condition"] == "masked_at_test"], converged["raw"])
+fits[(OURS, "transfer_target")] = (transfer_texts[transfer_texts["test"] != transfer_texts["train"]],
+                                   converged["raw"])
+# what has no per-text table (the scalar random control) enters as a point
+covered = {"normalised_delta", "normalised_accuracy", "mask_delta", "transfer_delta"}
+points = [pt for pt in our_setting_points(accuracy, converged) if pt["quantity"] not in covered]
 evidence = evidence_table(
-    fits=fits, grid=grid, points=our_setting_points(accuracy, converged), top_n=p.top_n, seed=p.seed,
+    fits=fits, grid=grid, points=points, top_n=p.top_n, seed=p.seed,
     attribution={FAITHFUL: pd.read_parquet(inp.faithful_attribution), OURS: pd.read_parquet(inp.raw_attribution)},
     dims_for_share={FAITHFUL: pd.read_csv(inp.faithful_dims), OURS: pd.read_csv(inp.raw_dims)},
     stability_overlap=pd.read_csv(inp.overlap),
