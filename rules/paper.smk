@@ -3,7 +3,7 @@
 from layerwise.preflight import preflight
 
 # Included last: every study has named its models by now. Missing local models or data fail here, not in the queue.
-preflight(config, USED_MODELS, cache=Path(".snakemake/layerwise/corpus_sizes.json"))
+preflight(config, USED_MODELS, cache=Path(".snakemake/layerwise/corpus_sizes.json"), lens_texts=LENS_TEXTS)
 
 
 localrules:

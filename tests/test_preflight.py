@@ -94,3 +94,24 @@ def test_the_workflow_refuses_an_empty_corpus_before_any_job(tmp_path):
     assert "Building DAG of jobs" not in output, output[-3000:]
     assert re.search(r"norms\.n_texts = \d+: dataset 'empty' \(.*empty\.jsonl\) has only 0 non-empty texts", output), \
         output[-3000:]
+
+
+def test_a_lens_example_that_names_no_text_is_refused_with_the_known_names():
+    from layerwise.preflight import unknown_lens_texts
+    config = {"lens": {"paper_example": "plasm", "paper_more_examples": ["gpt3_abstract", "nope"]}}
+    problems = unknown_lens_texts(config, ["plasma", "gpt3_abstract"])
+    assert problems == [
+        "lens.paper_example = 'plasm': no example text of that name (known: gpt3_abstract, plasma; add a file "
+        "plasm.txt to lens.examples_dir or an entry lens.texts.plasm)",
+        "lens.paper_more_examples = 'nope': no example text of that name (known: gpt3_abstract, plasma; add a "
+        "file nope.txt to lens.examples_dir or an entry lens.texts.nope)"]
+    assert unknown_lens_texts({"lens": {"paper_example": "plasma", "paper_more_examples": []}}, ["plasma"]) == []
+
+
+def test_the_workflow_refuses_an_unknown_lens_example_before_any_job(tmp_path):
+    configfile = tiny_config(tmp_path, tmp_path / "no-data", **{"lens.paper_example": "no_such_text"})
+    done = snakemake(tmp_path, configfile, "-n")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "lens.paper_example = 'no_such_text': no example text of that name" in output, output[-3000:]
+    assert "Building DAG of jobs" not in output

@@ -98,9 +98,23 @@ def short_corpora(config: Mapping[str, Any], cache: Path | None = None) -> list[
     return problems
 
 
-def preflight(config: Mapping[str, Any], used_models: Iterable[str], cache: Path | None = None) -> None:
-    """Raise one ValueError listing every problem found, so a run fails before its first job."""
+def unknown_lens_texts(config: Mapping[str, Any], available: Iterable[str]) -> list[str]:
+    """The paper's lens examples (``lens.paper_example``, ``lens.paper_more_examples``) that name no known text."""
+    lens, known = config.get("lens") or {}, sorted(available)
+    named = [("lens.paper_example", lens.get("paper_example"))]
+    named += [("lens.paper_more_examples", name) for name in lens.get("paper_more_examples") or []]
+    return [f"{key} = {name!r}: no example text of that name (known: {', '.join(known) or 'none'}; add a file "
+            f"{name}.txt to lens.examples_dir or an entry lens.texts.{name})"
+            for key, name in named if name is not None and name not in known]
+
+
+def preflight(config: Mapping[str, Any], used_models: Iterable[str], cache: Path | None = None,
+              lens_texts: Iterable[str] | None = None) -> None:
+    """Raise one ValueError listing every problem found, so a run fails before its first job. ``lens_texts``:
+    the names of the lens's example texts (the examples folder and ``lens.texts``), when the lens runs."""
     problems = missing_local_models(config["models"], used_models) + missing_datasets(config)
     problems += short_corpora(config, cache)
+    if lens_texts is not None:
+        problems += unknown_lens_texts(config, lens_texts)
     if problems:
         raise ValueError("config refused before any job:\n  " + "\n  ".join(problems))
