@@ -7,16 +7,10 @@ from layerwise.probes.faithful import faithful_ablations
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.logistic import TorchLogisticProbe
 from layerwise.probes.masks import mask_ablation, masked_predictions, random_mask_baseline
+from layerwise.probes.synthetic import one_hot_layers
 from layerwise.probes.training import fit_probe
 
 
-def one_hot_layers(n=4000, width=8, n_layers=4, shift=3.0, seed=0):
-    """Layer l is shifted along dimension l only; the other dimensions are noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, n_layers, n)
-    X = rng.standard_normal((n, width)).astype(np.float32)
-    X[np.arange(n), y] += shift
-    return X, y
 
 
 def _run(width=8):

@@ -6,16 +6,10 @@ import pytest
 
 from layerwise.probes.logistic import TorchLogisticProbe
 from layerwise.probes.masks import frequent_top_dimensions, mask_ablation, mask_dimensions
+from layerwise.probes.synthetic import one_hot_layers
 from layerwise.probes.training import fit_probe
 
 
-def one_hot_layers(n=4000, width=8, n_layers=4, shift=3.0, seed=0):
-    """Layer l is shifted along dimension l only; the other dimensions are noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, n_layers, n)
-    X = rng.standard_normal((n, width)).astype(np.float32)
-    X[np.arange(n), y] += shift
-    return X, y
 
 
 def test_masking_removes_exactly_the_dimension_contribution():

@@ -65,6 +65,20 @@ def _draw_profiles(ax: Axes, profile: pd.DataFrame, palette: dict, metric: str) 
     ax.set_xlim(0, 1)
 
 
+def _kind_panels(fig: Figure, rows: pd.DataFrame, kinds: Sequence[str]) -> list[tuple[Axes, pd.DataFrame]]:
+    """One panel per model kind, side by side with a shared y axis, titled; a kind without rows says so in its
+    panel. Returns (axes, rows of that kind) for the kinds that have rows."""
+    panels = []
+    for ax, kind in zip(fig.subplots(1, len(kinds), sharey=True, squeeze=False)[0], kinds):
+        subset = rows[rows["kind"] == kind]
+        ax.set_title(f"{kind}s")
+        if subset.empty:
+            ax.text(0.5, 0.5, f"no {kind} models", ha="center", va="center", transform=ax.transAxes)
+        else:
+            panels.append((ax, subset))
+    return panels
+
+
 def plot_anisotropy_profiles(
     table: pd.DataFrame,
     *,
@@ -75,13 +89,7 @@ def plot_anisotropy_profiles(
     profile = depth_profile(table, metric)
     palette = _palette(profile["model"])
     fig = Figure(figsize=(4.2 * len(kinds), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(kinds), sharey=True, squeeze=False)[0]
-    for ax, kind in zip(axes, kinds):
-        subset = profile[profile["kind"] == kind]
-        ax.set_title(f"{kind}s")
-        if subset.empty:
-            ax.text(0.5, 0.5, f"no {kind} models", ha="center", va="center", transform=ax.transAxes)
-            continue
+    for ax, subset in _kind_panels(fig, profile, kinds):
         _draw_profiles(ax, subset, palette, metric)
     return fig
 
@@ -156,13 +164,7 @@ def plot_anisotropy_batches(batches: pd.DataFrame, *, kinds: Sequence[str] = ("d
     palette = _palette(ours["model"])
     with matplotlib.rc_context(PRINT_RC):
         fig = Figure(figsize=(width, height), layout="constrained")
-        axes = fig.subplots(1, len(kinds), sharey=True, squeeze=False)[0]
-        for ax, kind in zip(axes, kinds):
-            subset = ours[ours["kind"] == kind]
-            ax.set_title(f"{kind}s")
-            if subset.empty:
-                ax.text(0.5, 0.5, f"no {kind} models", ha="center", va="center", transform=ax.transAxes)
-                continue
+        for ax, subset in _kind_panels(fig, ours, kinds):
             for model, rows in subset.groupby("model", sort=False):
                 colour = palette[model]
                 ax.scatter(rows["relative_depth"], rows["anisotropy"], s=6, color=colour, alpha=0.45, linewidths=0)
@@ -180,7 +182,7 @@ def plot_anisotropy_batches(batches: pd.DataFrame, *, kinds: Sequence[str] = ("d
             ax.set_xlabel("relative depth (layer / n_layers)")
             ax.set_xlim(0, 1)
             ax.legend(loc="best", frameon=False)
-        axes[0].set_ylabel("anisotropy (top direction's\nvariance share; dots: batches)")
+        fig.axes[0].set_ylabel("anisotropy (top direction's\nvariance share; dots: batches)")
     return fig
 
 

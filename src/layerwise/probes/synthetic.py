@@ -50,3 +50,14 @@ def make_layered_vectors(n_texts: int = 100, n_positions: int = 10, n_layers: in
     y = np.tile(np.arange(n_classes), n_texts * n_positions)
     X = means[y] + text_offsets[text_ids] + noise * rng.standard_normal((y.size, width))
     return LayeredVectors(X.astype(np.float32), y, text_ids, positions)
+
+
+def one_hot_layers(n: int = 4000, width: int = 8, n_layers: int = 4, shift: float = 3.0,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors whose layer l is shifted by `shift` along dimension l only, the other dimensions noise: the
+    dimensions a probe must read are known, so masking and attribution have a ground truth."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_layers, n)
+    X = rng.standard_normal((n, width)).astype(np.float32)
+    X[np.arange(n), y] += shift
+    return X, y
