@@ -34,15 +34,17 @@ from layerwise.probes.training import ProbeRun, fit_probe, make_probe
 
 def faithful_ablations(load: Callable[[], tuple[LayerDataset, LayerDataset]], target_test: LayerDataset,
                        labels: np.ndarray, *, seed: int, probe_params: dict[str, Any], mask_k: int, top_n: int,
-                       random_draws: int) -> dict[str, pd.DataFrame]:
+                       random_draws: int, init: WarmStart | None = None) -> dict[str, pd.DataFrame]:
     """`load()` returns fresh (train, test) splits of the main dataset in the post's setting (called twice:
     the fits standardise their matrices in place). Returns tables: scores (one row per condition, with the
     fit's convergence), texts, history (the post-faithful fit's curves), random_masks, attribution, top,
-    dims_for_share."""
+    dims_for_share. `init`: where the post-faithful fit starts (e.g. our setting's raw probe: the objective is
+    strictly convex, so the start changes the path and the cost, not the optimum)."""
     labels = np.asarray(labels)
     train, test = load()
     test_ids = test.text_ids.copy()
-    run = fit_probe(train.X, train.y, test.X, test.y, make_probe("logistic", seed, **probe_params), overwrite=True)
+    run = fit_probe(train.X, train.y, test.X, test.y, make_probe("logistic", seed, **probe_params), overwrite=True,
+                    init=init)
     fit = convergence(run.estimator)
     rows, texts = [], []
 
