@@ -98,3 +98,26 @@ def test_reference_random_masks_equal_those_of_the_fitted_run(tmp_path):
     fitted = random_mask_baseline(run, 2, 15, seed=3)
     assert loaded["dims"].tolist() == fitted["dims"].tolist()
     np.testing.assert_allclose(loaded["accuracy"], fitted["accuracy"], atol=1e-3)
+
+
+def test_a_warm_start_changes_the_cost_of_the_post_faithful_fit_not_its_answer():
+    """Started from a probe fitted on nearly the same data, the post-faithful fit reaches the same predictions in
+    fewer epochs, and records where it started."""
+    data = _dataset(60, 0)
+    train, test = data.subset(data.text_ids < 45), data.subset(data.text_ids >= 45)
+
+    def load():
+        return (LayerDataset(train.X.copy(), train.y, train.text_ids, train.positions),
+                LayerDataset(test.X.copy(), test.y, test.text_ids, test.positions))
+
+    from layerwise.probes.logistic import WarmStart
+    near = fit_probe(train.X * 1.01, train.y, test.X, test.y, TorchLogisticProbe(device="cpu", max_epochs=300))
+    common = dict(seed=0, probe_params=dict(device="cpu", max_epochs=300), mask_k=2, top_n=3, random_draws=5)
+    cold = faithful_ablations(load, test, np.arange(4), **common)["scores"].set_index("condition")
+    warm_out = faithful_ablations(load, test, np.arange(4), init=WarmStart.from_probe(near.estimator, "near"),
+                                  **common)
+    warm = warm_out["scores"].set_index("condition")
+    assert warm.loc["post_faithful", "warm_start"] == "near" and cold.loc["post_faithful", "warm_start"] == "zero"
+    assert warm.loc["post_faithful", "converged"] and cold.loc["post_faithful", "converged"]
+    assert warm.loc["post_faithful", "epochs"] < cold.loc["post_faithful", "epochs"]
+    assert warm.loc["post_faithful", "accuracy"] == pytest.approx(cold.loc["post_faithful", "accuracy"], abs=0.01)
