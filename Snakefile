@@ -57,4 +57,5 @@ check_hub_cache_before_jobs(USED_MODELS)  # offline: every hub revision any stud
 rule all:
     input:
         PAPER_PDF,
+        REPORT_INPUTS,
     default_target: True

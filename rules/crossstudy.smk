@@ -56,7 +56,8 @@ rule crossstudy_figures:
         sources=[f"results/crossstudy/{m}/sources.csv" for m in CROSS_MODELS],
     output:
         figure=report("results/figures/crossstudy.pdf", caption="../report/crossstudy.rst", category="Cross-study"),
-        layers="results/crossstudy/layers.csv",
+        layers=report("results/crossstudy/layers.csv", caption="../report/tables.rst", category="Tables",
+                      subcategory="Cross-study"),
         correlations="results/crossstudy/correlations.csv",
         macros="results/macros/crossstudy.tex",
     params:

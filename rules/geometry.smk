@@ -53,7 +53,8 @@ rule geometry_figures:
         intrinsic_dimension=report(
             "results/figures/intrinsic_dimension.pdf", caption="../report/intrinsic_dimension.rst", category="Geometry"
         ),
-        summary="results/geometry/summary.csv",
+        summary=report("results/geometry/summary.csv", caption="../report/tables.rst", category="Tables",
+                       subcategory="Geometry"),
         macros="results/macros/geometry.tex",
     params:
         library=library("geometry_figures.py"),
@@ -82,7 +83,7 @@ rule geometry_verdicts:
         position0=[study_table("geometry", m, GEOMETRY, ext="position0.csv") for m in GEOMETRY["models"]],
         training=training_runs("geometry.batches.csv"),
     output:
-        csv="results/verdicts/geometry.csv",
+        csv=report("results/verdicts/geometry.csv", caption="../report/verdicts.rst", category="Verdicts"),
         macros="results/macros/geometry_verdicts.tex",
     params:
         library=library("geometry_verdicts.py"),

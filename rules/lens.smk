@@ -87,7 +87,8 @@ rule lens_dataset:
         provenance="resources/datasets/{dataset}.json",
     output:
         table="results/lens/{model}/{dataset}/{sampling}.{decoder}.parquet",
-        summary="results/lens/{model}/{dataset}/{sampling}.{decoder}.summary.csv",
+        summary=report("results/lens/{model}/{dataset}/{sampling}.{decoder}.summary.csv",
+                       caption="../report/tables.rst", category="Tables", subcategory="Logit lens"),
         changes="results/lens/{model}/{dataset}/{sampling}.{decoder}.changes.csv",
     params:
         library=library("lens_dataset.py"),
@@ -168,7 +169,7 @@ rule lens_verdicts:
         dataset=study_table("lens", LENS_CLAIMS_MODEL, LENS, ext="full.parquet"),
         example=f"results/lens/{LENS_CLAIMS_MODEL}/examples/plasma.parquet",
     output:
-        csv="results/verdicts/lens.csv",
+        csv=report("results/verdicts/lens.csv", caption="../report/verdicts.rst", category="Verdicts"),
         macros="results/macros/lens_verdicts.tex",
     params:
         library=library("lens_verdicts.py"),

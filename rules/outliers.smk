@@ -81,8 +81,8 @@ rule outlier_figures:
         probes=[f"{study_dir('outliers', m, PROBE_VARIANTS)}/probe.csv" for m in OUTLIER_PROBE_MODELS],
         probe_dims=[f"{study_dir('outliers', m, PROBE_VARIANTS)}/probe_dims.csv" for m in OUTLIER_PROBE_MODELS],
     output:
-        figure=report("results/figures/outliers.pdf", caption="../report/outliers.rst", category="Geometry"),
-        tokens="results/outliers/top_tokens.csv",
+        figure=report("results/figures/outliers.pdf", caption="../report/outliers.rst", category="Outliers"),
+        tokens=report("results/outliers/top_tokens.csv", caption="../report/tables.rst", category="Outliers"),
         macros="results/macros/outliers.tex",
     params:
         library=library("outlier_figures.py"),

@@ -10,6 +10,8 @@ localrules:
     provenance,
     paper,
     verify,
+    figure_previews,
+    effective_config,
 
 
 rule provenance:
@@ -50,7 +52,7 @@ rule paper:
         generated=PAPER_INPUTS,
         provenance=rules.provenance.output,
     output:
-        pdf=PAPER_PDF,
+        pdf=report(PAPER_PDF, caption="../report/paper.rst", category="Paper"),
         macros="results/paper/macros.tex",
     params:
         library=library("paper.py"),
@@ -86,3 +88,42 @@ rule verify:
         "../envs/analysis.yaml"
     script:
         "../scripts/verify.py"
+
+
+# The HTML report (`make report`): a PNG of every figure (a browser without a PDF plugin shows a PDF item blank)
+# and the configuration as run. Part of the default target, so the report never lacks them.
+FIGURE_PDFS = sorted({str(p) for p in PAPER_INPUTS if str(p).startswith("results/figures/") and str(p).endswith(".pdf")})
+
+
+rule figure_previews:
+    input:
+        figures=FIGURE_PDFS,
+    output:
+        previews=report(directory("results/report/previews"), patterns=["{name}.png"],
+                        caption="../report/previews.rst", category="Figure previews"),
+    params:
+        library=library("figure_previews.py"),
+        dpi=110,
+    log:
+        "logs/paper/figure_previews.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/figure_previews.py"
+
+
+rule effective_config:
+    output:
+        config=report("results/config.effective.yaml", caption="../report/effective_config.rst", category="Run"),
+    params:
+        library=library("effective_config.py"),
+        config=dict(config, device=DEVICE),
+    log:
+        "logs/paper/effective_config.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/effective_config.py"
+
+
+REPORT_INPUTS = [rules.figure_previews.output.previews, rules.effective_config.output.config]

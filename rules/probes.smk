@@ -274,7 +274,7 @@ rule probe_verdicts:
     input:
         **VERDICT_INPUTS,
     output:
-        verdicts="results/verdicts/probes.csv",
+        verdicts=report("results/verdicts/probes.csv", caption="../report/verdicts.rst", category="Verdicts"),
         evidence="results/verdicts/probes_evidence.csv",
         macros="results/macros/probe_verdicts.tex",
     params:
@@ -307,7 +307,8 @@ rule probe_figures:
         attribution=report("results/figures/probe_attribution.pdf", caption="../report/probe_attribution.rst", category="Probes"),
         cumulative=report("results/figures/probe_cumulative.pdf", caption="../report/probe_cumulative.rst", category="Probes"),
         grid=report("results/figures/probe_grid.pdf", caption="../report/probe_grid.rst", category="Probes"),
-        table="results/probes/summary.csv",
+        table=report("results/probes/summary.csv", caption="../report/tables.rst", category="Tables",
+                     subcategory="Probes"),
         macros="results/macros/probes.tex",
     params:
         library=library("probe_figures.py"),
