@@ -123,3 +123,19 @@ LONG_RUNS = ("test_workflow.py", "test_paper_config.py", "test_workflow_recovery
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONG_RUNS)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONG_RUNS)))
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium, installed with apt-get when missing and running as root (else skipped)."""
+    import os
+    import shutil
+    import subprocess
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=False,
+                       capture_output=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("chromium is not installed and apt-get needs root")
+    return found

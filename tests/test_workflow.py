@@ -305,3 +305,39 @@ def test_report_items_include_previews_the_paper_tables_and_config(tiny_run, tmp
                  "geometry/summary.csv", "probes/summary.csv", "config.effective.yaml", "top_tokens.csv"):
         assert any(n.endswith(item) for n in names), item
     assert any("Outliers" in n for n in names), [n for n in names if "outlier" in n.lower()][:5]
+
+
+# Shows one report item in the report's own viewer, as a click on it does (ToggleViewManager.handleImg).
+_SHOW_ITEM = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var key = Object.keys(results).find(function (p) { return p.indexOf("previews") >= 0 && results[p].mime_type === "image/png"; });
+  app.setView({content: "img", contentPath: URI});
+}, 200); });
+</script>"""
+_WHITE_PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mP8/x8AAwMCAO+ip1sAAAAASUVORK5CYII="
+
+
+def _screenshot(chromium: str, report: Path, uri: str, out: Path) -> "np.ndarray":
+    import numpy as np
+    from PIL import Image
+    head, tail = report.read_text().rsplit("</body>", 1)  # the last one: the page's own, not one inside its scripts
+    page = out.with_suffix(".html")
+    page.write_text(head + _SHOW_ITEM.replace("URI", uri) + "</body>" + tail)
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1200,900", "--virtual-time-budget=4000", f"--screenshot={out}", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    return np.asarray(Image.open(out).convert("L"), dtype=float)
+
+
+@pytest.mark.slow
+def test_report_shows_a_figure_preview_in_headless_chromium(tiny_run, tmp_path, chromium):
+    """The report opened in a browser without a PDF plugin: a figure preview, shown as a click on it shows it,
+    fills the content pane with a drawing; the same viewer given a blank image leaves it white (the control)."""
+    report = tmp_path / "report.html"
+    done = tiny_run.run("--report", str(report))
+    assert done.returncode == 0, done.stderr[-3000:]
+    figure = _screenshot(chromium, report, "results[key].data_uri", tmp_path / "figure.png")
+    blank = _screenshot(chromium, report, f'"{_WHITE_PIXEL}"', tmp_path / "blank.png")
+    content = slice(300, None)  # right of the report's navigation bar
+    assert (blank[:, content] < 200).mean() < 0.001
+    assert (figure[:, content] < 200).mean() > 0.002, "the preview pane is blank"  # a line plot: ~0.5%
