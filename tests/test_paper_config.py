@@ -66,7 +66,7 @@ def test_paper_config_dag_has_a_job_for_every_study_and_published_model(tmp_path
         assert len(steps) >= 12 and steps[0] == 0 and steps[-1] == 143000, steps
         ratios = [b / a for a, b in zip(steps[1:], steps[2:])]
         assert max(ratios) < 10, steps  # log-spaced: no decade skipped
-    assert "results/training/decoder/log.csv" in jobs and "results/training/encoder/log.csv" in jobs
+    assert "results/training/decoder/seed0/log.csv" in jobs and "results/training/encoder/seed0/log.csv" in jobs
 
 
 # --------------------------------------------------------------------------- offline end to end

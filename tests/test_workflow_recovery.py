@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 # Large enough that extraction of a tiny model takes seconds: the kill lands mid-store.
 STORE = "results/activations/tiny-gpt2/imdb/n1500_l64_s0"
 TRAINING = {"training.max_steps": 300, "training.n_checkpoints": 4, "training.eval_every": 100}
-TRAIN_LOG = "results/training/decoder/log.csv"
-CHECKPOINTS = "resources/checkpoints/decoder"
+TRAIN_LOG = "results/training/decoder/seed0/log.csv"
+CHECKPOINTS = "resources/checkpoints/decoder/seed0"
 
 
 def sha256(path: Path) -> str:
