@@ -102,6 +102,7 @@ rule lens_dataset:
         include_position0=LENS["include_position0"],
         device=DEVICE,
     threads: COMPUTE_THREADS
+    priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         mem_mb=lambda wc: model_mem_mb(wc, 4000),
         gpu=1,

@@ -75,6 +75,7 @@ rule probe:
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
     threads: PROBE_THREADS
+    priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         mem_mb=lambda wc: store_mem_mb(wc, 2.5),
         gpu=1,
@@ -122,6 +123,7 @@ use rule probe_condition as probe_normalised with:
         texts="results/probes/{model}/{dataset}/{sampling}/{condition}/texts.csv",
     wildcard_constraints:
         condition="normalised",
+    priority: 10
 
 
 ruleorder: probe_normalised > probe_condition
@@ -149,6 +151,7 @@ rule probe_faithful:
         top_n=PROBES["top_n"],
         random_mask_draws=PROBES["random_mask_draws"],
     threads: PROBE_THREADS
+    priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         mem_mb=lambda wc: store_mem_mb(wc, 3.0),
         gpu=1,
@@ -176,6 +179,7 @@ rule probe_transfer:
         **PROBE_COMMON,
         names=(PROBES["dataset"], PROBES["transfer_dataset"]),
     threads: PROBE_THREADS
+    priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         # both stores held once (A+B standardised in place): 4.8 GiB at N=1000, the base process + 0.9 copies
         mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(config['models'][wc.model])),
@@ -230,6 +234,7 @@ rule probe_reductions:
         n_per_layer=PROBES["reductions"]["n_per_layer"],
         include_position0=PROBES["include_position0"],
     threads: PROBE_THREADS
+    priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=1.0, **declared_sizes(config['models'][wc.model])),
     log:

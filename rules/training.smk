@@ -38,6 +38,7 @@ rule train:
         threads=TRAINING["threads"],
         device=DEVICE,
     threads: TRAINING["threads"]
+    priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         mem_mb=2000,
         gpu=1,
