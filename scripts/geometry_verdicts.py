@@ -15,7 +15,9 @@ p = snakemake.params
 batches = pd.concat([pd.read_csv(path).assign(model=name) for path, name in zip(snakemake.input.batches, p.names)],
                     ignore_index=True)
 position0 = {name: pd.read_csv(path) for path, name in zip(snakemake.input.position0, p.names)}
-training = pd.read_csv(snakemake.input.training) if snakemake.input.get("training") else None
+# every training run (kind x seed): the over-training claims' interval is over seeds
+training = (pd.concat([pd.read_csv(path) for path in snakemake.input.training], ignore_index=True)
+            if snakemake.input.get("training") else None)
 claims = geometry_claims(batches, training, interior=tuple(p.interior), margin=p.margin, seed=p.seed,
                          layer0_in_averages=p.layer0_in_averages, training_setting=p.training_setting)
 frame = verdict_frame(claims)

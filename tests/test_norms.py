@@ -42,6 +42,8 @@ def test_growth_statistics_on_known_profiles():
     assert falling["exponential_fit"] == pytest.approx(-1.0) and falling["last_ratio"] == pytest.approx(0.5 ** 5)
     with pytest.raises(ValueError, match="positive"):
         growth_statistics([1.0, 0.0, 2.0])
+    two = growth_statistics([1.0, 3.0])  # a 2-block model: a ratio, but no trend to fit
+    assert two["last_ratio"] == 3.0 and np.isnan(two["exponential_fit"]) and np.isnan(two["growth_per_layer"])
 
 
 def test_per_text_norms_average_each_texts_selected_vectors():

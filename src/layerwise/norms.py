@@ -80,8 +80,12 @@ def growth_statistics(profile: Sequence[float]) -> dict[str, float]:
       is exact exponential growth and a falling or shapeless profile scores at or below 0;
     - ``growth_per_layer``: the fitted growth factor per layer minus 1, in % (what the slope means)."""
     values = np.asarray(profile, dtype=np.float64)
-    if values.size < 3 or np.any(values <= 0):
-        raise ValueError(f"need at least 3 positive mean norms, got {values.tolist()}")
+    if np.any(values <= 0):
+        raise ValueError(f"mean norms must be positive, got {values.tolist()}")
+    nan = float("nan")
+    if values.size < 3:  # a line through 2 points always fits: no evidence of a trend (a 2-block model)
+        return {"last_ratio": float(values[-1] / values[:-1].max()) if values.size == 2 else nan,
+                "exponential_fit": nan, "growth_per_layer": nan}
     x, y = np.arange(values.size, dtype=np.float64), np.log(values)
     slope, intercept = np.polyfit(x, y, 1)
     residual = y - (slope * x + intercept)
@@ -109,4 +113,5 @@ def norm_growth_evidence(per_text: pd.DataFrame, *, n_boot: int = 2000, seed: in
         sample = matrix[rng.integers(0, len(matrix), len(matrix))].mean(axis=0)
         for k, v in growth_statistics(sample).items():
             draws[k].append(v)
-    return {k: (point[k], float(np.percentile(draws[k], 2.5)), float(np.percentile(draws[k], 97.5))) for k in point}
+    return {k: (point[k], *(float(np.percentile(draws[k], q)) if np.isfinite(point[k]) else float("nan")
+                            for q in (2.5, 97.5))) for k in point}

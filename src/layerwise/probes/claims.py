@@ -300,7 +300,7 @@ def evidence_table(*, fits: dict[tuple[str, str], tuple[pd.DataFrame, object]],
         rate = growth["growth_per_layer"]
         rows.append(_row("norm_last_ratio", setting, Evidence(*growth["last_ratio"])))
         rows.append(_row("norm_exponential_fit", setting, Evidence(*growth["exponential_fit"]),
-                         note=f"{rate[0]:+.0f}%/layer"))
+                         note=f"{rate[0]:+.0f}%/layer" if np.isfinite(rate[0]) else "too few layers for a trend"))
     if stability_overlap is not None:
         j = stability_overlap.loc[stability_overlap["scope"] == "frequent", "jaccard"].to_numpy()
         if j.size:
