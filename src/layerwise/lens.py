@@ -258,7 +258,9 @@ def chunk_rows(vocab: int, available_bytes: int | None = None) -> int:
 def _decode_into(parts: LensParts, hidden: torch.Tensor, decoder: Decoder, out: torch.Tensor) -> torch.Tensor:
     """`decode` written into a preallocated float32 buffer (no fresh [rows x vocab] allocation per layer)."""
     unembed = parts.unembed
-    if isinstance(unembed, torch.nn.Linear) and unembed.bias is None and unembed.weight.dtype == torch.float32:
+    if (isinstance(unembed, torch.nn.Linear) and unembed.bias is None and unembed.weight.dtype == torch.float32
+            and parts.project_out is None and parts.softcap is None and unembed.weight.device == out.device
+            and hidden.device == out.device):
         normed = normalise(parts, hidden, decoder)
         return torch.matmul(normed.float(), unembed.weight.t(), out=out)
     return out.copy_(decode(parts, hidden, decoder))

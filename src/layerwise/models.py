@@ -20,6 +20,8 @@ from typing import Any, Mapping
 
 import torch
 
+from layerwise.families import family_blocks, family_of, submodule
+
 log = logging.getLogger(__name__)
 
 SOURCES = ("hf", "pypi", "local", "random")
@@ -374,6 +376,11 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.Module
     the logit lens accepts fewer families (`lens_adapters`) but locates their blocks here too.
     """
     base = base_model(model)
+    family = family_of(model)
+    if family is not None:  # a listed family: its own path (ALBERT's shared block, repeated per layer)
+        blocks = family_blocks(base, family, n_layers)
+        if blocks is not None:
+            return blocks
     for module in base.modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
             return module
@@ -381,8 +388,11 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.Module
 
 
 def final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The final normalisation of a pre-norm decoder, or None (post-LN encoders such as BERT)."""
+    """The final normalisation of a pre-norm model, or None (post-LN encoders such as BERT, post-norm OPT)."""
     base = base_model(model)
+    family = family_of(model)
+    if family is not None:  # a listed family: where the table says, or none (post-norm)
+        return submodule(base, family.final_norm)
     for name in FINAL_NORM_PATHS:
         module = getattr(base, name, None)
         if isinstance(module, torch.nn.Module):
