@@ -128,3 +128,19 @@ def test_modern_config_hub_path_runs_offline_from_a_cache_of_tiny_models(tmp_pat
         lens = pd.read_parquet(workdir / f"results/lens/{key}/examples/plasma.parquet")
         final = lens[lens["layer"] == "final"]
         assert len(final) and torch.isfinite(torch.tensor(lens["kl_final"].to_numpy(dtype=float))).all()
+
+
+def test_memory_table_of_a_gpu_run_asks_one_40gb_gpu_per_modern_model_and_several_for_70b():
+    import sys
+
+    sys.path.insert(0, str(REPO / "tools"))
+    from memory_table import table
+
+    modern = yaml.safe_load(MODERN.read_text())
+    rows = table(modern, "cuda", 40)
+    assert [r["gpus"] for r in rows] == [1, 1, 1, 1] and {r["dtype"] for r in rows} == {"bfloat16"}
+    assert all(14 < r["weights_gb"] < 19 for r in rows)
+    big = {"models": {"llama-3.1-70b": {"source": "hf", "id": "meta-llama/Llama-3.1-70B", "n_layers": 80,
+                                        "width": 8192, "n_parameters": 70.6e9, "dtype": "bfloat16",
+                                        "device_map": "auto"}}}
+    assert table(big, "cuda", 40)[0]["gpus"] == 5 and table(big, "cuda", 80)[0]["gpus"] == 3
