@@ -116,3 +116,31 @@ def test_memory_estimates_follow_the_dtype_and_the_declared_size():
     assert host_weight_bytes(modern, "cuda") == 2 * 8_030_000_000  # streamed to the GPU: one copy
     common = dict(n_texts=100, max_tokens=64, n_layers=32, width=4096, dtype="float16", max_batch_tokens=4096)
     assert extraction_mem_mb(**common, weights=host_weight_bytes(modern, "cuda")) < extraction_mem_mb(**common)
+
+
+@pytest.mark.slow
+def test_the_tiny_config_runs_in_bfloat16_on_cpu(tmp_path, shared_data):
+    """Every model of tests/config/tiny.yaml in bfloat16 on the CPU: its stores (float16, as always), geometry,
+    norms, lens and probes are made, and the manifests and the lens say which dtype ran."""
+    import json
+
+    import yaml
+
+    from workflow_runs import snakemake, tiny_config
+
+    config = tiny_config(tmp_path, shared_data)
+    values = yaml.safe_load(config.read_text())
+    for spec in values["models"].values():
+        spec["dtype"] = "bfloat16"
+    config.write_text(yaml.safe_dump(values))
+    targets = [f"results/{study}/{m}/{cell}" for m in ("tiny-gpt2", "tiny-bert")
+               for study, cell in (("geometry", "enwik8/n8_l16_s0.csv"), ("norms", "imdb/n8_l12_s0.csv"),
+                                   ("probes", "imdb/n8_l12_s0/raw/scores.csv"))]
+    targets.append("results/lens/tiny-gpt2/imdb/n8_l12_s0.full.summary.csv")
+    done = snakemake(tmp_path, config, "--cores", "2", *targets)
+    assert done.returncode == 0, done.stderr[-4000:]
+    for m in ("tiny-gpt2", "tiny-bert"):
+        manifest = json.loads((tmp_path / f"results/activations/{m}/enwik8/n8_l16_s0/manifest.json").read_text())
+        assert manifest["model"]["dtype"] == "bfloat16" and manifest["dtype"] == "float16"
+    for target in targets:
+        assert (tmp_path / target).stat().st_size > 0, target
