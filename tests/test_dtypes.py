@@ -14,6 +14,8 @@ from layerwise.extract import extract_to_store, forward_hidden_states
 from layerwise.geometry.spectrum import anisotropy
 from layerwise.lens import logit_lens
 from layerwise.models import ModelSpecError, load_model, materialise, resolved_dtype, validate_spec
+from layerwise.probes.features import split_layer_dataset
+from layerwise.probes.logistic import TorchLogisticProbe
 from layerwise.provenance import model_dtypes, model_revisions
 from layerwise.store import ActivationStore
 from layerwise.store_plan import (declared_parameters, extraction_mem_mb, gpus_needed, host_weight_bytes,
@@ -32,7 +34,8 @@ def padded(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def run(arch: str, dtype: str, root) -> tuple[np.ndarray, object, dict]:
-    """Per-layer anisotropy of a float16 store and the `full` lens table of one random model in `dtype`."""
+    """Per-layer anisotropy of a float16 store and the `full` lens table of one random model in `dtype`
+    (the store stays in `root / "store"`)."""
     card = materialise(f"m-{arch}", random_spec(arch, dtype=dtype, width=64, n_layers=4), root / "model")
     loaded = load_model(card, device="cpu", lm_head=True)
     ids = [loaded.tokenizer(t)["input_ids"] for t in TEXTS]
@@ -43,15 +46,24 @@ def run(arch: str, dtype: str, root) -> tuple[np.ndarray, object, dict]:
     return values, logit_lens(loaded.model, *padded(ids), decoder="full"), manifest
 
 
+def probe_on(root) -> tuple[float, np.ndarray]:
+    """Test accuracy and probabilities of the layer probe (Study 1: which layer is this vector from?)."""
+    train, test = split_layer_dataset(ActivationStore.open(root / "store"), 0.25, 0)
+    probe = TorchLogisticProbe(C=1.0, max_epochs=100, device="cpu").fit(train.X, train.y)
+    return float((probe.predict(test.X) == test.y).mean()), probe.predict_proba(test.X)
+
+
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_bfloat16_agrees_with_float32_on_anisotropy_and_the_lens(arch, tmp_path):
+def test_bfloat16_agrees_with_float32_on_anisotropy_the_lens_and_the_probe(arch, tmp_path):
     """Same weights (one seed, saved in float32), run in bfloat16 and in float32, stored in float16.
 
     Stated tolerances, with what was measured on these models (width 64, 4 layers, 24 texts; llama, gpt2,
     gpt_neox) in brackets: per-layer anisotropy |difference| <= 1e-3 [<= 1.9e-4]; the lens's per-position
     KL(final || layer) <= 1e-3 nats [<= 1.4e-4], next-token log-probability <= 0.02 nats [<= 4.9e-3], and
-    top-1 tokens the same at >= 98 % of (layer, position) rows [>= 99.1 %]. bfloat16 keeps 8 bits of
-    mantissa (relative rounding 2**-9), so a few near-ties in these near-uniform random distributions flip.
+    top-1 tokens the same at >= 98 % of (layer, position) rows [>= 99.1 %]; the layer probe's test accuracy
+    <= 0.01 [<= 4.5e-4: one of 2,220 test vectors] and its probabilities <= 0.05 [<= 0.010]. bfloat16 keeps
+    8 bits of mantissa (relative rounding 2**-9), so a few near-ties in these near-uniform random
+    distributions flip.
     """
     a32, lens32, manifest32 = run(arch, "float32", tmp_path / "f32")
     a16, lens16, manifest16 = run(arch, "bfloat16", tmp_path / "bf16")
@@ -62,6 +74,8 @@ def test_bfloat16_agrees_with_float32_on_anisotropy_and_the_lens(arch, tmp_path)
     assert (lens16["kl_final"] - lens32["kl_final"]).abs().max() <= 1e-3
     assert (lens16["next_token_logprob"] - lens32["next_token_logprob"]).abs().max() <= 0.02
     assert (lens16["top1_id"] == lens32["top1_id"]).mean() >= 0.98
+    (acc32, p32), (acc16, p16) = probe_on(tmp_path / "f32"), probe_on(tmp_path / "bf16")
+    assert abs(acc16 - acc32) <= 0.01 and np.abs(p16 - p32).max() <= 0.05
 
 
 def test_dtype_setting_is_resolved_and_validated():
@@ -83,7 +97,8 @@ def test_device_map_loads_through_accelerate_and_hooks_still_read_every_layer(tm
     sharded = load_model(materialise("s", random_spec("llama", device_map="auto"), tmp_path / "s"), device="cpu")
     assert sharded.facts.device_map == "auto" and sharded.device == torch.device("cpu")
     ids, mask = padded([[5, 6, 7, 8], [9, 10]])
-    (ours, post), (theirs, post_plain) = forward_hidden_states(sharded, ids, mask), forward_hidden_states(plain, ids, mask)
+    ours, post = forward_hidden_states(sharded, ids, mask)
+    theirs, post_plain = forward_hidden_states(plain, ids, mask)
     for a, b in zip(ours + [post], theirs + [post_plain]):
         torch.testing.assert_close(a, b)
 
