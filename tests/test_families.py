@@ -184,3 +184,24 @@ def test_an_unlisted_family_is_refused_by_name():
     with pytest.raises(ValueError, match=r"BloomForCausalLM \(model_type='bloom'\).*no lens adapter.*"
                                          r"falcon, gemma2, gemma3_text, gpt2, gpt_neo, gpt_neox, gptj, llama"):
         lens_parts(bloom)
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES)
+def test_every_family_is_a_random_registry_architecture(family, tmp_path):
+    """`source: random, architecture: <family>` materialises, loads (the causal-LM class for a decoder) and
+    extracts every layer; a decoder's lens runs on it."""
+    from conftest import random_spec
+    from layerwise.models import load_model, materialise, random_kind, validate_spec
+
+    spec = random_spec(family)
+    validate_spec("tiny", spec)
+    kind = FAMILIES[family].kind
+    assert random_kind(family) == kind
+    loaded_model = load_model(materialise("tiny", spec, tmp_path), device="cpu", lm_head=kind == "decoder")
+    assert loaded_model.facts.model_type == family and loaded_model.facts.kind == kind
+    assert (loaded_model.facts.n_layers, loaded_model.facts.width) == (2, 32)
+    ids = torch.tensor([loaded_model.tokenizer("Layer by layer.")["input_ids"]])
+    states, _ = forward_hidden_states(loaded_model, ids, torch.ones_like(ids))
+    assert len(states) == 3 and all(torch.isfinite(s).all() for s in states)
+    if kind == "decoder":
+        assert logit_lens(loaded_model.model, ids)["kl_final"].notna().all()

@@ -170,3 +170,58 @@ def embedding_scale(model: nn.Module) -> float:
     if family is None or not family.embedding_scale:
         return 1.0
     return math.sqrt(model.config.get_text_config().hidden_size)
+
+
+def random_config(model_type: str, *, n_layers: int, width: int, n_heads: int, ffn: int, max_positions: int,
+                  tied: bool | None, ids: dict):
+    """A transformers config of a random model of a listed family, sized by a registry entry (`source: random`).
+
+    `ids` holds vocab_size and the special-token ids of its tokenizer. Grouped-query families get one key/value
+    head per query head and head_dim = width / n_heads (some families default to a fixed head_dim); tying
+    follows `tied` where given, else the family's default."""
+    import transformers as T
+
+    if model_type not in FAMILIES:
+        raise ValueError(f"no random {model_type!r}: random architectures are {tuple(sorted(FAMILIES))}")
+    head_dim = width // n_heads
+    size = dict(num_hidden_layers=n_layers, hidden_size=width, num_attention_heads=n_heads, intermediate_size=ffn)
+    gqa = dict(size, num_key_value_heads=n_heads, head_dim=head_dim, max_position_embeddings=max_positions)
+    bert = dict(size, max_position_embeddings=max_positions)
+    tie = {} if tied is None else {"tie_word_embeddings": tied}
+    build = {
+        "gpt2": lambda: T.GPT2Config(n_layer=n_layers, n_embd=width, n_head=n_heads, n_positions=max_positions,
+                                     n_inner=ffn),
+        "gpt_neox": lambda: T.GPTNeoXConfig(**size, max_position_embeddings=max_positions),
+        "llama": lambda: T.LlamaConfig(**gqa),
+        "mistral": lambda: T.MistralConfig(**gqa),
+        "qwen2": lambda: T.Qwen2Config(**gqa),
+        "qwen3": lambda: T.Qwen3Config(**gqa),
+        "phi3": lambda: T.Phi3Config(**{k: v for k, v in gqa.items() if k != "head_dim"}),
+        "olmo2": lambda: T.Olmo2Config(**{k: v for k, v in gqa.items() if k != "head_dim"}),
+        "gemma2": lambda: T.Gemma2Config(**gqa),
+        "gemma3_text": lambda: T.Gemma3TextConfig(**gqa),
+        "gptj": lambda: T.GPTJConfig(n_layer=n_layers, n_embd=width, n_head=n_heads, n_inner=ffn,
+                                     rotary_dim=max(2, head_dim // 2), n_positions=max_positions),
+        "gpt_neo": lambda: T.GPTNeoConfig(num_layers=n_layers, hidden_size=width, num_heads=n_heads,
+                                          intermediate_size=ffn, max_position_embeddings=max_positions,
+                                          attention_types=[[["global"], n_layers]]),
+        "opt": lambda: T.OPTConfig(num_hidden_layers=n_layers, hidden_size=width, num_attention_heads=n_heads,
+                                   ffn_dim=ffn, word_embed_proj_dim=width, max_position_embeddings=max_positions),
+        "falcon": lambda: T.FalconConfig(num_hidden_layers=n_layers, hidden_size=width, num_attention_heads=n_heads,
+                                         ffn_hidden_size=ffn, max_position_embeddings=max_positions),
+        "bert": lambda: T.BertConfig(**bert),
+        # RoBERTa's positions start after its padding index
+        "roberta": lambda: T.RobertaConfig(**dict(bert, max_position_embeddings=max_positions + ids["pad_token_id"]
+                                                  + 2)),
+        "albert": lambda: T.AlbertConfig(**bert, embedding_size=width),
+        "distilbert": lambda: T.DistilBertConfig(n_layers=n_layers, dim=width, n_heads=n_heads, hidden_dim=ffn,
+                                                 max_position_embeddings=max_positions),
+        "deberta-v2": lambda: T.DebertaV2Config(**bert),
+        "electra": lambda: T.ElectraConfig(**bert, embedding_size=width),
+        "modernbert": lambda: T.ModernBertConfig(**bert, cls_token_id=ids["bos_token_id"],
+                                                 sep_token_id=ids["eos_token_id"]),
+    }[model_type]
+    config = build()
+    for key, value in {**ids, **tie}.items():
+        setattr(config, key, value)
+    return config

@@ -21,7 +21,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from layerwise.families import DECODER_FAMILIES, FAMILIES, apply_softcap, softcap_of, submodule
-from layerwise.models import ENCODER_MODEL_TYPES, base_model, final_norm, transformer_blocks
+from layerwise.models import ENCODER_MODEL_TYPES, base_model, final_norm, random_kind, transformer_blocks
 
 Decoder = Literal["full", "norm_only", "none"]
 DECODERS: tuple[str, ...] = ("full", "norm_only", "none")
@@ -164,7 +164,7 @@ def registry_encoders(specs: dict[str, dict]) -> list[str]:
     for key, spec in specs.items():
         kind = spec.get("kind")
         if kind is None and spec.get("source") == "random":
-            kind = "encoder" if spec.get("architecture") == "bert" else "decoder"
+            kind = random_kind(spec.get("architecture", ""))
         if kind is None and spec.get("source") == "local" and (Path(spec["path"]) / "config.json").is_file():
             model_type = json.loads((Path(spec["path"]) / "config.json").read_text()).get("model_type")
             kind = "encoder" if model_type in ENCODER_MODEL_TYPES else "decoder"

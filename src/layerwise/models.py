@@ -20,12 +20,16 @@ from typing import Any, Mapping
 
 import torch
 
-from layerwise.families import family_blocks, family_of, submodule
+from layerwise.families import FAMILIES, family_blocks, family_of, submodule
+from layerwise.families import random_config as family_random_config
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("hf", "pypi", "local", "random")
-RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert")
+# The first four keep their original configs (random_config); every other family of `layerwise.families` is
+# built by `families.random_config`.
+RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert") + tuple(
+    sorted(set(FAMILIES) - {"gpt2", "llama", "gpt_neox", "bert"}))
 ENCODER_MODEL_TYPES = frozenset({
     "bert", "roberta", "albert", "distilbert", "electra", "deberta", "deberta-v2",
     "xlm-roberta", "mpnet", "camembert", "modernbert",
@@ -105,6 +109,12 @@ def validate_spec(key: str, spec: Mapping[str, Any]) -> None:
                                  f"{RANDOM_ARCHITECTURES}, got {spec['architecture']!r}")
         if int(spec["width"]) % int(spec["n_heads"]):
             raise ModelSpecError(f"model '{key}': width {spec['width']} not divisible by n_heads {spec['n_heads']}")
+
+
+def random_kind(architecture: str) -> str:
+    """"encoder" or "decoder": the kind of a random model of `architecture` (a family of the table)."""
+    family = FAMILIES.get(architecture)
+    return family.kind if family is not None else "decoder"
 
 
 def declared_context(spec: Mapping[str, Any]) -> int | None:
@@ -257,6 +267,9 @@ def random_config(spec: Mapping[str, Any], tokenizer):
     ffn = int(spec.get("ffn_width", 4 * width))
     common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    if arch not in ("gpt2", "llama", "gpt_neox", "bert"):
+        return family_random_config(arch, n_layers=n_layers, width=width, n_heads=n_heads, ffn=ffn,
+                                    max_positions=max_pos, tied=spec.get("tied"), ids=common)
     if arch == "gpt2":
         return GPT2Config(n_layer=n_layers, n_embd=width, n_head=n_heads, n_positions=max_pos, n_inner=ffn, **common)
     if arch == "llama":
@@ -279,7 +292,7 @@ def _random_model(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
     tok = make_byte_tokenizer()
     config = random_config(spec, tok)
     torch.manual_seed(int(spec.get("seed", 0)))
-    cls = AutoModel if spec["architecture"] == "bert" else AutoModelForCausalLM
+    cls = AutoModel if random_kind(spec["architecture"]) == "encoder" else AutoModelForCausalLM
     model = cls.from_config(config)
     folder = out_dir / "weights"
     model.save_pretrained(folder, safe_serialization=True)

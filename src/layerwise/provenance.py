@@ -260,4 +260,6 @@ def _kind(spec: Mapping[str, Any]) -> str:
     """Declared kind, else the architecture's (random models), else a decoder (the registry's hub default)."""
     if "kind" in spec:
         return spec["kind"]
-    return "encoder" if spec.get("architecture") == "bert" else "decoder"
+    from layerwise.models import random_kind
+
+    return random_kind(str(spec.get("architecture", "")))

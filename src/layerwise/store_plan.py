@@ -46,7 +46,9 @@ def declared_kind(spec: Mapping[str, Any]) -> str | None:
     if "kind" in spec:
         return str(spec["kind"])
     if spec.get("source") == "random":
-        return "encoder" if spec.get("architecture") == "bert" else "decoder"
+        from layerwise.models import random_kind
+
+        return random_kind(str(spec.get("architecture", "")))
     return None
 
 
