@@ -67,6 +67,12 @@ report: $(VENV)/.installed-run
 dryrun-paper-config: $(VENV)/.installed-run
 	$(SNAKEMAKE) -n --configfile configs/paper.yaml
 
+# The tiny config on the GPU (torch on CUDA, CuPy kernels) against the CPU, one line per compared number with its
+# tolerance (tools/gpu_check.py). Without CUDA it fails at once: "no CUDA device: gpu-check needs a GPU".
+.PHONY: gpu-check
+gpu-check: $(VENV)/.installed-run
+	$(BIN)/python tools/gpu_check.py
+
 # After a hard kill (SIGKILL, OOM, power loss) Snakemake keeps its lock: lift it, then `make paper` again.
 unlock: $(VENV)/.installed-run
 	$(BIN)/snakemake --configfile config.yaml --unlock

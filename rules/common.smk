@@ -6,7 +6,9 @@ from pathlib import Path
 from layerwise.code_deps import library_digest
 from layerwise.data import check_hub_cache as check_hub_dataset, parse_spec
 from layerwise.models import check_context, check_hub_cache, hub_offline, resolved_device_setting, validate_spec
-from layerwise.store_plan import BASE_MB, analysis_mem_mb, declared_sizes, variant_n_texts, weight_bytes
+from layerwise.models import resolved_dtype
+from layerwise.store_plan import (BASE_MB, analysis_mem_mb, declared_parameters, declared_sizes, gpus_needed,
+                                  host_weight_bytes, variant_n_texts)
 
 for _key, _spec in config["models"].items():
     validate_spec(_key, _spec)
@@ -184,6 +186,17 @@ def store_mem_mb(wc, copies):
 
 
 def model_mem_mb(wc, extra_mb):
-    """mem_mb of a job that runs a model forward: its weights twice (loading keeps a transient copy) plus
-    `extra_mb` of working memory (e.g. the logit lens's positions × vocabulary chunks)."""
-    return int(BASE_MB + 2 * weight_bytes(**declared_sizes(config["models"][wc.model])) / 2**20 + extra_mb)
+    """mem_mb of a job that runs a model forward: its weights in the dtype it runs in, twice (loading keeps a
+    transient copy; once when accelerate shards them onto GPUs) plus `extra_mb` of working memory (e.g. the
+    logit lens's positions × vocabulary chunks)."""
+    return int(BASE_MB + host_weight_bytes(config["models"][wc.model], DEVICE) / 2**20 + extra_mb)
+
+
+def model_gpus(model):
+    """GPUs a job running `model` asks for: 1, or, for an entry with a `device_map` on a GPU run, as many
+    `gpu_memory_gb` GPUs as its weights in their dtype need (layerwise.store_plan.gpus_needed)."""
+    spec = config["models"][model]
+    if spec.get("device_map") is None or not str(DEVICE).startswith("cuda"):
+        return 1
+    dtype = resolved_dtype(str(spec.get("dtype", "auto")), DEVICE)
+    return gpus_needed(declared_parameters(spec), dtype, config["gpu_memory_gb"])

@@ -30,9 +30,10 @@ rule extract:
         declared=lambda wc: declared_facts(config["models"][wc.model]),
     threads: COMPUTE_THREADS
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(wc.model),
         mem_mb=lambda wc: extraction_mem_mb(n_texts=int(wc.n), max_tokens=int(wc.length), dtype=EXTRACTION["dtype"],
                                             max_batch_tokens=EXTRACTION["max_batch_tokens"],
+                                            weights=host_weight_bytes(config["models"][wc.model], DEVICE),
                                             **declared_sizes(config["models"][wc.model])),
     log:
         "logs/extract/{model}/{dataset}/n{n}_l{length}_s{seed}.log",

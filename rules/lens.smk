@@ -36,7 +36,7 @@ rule lens_example:
     threads: SERIAL_THREADS
     resources:
         mem_mb=lambda wc: model_mem_mb(wc, 2000),
-        gpu=1,
+        gpu=lambda wc: model_gpus(wc.model),
     log:
         "logs/lens/{model}/example_{text}.log",
     benchmark:
@@ -105,7 +105,7 @@ rule lens_dataset:
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         mem_mb=lambda wc: model_mem_mb(wc, 4000),
-        gpu=1,
+        gpu=lambda wc: model_gpus(wc.model),
     log:
         "logs/lens/{model}/{dataset}/{sampling}.{decoder}.log",
     benchmark:
@@ -220,7 +220,7 @@ if LENS["long_n_texts"]:
         threads: COMPUTE_THREADS
         resources:
             mem_mb=lambda wc: model_mem_mb(SimpleNamespace(model=LENS_CLAIMS_MODEL), 4000),
-            gpu=1,
+            gpu=model_gpus(LENS_CLAIMS_MODEL),
         log:
             "logs/lens/long.log",
         benchmark:

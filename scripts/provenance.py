@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 
 from layerwise.paper import latex_table, write_macros
-from layerwise.provenance import (config_hash, critical_path, hardware, job_table, main_model_names, model_revisions,
-                                  package_versions, rule_wall_times)
+from layerwise.provenance import (config_hash, critical_path, hardware, job_table, main_model_names, model_dtypes,
+                                  model_revisions, package_versions, rule_wall_times)
 from layerwise.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
@@ -32,7 +32,8 @@ write_macros({
 
 versions = [{"package": k, "version": v} for k, v in package_versions().items()]
 Path(snakemake.output.tables).write_text("\n".join([
-    latex_table(model_revisions(cards), "Models and datasets, and the exact revisions used.", "tab:revisions",
+    latex_table(model_revisions(cards, model_dtypes(snakemake.params.config["models"], snakemake.params.config["device"])),
+                "Models and datasets, the exact revisions used, and the dtype each model ran in.", "tab:revisions",
                 wrap={"id": "0.5\\linewidth"}),
     latex_table(pd.DataFrame(versions), "Library versions of this run.", "tab:versions"),
     latex_table(times, "Wall time (s) and peak memory (MB) per rule, from Snakemake \\texttt{benchmark:} files.",

@@ -117,7 +117,8 @@ def peak_resident_mb() -> int:
 # `make test` runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: a file is one unit, handed out in
 # collection order. The files of long end-to-end runs go first, so each starts at once on a free worker
 # instead of last (the suite's critical path); the order of tests within a file is kept.
-LONG_RUNS = ("test_workflow.py", "test_paper_config.py", "test_workflow_recovery.py", "test_slurm_cluster.py")
+LONG_RUNS = ("test_workflow.py", "test_paper_config.py", "test_workflow_recovery.py", "test_slurm_cluster.py",
+             "test_modern_config.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -189,10 +189,9 @@ def test_encoders_and_unknown_architectures_fail_clearly():
     with pytest.raises(ValueError, match=r"BertForMaskedLM \(model_type='bert'\).*not a causal language model"):
         lens_parts(bert)
     opt = OPTForCausalLM(OPTConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                   ffn_dim=64, word_embed_proj_dim=32))
-    with pytest.raises(ValueError,
-                       match=r"OPTForCausalLM \(model_type='opt'\).*no lens adapter.*gpt2, gpt_neox, llama"):
-        lens_parts(opt)
+                                   ffn_dim=64, word_embed_proj_dim=32, do_layer_norm_before=False))
+    with pytest.raises(ValueError, match=r"OPTForCausalLM \(model_type='opt'\) has no final norm.*post-norm"):
+        lens_parts(opt)  # every family's own refusals: tests/test_families.py
     with pytest.raises(ValueError, match="GPT2Model has no unembedding"):
         lens_parts(GPT2Model(GPT2Config(vocab_size=VOCAB, n_positions=16, n_embd=32, n_layer=1, n_head=4)))
     with pytest.raises(TypeError, match="PreTrainedModel"):

@@ -82,13 +82,15 @@ def record_states(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: 
         count += 1
 
     def block_input(_module, args, kwargs) -> None:
-        take(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
+        if count == 0:  # a block shared by every layer (ALBERT) is entered once per layer: the first is layer 0
+            take(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
 
     def block_output(_module, _args, output) -> None:
         take(output[0] if isinstance(output, tuple) else output)
 
     handles = [blocks[0].register_forward_pre_hook(block_input, with_kwargs=True)]
-    handles += [block.register_forward_hook(block_output) for block in blocks]
+    # one hook per distinct module: a shared block fires once per layer it serves, in forward order
+    handles += [block.register_forward_hook(block_output) for block in dict.fromkeys(blocks)]
     if norm is not None:
         handles.append(norm.register_forward_hook(lambda _module, _args, output: take(output)))
     try:

@@ -89,7 +89,8 @@ def _recording(parts: LensParts, subblocks: bool) -> Iterator[list[Stream]]:
             if subblocks:
                 # after attention = residual before the block + what attention wrote into it; this also holds
                 # for GPT-NeoX's parallel residual, where no such sum exists inside the block
-                streams.append(Stream(f"{layer}.attn", layer - 0.5, streams[-1].hidden + attn_out.pop(index)))
+                added = attn_out.pop(index)  # on this block's device; the stream before it may be on the last one's
+                streams.append(Stream(f"{layer}.attn", layer - 0.5, streams[-1].hidden.to(added.device) + added))
                 streams.append(Stream(f"{layer}.mlp", float(layer), out))
             else:
                 streams.append(Stream(str(layer), float(layer), out))
@@ -258,7 +259,9 @@ def chunk_rows(vocab: int, available_bytes: int | None = None) -> int:
 def _decode_into(parts: LensParts, hidden: torch.Tensor, decoder: Decoder, out: torch.Tensor) -> torch.Tensor:
     """`decode` written into a preallocated float32 buffer (no fresh [rows x vocab] allocation per layer)."""
     unembed = parts.unembed
-    if isinstance(unembed, torch.nn.Linear) and unembed.bias is None and unembed.weight.dtype == torch.float32:
+    if (isinstance(unembed, torch.nn.Linear) and unembed.bias is None and unembed.weight.dtype == torch.float32
+            and parts.project_out is None and parts.softcap is None and unembed.weight.device == out.device
+            and hidden.device == out.device):
         normed = normalise(parts, hidden, decoder)
         return torch.matmul(normed.float(), unembed.weight.t(), out=out)
     return out.copy_(decode(parts, hidden, decoder))
@@ -290,7 +293,8 @@ def logit_lens(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: 
     final_logits = final_logits.float().reshape(-1, vocab)
     final_top1 = final_logits.argmax(-1)
     next_ids, has_next = _next_tokens(input_ids, mask)
-    flat_ids, flat_next = input_ids.reshape(-1), next_ids.reshape(-1)
+    # on a model sharded across devices (device_map) the head's device may not be the embeddings'
+    flat_ids, flat_next = input_ids.reshape(-1).to(final_logits.device), next_ids.reshape(-1).to(final_logits.device)
     hidden = [stream.hidden.reshape(-1, stream.hidden.shape[-1]) for stream in streams]
     rows = min(chunk or chunk_rows(vocab), final_logits.shape[0])
 

@@ -2,9 +2,10 @@
 
 The lens needs four things from a model: the list of blocks (to read the residual stream between
 them), the attention sub-module of each block (for the optional after-attention stream), the final
-norm and the unembedding. Each supported family is listed explicitly, with its attention's attribute
-name; anything else is rejected by name instead of guessed at, because a wrong guess (say, a post-norm
-encoder or a model with a logit soft-cap) would silently give meaningless lens outputs.
+norm and the unembedding, plus, where a family has them, a projection between the final norm and the head
+(OPT) and a soft-cap on the final logits (Gemma 2). Each supported family is listed explicitly, with its
+quirks, in `layerwise.families`; anything else is rejected by name instead of guessed at, because a wrong
+guess (say, a post-norm model or a model with a logit soft-cap) would silently give meaningless lens outputs.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
-from layerwise.models import ENCODER_MODEL_TYPES, final_norm, transformer_blocks
+from layerwise.families import DECODER_FAMILIES, FAMILIES, apply_softcap, softcap_of, submodule
+from layerwise.models import ENCODER_MODEL_TYPES, base_model, final_norm, random_kind, transformer_blocks
 
 Decoder = Literal["full", "norm_only", "none"]
 DECODERS: tuple[str, ...] = ("full", "norm_only", "none")
 
 
-# The families the lens accepts, each with the name of its blocks' attention sub-module. Blocks and final
-# norm are located by `layerwise.models` (the same modules extraction hooks); the unembedding by the
-# official `get_output_embeddings()` (GPT-NeoX's head was `embed_out` before transformers 5, `lm_head` since).
-_ATTENTION: dict[str, str] = {"gpt2": "attn", "llama": "self_attn", "gpt_neox": "attention"}
+# The families the lens accepts, each with the name of the block sub-module that adds attention's output to
+# the residual (`layerwise.families`). Blocks and final norm are located by `layerwise.models` (the same
+# modules extraction hooks); the unembedding by the official `get_output_embeddings()` (GPT-NeoX's head was
+# `embed_out` before transformers 5, `lm_head` since), tied or not.
+_ATTENTION: dict[str, str] = {k: FAMILIES[k].attention for k in DECODER_FAMILIES}
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_ATTENTION))
 
 
@@ -41,6 +44,8 @@ class LensParts:
     attention_name: str
     final_norm: nn.Module
     unembed: nn.Module
+    project_out: nn.Module | None = None  # between the final norm and the unembedding (OPT), for every decoder
+    softcap: float | None = None  # cap * tanh(logits / cap) on the `full` decoder's logits (Gemma 2)
 
     @property
     def n_layers(self) -> int:
@@ -66,11 +71,14 @@ def lens_parts(model: PreTrainedModel) -> LensParts:
                          "language-modelling head (AutoModelForCausalLM), not the bare base model")
     norm = final_norm(model)
     if norm is None:
-        raise ValueError(f"{name} has no final norm where its family keeps it")
+        raise ValueError(f"{name} (model_type={model_type!r}) has no final norm where its family keeps it: "
+                         "a post-norm variant (e.g. OPT with do_layer_norm_before=False, opt-350m) has no "
+                         "pre-norm residual stream for the lens to decode; extraction still reads it")
     _norm_kind(norm)  # fail early on an unexpected norm
     blocks = transformer_blocks(model, model.config.get_text_config().num_hidden_layers)
     return LensParts(model_type=model_type, blocks=blocks, attention_name=attention, final_norm=norm,
-                     unembed=unembed)
+                     unembed=unembed, project_out=submodule(base_model(model), FAMILIES[model_type].project_out),
+                     softcap=softcap_of(model))
 
 
 def _norm_kind(norm: nn.Module) -> Literal["layernorm", "rmsnorm"]:
@@ -127,9 +135,22 @@ def decode(parts: LensParts, hidden: torch.Tensor, decoder: Decoder = "full") ->
     gain/bias, then the unembedding (equals the model's own head on the last block's stream); `norm_only` =
     normalisation without gain/bias, then the unembedding (a variant, after the post's footnote "after layer
     norm, but before the learned point-wise transformation"; on RMSNorm it ranks like the raw stream);
-    `none` = unembedding of the raw stream.
+    `none` = unembedding of the raw stream. A family's output projection (OPT) is applied under every
+    decoder (the unembedding reads its output); its logit soft-cap (Gemma 2) under `full` only, where it
+    makes the lens at the last block equal the model's own logits.
     """
-    return parts.unembed(normalise(parts, hidden, decoder))
+    normed = normalise(parts, to_module_device(parts.final_norm, hidden), decoder)
+    if parts.project_out is not None:  # part of the head, whatever the decoder does with the norm
+        normed = parts.project_out(to_module_device(parts.project_out, normed))
+    logits = parts.unembed(to_module_device(parts.unembed, normed))
+    return apply_softcap(logits, parts.softcap) if decoder == "full" else logits
+
+
+def to_module_device(module: nn.Module, tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` on the device of `module`'s parameters: on a model sharded across devices (device_map) a
+    stream recorded at one block may have to meet a norm or head that lives on another."""
+    param = next(module.parameters(), None)
+    return tensor if param is None or param.device == tensor.device else tensor.to(param.device)
 
 
 def registry_encoders(specs: dict[str, dict]) -> list[str]:
@@ -143,7 +164,7 @@ def registry_encoders(specs: dict[str, dict]) -> list[str]:
     for key, spec in specs.items():
         kind = spec.get("kind")
         if kind is None and spec.get("source") == "random":
-            kind = "encoder" if spec.get("architecture") == "bert" else "decoder"
+            kind = random_kind(spec.get("architecture", ""))
         if kind is None and spec.get("source") == "local" and (Path(spec["path"]) / "config.json").is_file():
             model_type = json.loads((Path(spec["path"]) / "config.json").read_text()).get("model_type")
             kind = "encoder" if model_type in ENCODER_MODEL_TYPES else "decoder"

@@ -20,10 +20,16 @@ from typing import Any, Mapping
 
 import torch
 
+from layerwise.families import FAMILIES, family_blocks, family_of, submodule
+from layerwise.families import random_config as family_random_config
+
 log = logging.getLogger(__name__)
 
 SOURCES = ("hf", "pypi", "local", "random")
-RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert")
+# The first four keep their original configs (random_config); every other family of `layerwise.families` is
+# built by `families.random_config`.
+RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert") + tuple(
+    sorted(set(FAMILIES) - {"gpt2", "llama", "gpt_neox", "bert"}))
 ENCODER_MODEL_TYPES = frozenset({
     "bert", "roberta", "albert", "distilbert", "electra", "deberta", "deberta-v2",
     "xlm-roberta", "mpnet", "camembert", "modernbert",
@@ -31,6 +37,11 @@ ENCODER_MODEL_TYPES = frozenset({
 # Attribute paths of the final normalisation for the decoder families we support.
 FINAL_NORM_PATHS = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
 CARD_NAME = "layerwise_model.json"
+# `models.<key>.dtype`: the weights' and forward's dtype. `auto` = float32 on CPU (bfloat16 is emulated and slow
+# there), bfloat16 on a GPU. The store stays float16 and the geometry kernels float64 whatever runs the model.
+MODEL_DTYPES = ("auto", "float32", "bfloat16", "float16")
+# `models.<key>.device_map`: accelerate's placement strategies (`auto` fills the GPUs in order, then CPU RAM).
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 _REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 
 
@@ -57,6 +68,8 @@ class ModelFacts:
     tied_embeddings: bool
     max_positions: int | None
     n_parameters: int
+    dtype: str = "float32"  # the dtype the weights and the forward ran in (`models.<key>.dtype` resolved)
+    device_map: str | None = None  # accelerate's placement, when the model was sharded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,12 +99,22 @@ def validate_spec(key: str, spec: Mapping[str, Any]) -> None:
         raise ModelSpecError(f"model '{key}': bad revision string {spec.get('revision')!r}")
     if source == "pypi" and not re.match(r"^[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+$", spec["package"]):
         raise ModelSpecError(f"model '{key}': package must be pinned as NAME==VERSION, got {spec['package']!r}")
+    if spec.get("dtype", "auto") not in MODEL_DTYPES:
+        raise ModelSpecError(f"model '{key}': dtype must be one of {MODEL_DTYPES}, got {spec['dtype']!r}")
+    if spec.get("device_map") is not None and spec["device_map"] not in DEVICE_MAPS:
+        raise ModelSpecError(f"model '{key}': device_map must be one of {DEVICE_MAPS}, got {spec['device_map']!r}")
     if source == "random":
         if spec["architecture"] not in RANDOM_ARCHITECTURES:
             raise ModelSpecError(f"model '{key}': random architecture must be one of "
                                  f"{RANDOM_ARCHITECTURES}, got {spec['architecture']!r}")
         if int(spec["width"]) % int(spec["n_heads"]):
             raise ModelSpecError(f"model '{key}': width {spec['width']} not divisible by n_heads {spec['n_heads']}")
+
+
+def random_kind(architecture: str) -> str:
+    """"encoder" or "decoder": the kind of a random model of `architecture` (a family of the table)."""
+    family = FAMILIES.get(architecture)
+    return family.kind if family is not None else "decoder"
 
 
 def declared_context(spec: Mapping[str, Any]) -> int | None:
@@ -244,6 +267,9 @@ def random_config(spec: Mapping[str, Any], tokenizer):
     ffn = int(spec.get("ffn_width", 4 * width))
     common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    if arch not in ("gpt2", "llama", "gpt_neox", "bert"):
+        return family_random_config(arch, n_layers=n_layers, width=width, n_heads=n_heads, ffn=ffn,
+                                    max_positions=max_pos, tied=spec.get("tied"), ids=common)
     if arch == "gpt2":
         return GPT2Config(n_layer=n_layers, n_embd=width, n_head=n_heads, n_positions=max_pos, n_inner=ffn, **common)
     if arch == "llama":
@@ -266,7 +292,7 @@ def _random_model(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
     tok = make_byte_tokenizer()
     config = random_config(spec, tok)
     torch.manual_seed(int(spec.get("seed", 0)))
-    cls = AutoModel if spec["architecture"] == "bert" else AutoModelForCausalLM
+    cls = AutoModel if random_kind(spec["architecture"]) == "encoder" else AutoModelForCausalLM
     model = cls.from_config(config)
     folder = out_dir / "weights"
     model.save_pretrained(folder, safe_serialization=True)
@@ -308,11 +334,34 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def resolved_dtype(setting: str, device: str | torch.device) -> str:
+    """`models.<key>.dtype` as the model will run on `device`: `auto` is bfloat16 on a GPU, float32 on CPU."""
+    if setting not in MODEL_DTYPES:
+        raise ModelSpecError(f"dtype must be one of {MODEL_DTYPES}, got {setting!r}")
+    if setting != "auto":
+        return setting
+    return "bfloat16" if pick_device(str(device)).type == "cuda" else "float32"
+
+
+def dtype_bytes(name: str) -> int:
+    """Bytes per parameter of a resolved dtype name (float32 4, bfloat16/float16 2)."""
+    return {"float32": 4, "bfloat16": 2, "float16": 2}[name]
+
+
+def _accelerate_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("accelerate") is not None
+
+
 def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = "auto",
-               dtype: torch.dtype = torch.float32) -> LoadedModel:
+               dtype: torch.dtype | str | None = None) -> LoadedModel:
     """Load a materialised model; `lm_head=True` gives the causal-LM class (for the logit lens).
 
-    `trust_remote_code` stays off: only architectures that ship with transformers load.
+    `dtype` defaults to the registry entry's `dtype` (`auto`: float32 on CPU, bfloat16 on a GPU); a
+    `device_map` in the entry loads through accelerate across the node's GPUs (and CPU RAM), and the model
+    is then not moved: its `device` is where its input embeddings live. `trust_remote_code` stays off: only
+    architectures that ship with transformers load.
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
@@ -325,12 +374,26 @@ def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = 
     # Pre-norm residual stream in hidden_states[-1] (transformers >= 5 ties it to the post-norm output).
     config.tie_last_hidden_states = False
     cls = AutoModelForCausalLM if lm_head else AutoModel
-    model = cls.from_pretrained(folder, config=config, dtype=dtype, trust_remote_code=False, **kw)
+    spec = card.get("spec", {})
+    dev = pick_device(device)
+    if dtype is None:
+        dtype = resolved_dtype(str(spec.get("dtype", "auto")), dev)
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    device_map = spec.get("device_map")
+    if device_map is not None:
+        if not _accelerate_available():
+            raise ModelSpecError(f"config 'models.{card['key']}.device_map' = {device_map!r} needs the accelerate "
+                                 "package, which is not installed: `pip install accelerate`, or drop the key")
+    placement = {} if device_map is None else {"device_map": device_map if dev.type == "cuda" else "cpu"}
+    model = cls.from_pretrained(folder, config=config, dtype=torch_dtype, trust_remote_code=False, **kw, **placement)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **kw)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    dev = pick_device(device)
-    model.to(dev).eval()
+    if device_map is None:
+        model.to(dev)
+    else:  # accelerate placed the blocks; inputs go where the embeddings are
+        dev = model.get_input_embeddings().weight.device
+    model.eval()
     facts = _facts(card, model, config, kind)
     if facts.max_positions is not None:
         # Tokenizers often claim an unbounded context (GGUF: 1e30); the model's positions are the limit.
@@ -359,6 +422,8 @@ def _facts(card: Mapping[str, Any], model: torch.nn.Module, config, kind: str) -
         width=int(text_cfg.hidden_size), vocab_size=int(text_cfg.vocab_size), tied_embeddings=tied,
         max_positions=getattr(text_cfg, "max_position_embeddings", None) or getattr(text_cfg, "n_positions", None),
         n_parameters=sum(p.numel() for p in model.parameters()),
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+        device_map=card.get("spec", {}).get("device_map"),
     )
 
 
@@ -374,6 +439,11 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.Module
     the logit lens accepts fewer families (`lens_adapters`) but locates their blocks here too.
     """
     base = base_model(model)
+    family = family_of(model)
+    if family is not None:  # a listed family: its own path (ALBERT's shared block, repeated per layer)
+        blocks = family_blocks(base, family, n_layers)
+        if blocks is not None:
+            return blocks
     for module in base.modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
             return module
@@ -381,8 +451,11 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.Module
 
 
 def final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The final normalisation of a pre-norm decoder, or None (post-LN encoders such as BERT)."""
+    """The final normalisation of a pre-norm model, or None (post-LN encoders such as BERT, post-norm OPT)."""
     base = base_model(model)
+    family = family_of(model)
+    if family is not None:  # a listed family: where the table says, or none (post-norm)
+        return submodule(base, family.final_norm)
     for name in FINAL_NORM_PATHS:
         module = getattr(base, name, None)
         if isinstance(module, torch.nn.Module):

@@ -191,11 +191,25 @@ def rule_wall_times(benchmark_root: Path | str) -> pd.DataFrame:
                                    max_rss_mb=("max_rss_mb", "max")).reset_index())
 
 
-def model_revisions(cards: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def model_revisions(cards: Iterable[Mapping[str, Any]], dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per card: key, source, id, short revision; with `dtypes` ({registry key: the dtype it ran in},
+    `model_dtypes`), a dtype column too (a checkpoint `key@rev` has its model's; a dataset, none)."""
     import pandas as pd
 
-    return pd.DataFrame([{"model": c["key"], "source": c["source"], "id": c["model_id"],
-                          "revision": _short(c.get("commit") or c["revision"])} for c in cards])
+    rows = [{"model": c["key"], "source": c["source"], "id": c["model_id"],
+             "revision": _short(c.get("commit") or c["revision"])} for c in cards]
+    if dtypes is not None:
+        for row in rows:
+            row["dtype"] = dtypes.get(row["model"].split("@")[0], "")
+    return pd.DataFrame(rows)
+
+
+def model_dtypes(models: Mapping[str, Mapping[str, Any]], device: str) -> dict[str, str]:
+    """The dtype each registry entry runs in on `device` (`models.<key>.dtype`; auto: float32 on CPU,
+    bfloat16 on a GPU), for the paper's revisions table."""
+    from layerwise.models import resolved_dtype
+
+    return {key: resolved_dtype(str(spec.get("dtype", "auto")), device) for key, spec in models.items()}
 
 
 def _short(revision: str, keep: int = 12) -> str:
@@ -246,4 +260,6 @@ def _kind(spec: Mapping[str, Any]) -> str:
     """Declared kind, else the architecture's (random models), else a decoder (the registry's hub default)."""
     if "kind" in spec:
         return spec["kind"]
-    return "encoder" if spec.get("architecture") == "bert" else "decoder"
+    from layerwise.models import random_kind
+
+    return random_kind(str(spec.get("architecture", "")))

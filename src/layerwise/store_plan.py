@@ -46,7 +46,9 @@ def declared_kind(spec: Mapping[str, Any]) -> str | None:
     if "kind" in spec:
         return str(spec["kind"])
     if spec.get("source") == "random":
-        return "encoder" if spec.get("architecture") == "bert" else "decoder"
+        from layerwise.models import random_kind
+
+        return random_kind(str(spec.get("architecture", "")))
     return None
 
 
@@ -107,26 +109,70 @@ def slice_sources(cells: Iterable[Cell], kinds: Mapping[str, str | None]) -> dic
     return plan
 
 
-def weight_bytes(n_layers: int, width: int, vocab: int = ASSUMED_VOCAB) -> int:
-    """float32 weights of a standard transformer: 12·W² per block (attention 4W², MLP 8W²) + embeddings."""
-    return 4 * (12 * n_layers * width * width + vocab * width)
+def weight_bytes(n_layers: int, width: int, vocab: int = ASSUMED_VOCAB, param_bytes: int = 4) -> int:
+    """Weights of a standard transformer, `param_bytes` per parameter (4: float32, 2: bfloat16/float16):
+    12·W² per block (attention 4W², MLP 8W²) + embeddings."""
+    return param_bytes * (12 * n_layers * width * width + vocab * width)
+
+
+def declared_parameters(spec: Mapping[str, Any]) -> int:
+    """The entry's `n_parameters` when it declares one (modern models with grouped queries, wide MLPs and
+    128k vocabularies are not 12·W² per block), else the standard-transformer estimate from its sizes."""
+    if "n_parameters" in spec:
+        return int(float(spec["n_parameters"]))
+    sizes = declared_sizes(spec)
+    return 12 * sizes["n_layers"] * sizes["width"] ** 2 + ASSUMED_VOCAB * sizes["width"]
+
+
+def declared_weight_bytes(spec: Mapping[str, Any], device: str) -> int:
+    """Bytes of the entry's weights in the dtype it will run in on `device` (`models.<key>.dtype`)."""
+    from layerwise.models import dtype_bytes, resolved_dtype
+
+    return declared_parameters(spec) * dtype_bytes(resolved_dtype(str(spec.get("dtype", "auto")), device))
+
+
+# Memory a model needs on its GPUs beyond its weights (CUDA context, activations of a batch, the lens's
+# positions x vocabulary chunks, allocator slack), as a fraction of the weights: not measured here (no GPU),
+# chosen from the usual rule of thumb for inference (weights x 1.2).
+GPU_OVERHEAD = 0.2
+
+
+def gpus_needed(n_parameters: float, dtype: str, gpu_memory_gb: float, overhead: float = GPU_OVERHEAD) -> int:
+    """How many GPUs of `gpu_memory_gb` GB a model of `n_parameters` in `dtype` needs for inference:
+    its weights times (1 + `overhead`), spread by accelerate's device_map. E.g. 7e9 in bfloat16 (16.8 GB)
+    fits one 40 GB GPU; 70e9 (168 GB) needs five 40 GB GPUs or three 80 GB ones."""
+    from layerwise.models import dtype_bytes
+
+    if gpu_memory_gb <= 0:
+        raise ValueError(f"gpu_memory_gb must be positive, got {gpu_memory_gb}")
+    need = float(n_parameters) * dtype_bytes(dtype) * (1 + overhead)
+    return max(1, int(np.ceil(need / (gpu_memory_gb * 1e9))))
+
+
+def host_weight_bytes(spec: Mapping[str, Any], device: str) -> int:
+    """Host RAM the weights take in a job: twice the weights (loading keeps a transient copy, e.g. GGUF
+    de-quantisation), or once when accelerate streams them to the GPUs (`device_map` on a GPU)."""
+    sharded = spec.get("device_map") is not None and str(device).startswith("cuda")
+    return (1 if sharded else 2) * declared_weight_bytes(spec, device)
 
 
 def extraction_mem_mb(*, n_texts: int, max_tokens: int, n_layers: int, width: int, dtype: str,
-                      max_batch_tokens: int, vocab: int = ASSUMED_VOCAB) -> int:
+                      max_batch_tokens: int, vocab: int = ASSUMED_VOCAB, weights: int | None = None) -> int:
     """Peak resident memory of one extraction job, in MB (a `mem_mb` resource).
 
     Weights twice (loading keeps a transient copy, e.g. GGUF dequantisation), one batch of float32
     hidden states from the forward pass plus two batches in the store dtype (the one being cast and
     the one queued for the writer thread), MLP temporaries, and the token table; the store itself
-    goes to disk through memory maps and is not resident.
+    goes to disk through memory maps and is not resident. `weights`: the host bytes of the weights when
+    known from the entry (`host_weight_bytes`: its dtype and sharding), else float32 twice.
     """
     batch_tokens = max(max_batch_tokens, max_tokens)  # a text longer than the budget is a batch alone
     states = n_layers + 2  # embeddings, blocks, final norm
     forward = batch_tokens * states * width * 4 + batch_tokens * 8 * width * 4
     stored = 2 * batch_tokens * states * width * np.dtype(dtype).itemsize
     table = n_texts * max_tokens * 200  # token table rows incl. token strings
-    total = BASE_MB * 2**20 + 2 * weight_bytes(n_layers, width, vocab) + forward + stored + table
+    weights = 2 * weight_bytes(n_layers, width, vocab) if weights is None else weights
+    total = BASE_MB * 2**20 + weights + forward + stored + table
     return int(np.ceil(total / 2**20))
 
 
