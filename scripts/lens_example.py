@@ -2,7 +2,7 @@
 
 import torch
 
-from layerwise.lens import logit_lens_texts
+from layerwise.lens.decode import logit_lens_texts
 from layerwise.models import load_model, read_card
 from layerwise.runlog import log_to_file
 

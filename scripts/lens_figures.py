@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from layerwise.lens_stats import select_positions, summarize_lens
+from layerwise.lens.stats import select_positions, summarize_lens
 from layerwise.narrative.lens import lens_macros, subblock_sentence
 from layerwise.paper import LaTeX, write_macros
 from layerwise.plots.lens import plot_lens_curves

@@ -7,8 +7,8 @@ import pandas as pd
 import torch
 
 from layerwise.data import sample_inputs
-from layerwise.lens import logit_lens_sequences
-from layerwise.lens_stats import position_buckets, select_positions, summarize_lens
+from layerwise.lens.decode import logit_lens_sequences
+from layerwise.lens.stats import position_buckets, select_positions, summarize_lens
 from layerwise.models import load_model, read_card
 from layerwise.narrative.lens import long_context_macros
 from layerwise.paper import write_macros

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from layerwise.lens_claims import claim_units, lens_claims
-from layerwise.lens_stats import select_positions
+from layerwise.lens.claims import claim_units, lens_claims
+from layerwise.lens.stats import select_positions
 from layerwise.narrative.lens import lens_verdict_macros
 from layerwise.paper import write_macros
 from layerwise.runlog import log_to_file

@@ -371,7 +371,7 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.Module
     """The base model's list of its `n_layers` blocks (`h`, `layers`, `encoder.layer`, …).
 
     Found by its length rather than by a per-family attribute name, so extraction reads any architecture;
-    the logit lens accepts fewer families (`lens_adapters`) but locates their blocks here too.
+    the logit lens accepts fewer families (`lens.adapters`) but locates their blocks here too.
     """
     base = base_model(model)
     for module in base.modules():
