@@ -3,7 +3,7 @@
 import pandas as pd
 
 from layerwise.narrative.outliers import dominant_token_sentence, outlier_macros
-from layerwise.outliers import top_outlier_tokens
+from layerwise.outliers.detect import top_outlier_tokens
 from layerwise.paper import LaTeX, write_macros
 from layerwise.plots.outliers import plot_outlier_anisotropy
 from layerwise.runlog import log_to_file

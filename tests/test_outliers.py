@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from layerwise.geometry import anisotropy, layer_geometry
-from layerwise.outlier_probes import massive_dims, outlier_rows, peak_dims, probe_without_outliers
-from layerwise.outlier_geometry import batch_attribution, layer_outliers, outlier_study, sigma1_share
-from layerwise.outliers import massive_activations, outlier_mask, profile_shape, top_outlier_tokens
+from layerwise.outliers.probes import massive_dims, outlier_rows, peak_dims, probe_without_outliers
+from layerwise.outliers.geometry import batch_attribution, layer_outliers, outlier_study, sigma1_share
+from layerwise.outliers.detect import massive_activations, outlier_mask, profile_shape, top_outlier_tokens
 
 D = 20
 
