@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layerwise.crossstudy import peak_depths
+from layerwise.crossstudy.view import peak_depths
 from layerwise.paper import LaTeX, latex_escape
 
 NAMES: dict[str, str] = {
