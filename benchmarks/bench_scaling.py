@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from layerwise.data import load_dataset_table, sample_inputs
+from layerwise.resources.datasets import load_dataset_table, sample_inputs
 from layerwise.extract import extract_to_store, length_batches, library_versions, pad_batch
 from layerwise.geometry import twonn
 from layerwise.lens.decode import logit_lens

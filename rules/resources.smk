@@ -1,6 +1,6 @@
 # Datasets and models → resources/. Downloads run on the submit host (localrules).
 
-from layerwise.data import DEFAULT_DATASETS, parse_spec
+from layerwise.resources.datasets import DEFAULT_DATASETS, parse_spec
 
 # The dataset registry: the built-in entries, replaced or extended by config 'datasets'; every entry
 # parses and every study names a registered dataset, before any job runs.

@@ -2,7 +2,7 @@
 
 import json
 
-from layerwise.data import apply_variant, load_dataset_table, split_variant
+from layerwise.resources.datasets import apply_variant, load_dataset_table, split_variant
 from layerwise.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])

@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import torch
 
-from layerwise.data import sample_inputs
+from layerwise.resources.datasets import sample_inputs
 from layerwise.extract import extract_to_store
-from layerwise.models import load_model, read_card
+from layerwise.resources.models import load_model, read_card
 from layerwise.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])

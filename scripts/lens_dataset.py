@@ -6,11 +6,11 @@ import json
 import pandas as pd
 import torch
 
-from layerwise.data import sample_inputs
+from layerwise.resources.datasets import sample_inputs
 from layerwise.lens.decode import logit_lens_sequences
 from layerwise.lens.adapters import final_norm_kind
 from layerwise.lens.stats import layer_change, select_positions, summarize_lens
-from layerwise.models import load_model, read_card
+from layerwise.resources.models import load_model, read_card
 from layerwise.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])

@@ -3,7 +3,7 @@
 import torch
 
 from layerwise.lens.decode import logit_lens_texts
-from layerwise.models import load_model, read_card
+from layerwise.resources.models import load_model, read_card
 from layerwise.runlog import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.lens.decode import logit_lens_sequences
 from layerwise.lens.stats import select_positions, summarize_lens, top1_overlap
 from layerwise.narrative.lens import trained_decoder_macros

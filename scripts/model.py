@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from layerwise.models import materialise
+from layerwise.resources.models import materialise
 from layerwise.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])

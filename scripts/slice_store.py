@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 
-from layerwise.data import sample_inputs
+from layerwise.resources.datasets import sample_inputs
 from transformers import AutoConfig, AutoTokenizer
 
-from layerwise.models import model_kind, read_card
+from layerwise.resources.models import model_kind, read_card
 from layerwise.runlog import log_to_file
 from layerwise.store import ActivationStore, slice_store
 

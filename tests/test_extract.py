@@ -12,9 +12,9 @@ import torch
 
 from conftest import random_spec
 from workflow_runs import snakemake, tiny_config
-from layerwise.data import Sample
+from layerwise.resources.datasets import Sample
 from layerwise.extract import extract_to_store, length_batches, pad_batch
-from layerwise.models import base_model, final_norm, load_model, materialise
+from layerwise.resources.models import base_model, final_norm, load_model, materialise
 from layerwise.store import FINAL_NORM, MANIFEST, ActivationStore, slice_store
 
 TEXTS = ["The cat sat.", "A much longer sentence, with commas; and more words in it.", "Hi", "Layer by layer",

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import RANDOM_ARCHITECTURES, random_spec
-from layerwise.data import Sample
+from layerwise.resources.datasets import Sample
 from layerwise.extract import extract_to_store
-from layerwise.models import base_model, load_model, materialise
+from layerwise.resources.models import base_model, load_model, materialise
 from layerwise.store import ActivationStore
 
 TEXTS = ["The cat sat on the mat.", "Residual streams grow in norm, layer after layer.", "Hi"]

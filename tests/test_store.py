@@ -254,9 +254,9 @@ def test_extraction_memory_estimate_bounds_a_measured_peak(tmp_path):
 import sys
 sys.path.insert(0, {str(REPO / 'tests')!r})
 from conftest import peak_resident_mb, random_spec
-from layerwise.data import Sample
+from layerwise.resources.datasets import Sample
 from layerwise.extract import extract_to_store
-from layerwise.models import load_model, materialise
+from layerwise.resources.models import load_model, materialise
 loaded = load_model(materialise("m", random_spec("llama", n_layers=6, width=512, n_heads=8), {str(tmp_path)!r}), device="cpu")
 ids = [[(7 * k + i) % 250 + 3 for i in range(64)] for k in range(128)]
 extract_to_store(loaded, Sample(ids, list(range(128)), {{}}), {str(tmp_path / 'store')!r}, max_batch_tokens=4096,

@@ -19,14 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
-from layerwise.models import ENCODER_MODEL_TYPES, final_norm, transformer_blocks
+from layerwise.resources.models import ENCODER_MODEL_TYPES, final_norm, transformer_blocks
 
 Decoder = Literal["full", "norm_only", "none"]
 DECODERS: tuple[str, ...] = ("full", "norm_only", "none")
 
 
 # The families the lens accepts, each with the name of its blocks' attention sub-module. Blocks and final
-# norm are located by `layerwise.models` (the same modules extraction hooks); the unembedding by the
+# norm are located by `layerwise.resources.models` (the same modules extraction hooks); the unembedding by the
 # official `get_output_embeddings()` (GPT-NeoX's head was `embed_out` before transformers 5, `lm_head` since).
 _ATTENTION: dict[str, str] = {"gpt2": "attn", "llama": "self_attn", "gpt_neox": "attention"}
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_ATTENTION))

@@ -14,7 +14,7 @@ from layerwise.probes.split import split_by_text
 from layerwise.probes.stability import StabilityResult, seed_stability
 from layerwise.probes.synthetic import LayeredVectors, make_layered_vectors
 from layerwise.probes.training import ProbeRun, fit_probe, make_probe
-from layerwise.punctuation import strip_punctuation
+from layerwise.resources.punctuation import strip_punctuation
 
 __all__ = [
     "LayeredVectors", "ProbeRun", "StabilityResult", "TorchLogisticProbe", "attribution_table",

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from layerwise.extract import forward_hidden_states
-from layerwise.models import load_model
+from layerwise.resources.models import load_model
 from layerwise.training.runs import attention_mask, is_bidirectional
 
 

@@ -261,7 +261,7 @@ def random_config(spec: Mapping[str, Any], tokenizer):
 def _random_model(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
     from transformers import AutoModel, AutoModelForCausalLM
 
-    from layerwise.byte_tokenizer import make_byte_tokenizer
+    from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 
     tok = make_byte_tokenizer()
     config = random_config(spec, tok)
