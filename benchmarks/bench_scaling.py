@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from layerwise.resources.datasets import load_dataset_table, sample_inputs
-from layerwise.extract import extract_to_store, length_batches, library_versions, pad_batch
+from layerwise.activations.extract import extract_to_store, length_batches, library_versions, pad_batch
 from layerwise.geometry import twonn
 from layerwise.lens.decode import logit_lens
 from layerwise.lens.adapters import lens_parts

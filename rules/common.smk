@@ -6,7 +6,7 @@ from pathlib import Path
 from layerwise.code_deps import library_digest
 from layerwise.resources.datasets import check_hub_cache as check_hub_dataset, parse_spec
 from layerwise.resources.models import check_context, check_hub_cache, hub_offline, resolved_device_setting, validate_spec
-from layerwise.store_plan import BASE_MB, analysis_mem_mb, declared_sizes, variant_n_texts, weight_bytes
+from layerwise.activations.plan import BASE_MB, analysis_mem_mb, declared_sizes, variant_n_texts, weight_bytes
 
 for _key, _spec in config["models"].items():
     validate_spec(_key, _spec)

@@ -3,7 +3,7 @@
 
 import re
 
-from layerwise.store_plan import (declared_facts, declared_kind, declared_sizes, extraction_mem_mb, requested_cells,
+from layerwise.activations.plan import (declared_facts, declared_kind, declared_sizes, extraction_mem_mb, requested_cells,
                                   slice_mem_mb, slice_sources)
 
 EXTRACTION = config["extraction"]

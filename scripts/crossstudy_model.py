@@ -8,7 +8,7 @@ from layerwise.crossstudy.view import (correlation_table, group_rows, join_layer
 from layerwise.crossstudy.readers import (geometry_reference, lens_per_text, norms_reference,
                                      probe_recall_from_confusion, probe_recall_per_text)
 from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 p, inp, wc = snakemake.params, snakemake.input, snakemake.wildcards

@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 
 from layerwise.resources.datasets import sample_inputs
-from layerwise.extract import extract_to_store
+from layerwise.activations.extract import extract_to_store
 from layerwise.resources.models import load_model, read_card
 from layerwise.runlog import log_to_file
 

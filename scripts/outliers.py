@@ -2,7 +2,7 @@
 
 from layerwise.outliers.geometry import outlier_study
 from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 p = snakemake.params

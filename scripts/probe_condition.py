@@ -9,7 +9,7 @@ from layerwise.probes.conditions import random_control_scores, run_condition, sc
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.saved import load_probe, save_probe
 from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # the rule's threads, no more

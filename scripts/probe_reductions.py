@@ -8,7 +8,7 @@ from layerwise.probes.controls import normalize_rows
 from layerwise.probes.features import layer_dataset
 from layerwise.probes.reductions import reduction_table
 from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.activations.store import ActivationStore
 
 log_to_file(snakemake.log[0])
 p = snakemake.params

@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from layerwise.resources.models import model_kind, read_card
 from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore, slice_store
+from layerwise.activations.store import ActivationStore, slice_store
 
 log = log_to_file(snakemake.log[0])
 p = snakemake.params

@@ -152,7 +152,7 @@ TEXTS = ["The history of the city goes back to the Roman period, when a small fo
 
 @pytest.mark.slow
 def test_real_decoder_has_outlier_tokens_in_early_layers_that_raise_anisotropy(smollm2, single_torch_thread):
-    from layerwise.extract import forward_hidden_states
+    from layerwise.activations.extract import forward_hidden_states
 
     tok = smollm2.tokenizer
     ids = [tok(t, add_special_tokens=True)["input_ids"] for t in TEXTS]

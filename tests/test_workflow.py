@@ -237,7 +237,7 @@ def test_editing_the_geometry_kernel_reruns_geometry_but_never_extraction(tiny_r
 @pytest.mark.slow
 def test_a_rewrite_with_the_same_content_reruns_nothing(tiny_run):
     """Library tracking is by content: a checkout that rewrites a module unchanged costs no job."""
-    module = tiny_run.snakefile.parent / "src" / "layerwise" / "store.py"
+    module = tiny_run.snakefile.parent / "src" / "layerwise" / "activations" / "store.py"
     with edited(module, ""):
         os.utime(module, None)
         assert tiny_run.dry_run_counts() == {}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from layerwise.store import MANIFEST, ActivationStore, CorruptStore
+from layerwise.activations.store import MANIFEST, ActivationStore, CorruptStore
 from workflow_runs import OFFLINE, copy_workflow, run_and_kill, snakemake, tiny_config
 
 pytestmark = pytest.mark.slow

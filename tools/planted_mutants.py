@@ -30,7 +30,7 @@ NARRATIVE = ("tests/test_known_answers_norms.py", "tests/test_norms.py", "tests/
              "tests/test_known_answers_narrative_training_geometry.py", "tests/test_known_answers_narrative_studies.py")
 
 MUTANTS = (
-    Mutant("extraction stores the previous layer's state for the middle layers", "src/layerwise/extract.py",
+    Mutant("extraction stores the previous layer's state for the middle layers", "src/layerwise/activations/extract.py",
            "    count = 0\n\n    def take(state: torch.Tensor) -> None:\n        nonlocal count\n"
            "        sink(count, state)\n        count += 1",
            "    count, previous = 0, None\n\n    def take(state: torch.Tensor) -> None:\n"

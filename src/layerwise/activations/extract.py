@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from layerwise.resources.datasets import Sample
 from layerwise.resources.models import LoadedModel, base_model, final_norm, transformer_blocks
-from layerwise.store import FINAL_NORM, StoreWriter
+from layerwise.activations.store import FINAL_NORM, StoreWriter
 
 log = logging.getLogger(__name__)
 FLOAT16_MAX = float(np.finfo(np.float16).max)
