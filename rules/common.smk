@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from layerwise.code_deps import library_digest
+from layerwise.workflow.code_deps import library_digest
 from layerwise.resources.datasets import check_hub_cache as check_hub_dataset, parse_spec
 from layerwise.resources.models import check_context, check_hub_cache, hub_offline, resolved_device_setting, validate_spec
 from layerwise.activations.plan import BASE_MB, analysis_mem_mb, declared_sizes, variant_n_texts, weight_bytes
@@ -168,7 +168,7 @@ def crossstudy_inputs(wc):
 
 
 # Threads and memory of compute jobs: each declares `threads: COMPUTE_THREADS` (torch and BLAS follow it
-# through layerwise.runlog) and its `mem_mb` from the size of the data it holds.
+# through layerwise.workflow.runlog) and its `mem_mb` from the size of the data it holds.
 COMPUTE_THREADS = config["threads"]
 # Jobs that cannot use a second core (scikit-learn's tree is single-threaded) or that are too small for it to
 # pay (one checkpoint's held-out geometry, one example text through the lens: mostly start-up and loading)

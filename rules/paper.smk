@@ -1,6 +1,6 @@
 # Figures and generated macros → the PDF (latexmk). Local: cheap, and needs the TeX install.
 
-from layerwise.preflight import preflight
+from layerwise.workflow.preflight import preflight
 
 # Included last: every study has named its models by now. Missing local models or data fail here, not in the queue.
 preflight(config, USED_MODELS, cache=Path(".snakemake/layerwise/corpus_sizes.json"), lens_texts=LENS_TEXTS)

@@ -7,7 +7,7 @@ from layerwise.crossstudy.view import (correlation_table, group_rows, join_layer
                                   ratio_replicates, resampling_units, store_quantities, text_codes)
 from layerwise.crossstudy.readers import (geometry_reference, lens_per_text, norms_reference,
                                      probe_recall_from_confusion, probe_recall_per_text)
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])

@@ -8,7 +8,7 @@ import torch
 from layerwise.resources.datasets import sample_inputs
 from layerwise.activations.extract import extract_to_store
 from layerwise.resources.models import load_model, read_card
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # the rule's threads, no more (as OMP_NUM_THREADS says)

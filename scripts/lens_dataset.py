@@ -11,7 +11,7 @@ from layerwise.lens.decode import logit_lens_sequences
 from layerwise.lens.adapters import final_norm_kind
 from layerwise.lens.stats import layer_change, select_positions, summarize_lens
 from layerwise.resources.models import load_model, read_card
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 p, wc = snakemake.params, snakemake.wildcards

@@ -2,7 +2,7 @@
 
 from layerwise.outliers.probes import probe_without_outliers
 from layerwise.probes.features import layer_dataset
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Rule `outliers`: outlier tokens, massive activations and Study 3 with and without them, per layer of one store."""
 
 from layerwise.outliers.geometry import outlier_study
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])

@@ -9,7 +9,7 @@ from layerwise.probes.conditions import raw_probe_analyses, run_condition, score
 from layerwise.probes.masks import masked_predictions
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.saved import save_probe
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])

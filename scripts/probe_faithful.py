@@ -6,7 +6,7 @@ import torch
 from layerwise.probes.faithful import faithful_ablations, reference_random_masks
 from layerwise.probes.saved import load_probe
 from layerwise.probes.features import split_layer_dataset
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])

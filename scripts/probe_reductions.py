@@ -7,7 +7,7 @@ from layerwise.plots.probes import plot_reductions
 from layerwise.probes.controls import normalize_rows
 from layerwise.probes.features import layer_dataset
 from layerwise.probes.reductions import reduction_table
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
 
 log_to_file(snakemake.log[0])

@@ -4,7 +4,7 @@ import torch
 
 from layerwise.probes.features import layer_dataset
 from layerwise.probes.stability import seed_stability
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
 
 log_to_file(snakemake.log[0])

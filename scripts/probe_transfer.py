@@ -13,7 +13,7 @@ from layerwise.probes.claims import per_text
 from layerwise.probes.conditions import transfer_scores
 from layerwise.probes.features import split_layer_datasets
 from layerwise.probes.saved import load_probe
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])

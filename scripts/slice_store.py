@@ -8,7 +8,7 @@ from layerwise.resources.datasets import sample_inputs
 from transformers import AutoConfig, AutoTokenizer
 
 from layerwise.resources.models import model_kind, read_card
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore, slice_store
 
 log = log_to_file(snakemake.log[0])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from layerwise.code_deps import imported_names, library_digest, library_modules
+from layerwise.workflow.code_deps import imported_names, library_digest, library_modules
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from conftest import REPO
-from layerwise.code_deps import library_modules
+from layerwise.workflow.code_deps import library_modules
 
 
 def constraints() -> dict[str, str]:

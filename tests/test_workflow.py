@@ -16,7 +16,7 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
-from layerwise.legibility import misplaced_figures, too_small
+from layerwise.workflow.legibility import misplaced_figures, too_small
 
 from conftest import REPO
 from workflow_runs import SNAKEMAKE, copy_workflow, job_counts, snakemake, tiny_config

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from layerwise.crossstudy.view import peak_depths
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.workflow.macros import LaTeX, latex_escape
 
 NAMES: dict[str, str] = {
     "probe_recall": "probe recall",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from layerwise.lens.stats import SUMMARY_VALUE_COLUMNS, first_layer_above, subblock_steps
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.workflow.macros import LaTeX, latex_escape
 
 DATASET_NAMES = {"imdb": "IMDB", "ag_news": "AG News", "enwik8": "enwik8"}  # as the paper names the corpora
 FINAL_LABEL = "final"

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from layerwise.outliers.detect import profile_shape
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.workflow.macros import LaTeX, latex_escape
 
 # Byte-level BPE marks a leading space with Ġ and a newline with Ċ; shown as a visible space and \n.
 _MARKS = {"Ġ": r"\textvisiblespace{}", "Ċ": r"\textbackslash{}n", "▁": r"\textvisiblespace{}"}
