@@ -94,7 +94,7 @@ def _norm_eps(norm: nn.Module) -> float:
     raise ValueError(f"cannot find the epsilon of {type(norm).__name__}")
 
 
-def normalize_without_gain(norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+def normalise_without_gain(norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """Apply `norm`'s normalisation (same eps, same float32 upcast) but not its learned gain/bias.
 
     The post's footnote describes its activations this way, but its code (transformer-utils) decodes with
@@ -114,7 +114,7 @@ def normalise(parts: LensParts, hidden: torch.Tensor, decoder: Decoder = "full")
     if decoder == "full":
         return parts.final_norm(hidden)
     if decoder == "norm_only":
-        return normalize_without_gain(parts.final_norm, hidden)
+        return normalise_without_gain(parts.final_norm, hidden)
     if decoder != "none":
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
     return hidden
