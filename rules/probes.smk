@@ -22,6 +22,46 @@ TRANSFER_DATASETS = {"raw": (PROBES["dataset"], PROBES["transfer_dataset"]),
                      "nopunct": (NOPUNCT, f"{PROBES['transfer_dataset']}.nopunct")}
 
 
+def probe_dir(model, dataset=None, sampling_=None):
+    return f"results/probes/{model}/{dataset or PROBES['dataset']}/{sampling_ or PROBE_SAMPLING}"
+
+
+def saved_probe(model, dataset, sampling_, condition="raw"):
+    """The fitted probe (probe.npz) a later rule loads instead of fitting it again."""
+    return f"{probe_dir(model, dataset, sampling_)}/{condition}/probe.npz"
+
+
+# The probe each random control's vectors go through "as trained" (layerwise.probes.controls.REFERENCE_CONDITION,
+# kept equal by a test): that fit's saved probe is loaded, not fitted again.
+RANDOM_REFERENCE = {"random_scalar": "normalised", "random_per_dimension": "raw", "random_covariance": "raw"}
+
+
+def probe_condition_inputs(wc):
+    inputs = {"store": f"results/activations/{wc.model}/{wc.dataset}/{wc.sampling}"}
+    if wc.condition in RANDOM_REFERENCE:
+        inputs["reference"] = saved_probe(wc.model, wc.dataset, wc.sampling, RANDOM_REFERENCE[wc.condition])
+    return inputs
+
+
+def probe_inputs(model):
+    main, variant = probe_dir(model), probe_dir(model, sampling_=PROBE_VARIANT_SAMPLING)
+    transfer = f"results/probes/{model}/transfer_{{}}_n{{}}.csv"
+    return {
+        "raw": f"{main}/raw/scores.csv",
+        "conditions": [f"{main}/{c}/scores.csv" for c in MAIN_CONDITIONS],
+        "variant_raw": f"{variant}/raw/scores.csv",
+        "variant_conditions": [f"{variant}/{c}/scores.csv" for c in VARIANT_CONDITIONS],
+        "histories": [f"{main}/raw/history.csv", f"{main}/normalised/history.csv"],
+        "nopunct": f"{probe_dir(model, NOPUNCT, PROBE_VARIANT_SAMPLING)}/raw/scores.csv",
+        "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/scores.csv" for n in PROBES["grid"]["n_texts"]
+                 for l in PROBES["grid"]["max_tokens"]],
+        "transfer": transfer.format("raw", PROBES["n_texts"]),
+        "variant_transfer": transfer.format("raw", PROBE_VARIANT_N),
+        "transfer_nopunct": transfer.format("nopunct", PROBE_VARIANT_N),
+        "stability": f"results/probes/{model}/stability_runs.csv",
+    }
+
+
 wildcard_constraints:
     condition="|".join(FITTED_BY_CONDITION),
     punct="raw|nopunct",
@@ -178,7 +218,7 @@ rule probe_transfer:
     threads: PROBE_THREADS
     resources:
         # both stores held once (A+B standardised in place): 4.8 GiB at N=1000, the base process + 0.9 copies
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(MODELS[wc.model])),
         gpu=1,
     log:
         "logs/probes/{model}/transfer_{punct}_n{n}.log",
@@ -204,7 +244,7 @@ rule probe_stability:
         top_n=PROBES["top_n"],
     threads: PROBE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(MODELS[wc.model])),
         gpu=1,
     log:
         "logs/probes/{model}/stability.log",
@@ -231,7 +271,7 @@ rule probe_reductions:
         include_position0=PROBES["include_position0"],
     threads: PROBE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=1.0, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=1.0, **declared_sizes(MODELS[wc.model])),
     log:
         "logs/probes/{model}/reductions.log",
     benchmark:
