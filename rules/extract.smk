@@ -4,7 +4,7 @@
 import re
 
 from layerwise.activations.plan import (declared_facts, declared_kind, declared_sizes, extraction_mem_mb, requested_cells,
-                                  slice_mem_mb, slice_sources)
+                                        slice_mem_mb, slice_sources)
 
 EXTRACTION = config["extraction"]
 SLICE_CHUNK_ROWS = 4096

@@ -7,7 +7,7 @@ import pandas as pd
 
 from layerwise.workflow.macros import latex_table, write_macros
 from layerwise.workflow.provenance import (config_hash, critical_path, hardware, job_table, main_model_names, model_revisions,
-                                  package_versions, rule_wall_times)
+                                           package_versions, rule_wall_times)
 from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from layerwise.crossstudy.view import (anisotropy_from_moments, anisotropy_replicates, correlation_table, join_layers,
-                                  multiplicities, per_text_sums, ratio_replicates, spearman, text_codes,
-                                  text_moments, twonn_replicates)
+                                       multiplicities, per_text_sums, ratio_replicates, spearman, text_codes,
+                                       text_moments, twonn_replicates)
 from layerwise.geometry import anisotropy, twonn
 
 

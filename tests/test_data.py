@@ -14,8 +14,8 @@ from tokenizers.processors import TemplateProcessing
 from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from hub_cache import cache_snapshot
 from layerwise.resources.datasets import (DEFAULT_DATASETS, DatasetNotFound, DatasetSpecError, check_hub_cache, hub_files,
-                            load_dataset_table,
-                            parse_spec, read_ag_news_csv, read_jsonl, read_text, sample_inputs, special_affixes)
+                                          load_dataset_table,
+                                          parse_spec, read_ag_news_csv, read_jsonl, read_text, sample_inputs, special_affixes)
 
 
 def gpt2_bytes_to_unicode() -> dict[int, str]:

@@ -20,7 +20,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 import layerwise.lens.decode as lens
 from layerwise.lens.decode import (FINAL, _kl_from, _layer_stats_torch, _log_partition, _references, logit_lens,
-                            logit_lens_texts, token_rank)
+                                   logit_lens_texts, token_rank)
 from layerwise.lens.stats import (SUMMARY_VALUE_COLUMNS, _multiplicities, first_layer_above, layer_change,
                                   select_positions, summarize_lens, token_metrics)
 

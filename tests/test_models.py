@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from conftest import random_spec
 from hub_cache import cache_snapshot
 from layerwise.resources.models import (CARD_NAME, HubUnavailable, ModelSpecError, base_model, check_hub_cache, final_norm,
-                              load_model, materialise, read_card, validate_spec)
+                                        load_model, materialise, read_card, validate_spec)
 
 
 @pytest.mark.parametrize("spec, message", [

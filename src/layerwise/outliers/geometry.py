@@ -15,7 +15,7 @@ import pandas as pd
 
 from layerwise.geometry import anisotropy, batch_indices, twonn
 from layerwise.outliers.detect import (DEFAULT_K, DEFAULT_MASSIVE_ABSOLUTE, DEFAULT_MASSIVE_RELATIVE, as_matrix,
-                                massive_activations, norm_ratios, token_norms)
+                                       massive_activations, norm_ratios, token_norms)
 
 LAYER_COLUMNS = ("layer", "n_vectors", "n_batches", "median_norm", "mean_norm", "max_norm_ratio", "n_outliers",
                  "outlier_share", "median_abs", "max_abs", "n_massive", "n_massive_tokens", "massive_dims",
