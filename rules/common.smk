@@ -1,12 +1,12 @@
-# Path builders, wildcard constraints, registries and config lookups shared by every rule file. Study-agnostic:
-# it uses no name defined in a later include (a study's own helpers live in its rule file).
+# Path builders, wildcard constraints, registries and config lookups shared by all the includes. Study-agnostic,
+# it uses no name defined in a later include (a study's own helpers live beside its rules, in rules/<study>_inputs.smk).
 
 import json
 from pathlib import Path
 
 from layerwise.workflow.code_deps import library_digest
-from layerwise.resources.datasets import DEFAULT_DATASETS
-from layerwise.resources.models import check_context, resolved_device_setting, validate_spec
+from layerwise.resources.datasets import DEFAULT_DATASETS, check_hub_cache as check_hub_dataset, parse_spec
+from layerwise.resources.models import check_context, check_hub_cache, hub_offline, resolved_device_setting, validate_spec
 from layerwise.activations.plan import BASE_MB, analysis_mem_mb, declared_sizes, variant_n_texts, weight_bytes
 from layerwise.training.checkpoints import hub_checkpoint_models
 
@@ -32,6 +32,8 @@ PAPER_PDF = "results/paper/layerwise.pdf"
 PAPER_INPUTS = []
 # Models any study uses; their cards feed the reproducibility appendix.
 USED_MODELS = set()
+# Datasets any study uses (rules/resources.smk); their provenance (resolved hub commit or local path) feeds the appendix.
+USED_DATASETS = set()
 
 
 wildcard_constraints:
@@ -100,6 +102,20 @@ TRAIN_KINDS = ["decoder", "encoder"]
 def training_runs(name, kinds=TRAIN_KINDS):
     """One file of every Study 3 training run (kind x seed of `training.seeds`)."""
     return [f"results/training/{kind}/seed{s}/{name}" for kind in kinds for s in config["training"]["seeds"]]
+
+
+def check_hub_cache_before_jobs(models):
+    """With HF_HUB_OFFLINE set, refuse hub models and hub datasets whose revision is not cached, naming the
+    config key; a local dataset with a hub fallback is checked when its job runs (its file may appear)."""
+    if not hub_offline():
+        return
+    for key in sorted(models):
+        if MODELS[key]["source"] == "hf":
+            check_hub_cache(key, MODELS[key])
+    for name in sorted(USED_DATASETS):
+        spec = parse_spec(name, DATASETS[name])
+        if spec.source == "hf":
+            check_hub_dataset(spec)
 
 
 # Threads and memory of compute jobs: each declares `threads: COMPUTE_THREADS` (torch and BLAS follow it

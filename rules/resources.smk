@@ -1,14 +1,12 @@
 # Datasets and models → resources/. Downloads run on the submit host (localrules).
 
-from layerwise.resources.datasets import check_hub_cache as check_hub_dataset, parse_spec
-from layerwise.resources.models import check_hub_cache, hub_offline
+from layerwise.resources.datasets import parse_spec
 
 # The dataset registry (DATASETS: the built-in entries, replaced or extended by config 'datasets'); every entry
 # parses and every study names a registered dataset, before any job runs.
 for _name, _entry in DATASETS.items():
     parse_spec(_name, _entry)
-# Datasets the studies use; their provenance (resolved hub commit or local path) feeds the appendix.
-USED_DATASETS = set()
+# Every study names a registered dataset; the names go to USED_DATASETS (rules/common.smk).
 for _setting in ("norms.dataset", "geometry.dataset", "training.dataset", "lens.dataset", "probes.dataset",
                  "probes.transfer_dataset"):
     _section, _key = _setting.split(".")
@@ -16,20 +14,6 @@ for _setting in ("norms.dataset", "geometry.dataset", "training.dataset", "lens.
         raise ValueError(f"config '{_setting}': unknown dataset {config[_section][_key]!r}; "
                          f"registry (config 'datasets') has {sorted(DATASETS)}")
     USED_DATASETS.add(config[_section][_key])
-
-
-def check_hub_cache_before_jobs(models):
-    """With HF_HUB_OFFLINE set, refuse hub models and hub datasets whose revision is not cached, naming the
-    config key; a local dataset with a hub fallback is checked when its job runs (its file may appear)."""
-    if not hub_offline():
-        return
-    for key in sorted(models):
-        if MODELS[key]["source"] == "hf":
-            check_hub_cache(key, MODELS[key])
-    for name in sorted(USED_DATASETS):
-        spec = parse_spec(name, DATASETS[name])
-        if spec.source == "hf":
-            check_hub_dataset(spec)
 
 
 localrules:
