@@ -7,7 +7,7 @@ CORES ?= all
 # --rerun-incomplete: after a hard kill (OOM, power), the next `make paper` redoes the jobs Snakemake marked
 # incomplete instead of stopping at them; outputs are written so that a redo equals an uninterrupted run.
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --rerun-incomplete
-# `make paper` also rebuilds every missing file the paper depends on (layerwise.complete_run): a job killed after
+# `make paper` also rebuilds every missing file the paper depends on (layerwise.workflow.complete_run): a job killed after
 # Snakemake deleted its old outputs leaves them missing, and a plain run would call the paper up to date.
 export PYTHONHASHSEED := 0
 # `make paper` runs through profiles/local, so local runs honour the rules' resources as a cluster would. Its
@@ -44,8 +44,8 @@ latex:
 	fi
 
 paper: $(VENV)/.installed-run latex
-	$(BIN)/python -m layerwise.config_errors config.yaml  # a YAML syntax error named by file and line
-	$(BIN)/python -m layerwise.complete_run --cores $(CORES) --rerun-incomplete $(LOCAL_PROFILE) --configfile config.yaml
+	$(BIN)/python -m layerwise.workflow.config_errors config.yaml  # a YAML syntax error named by file and line
+	$(BIN)/python -m layerwise.workflow.complete_run --cores $(CORES) --rerun-incomplete $(LOCAL_PROFILE) --configfile config.yaml
 
 # Two pytest workers: the suite's long parts are Snakemake runs whose short jobs leave a core idle much of the
 # time, so a second worker fills it. A test file is one unit (its module fixtures, e.g. the tiny run, are built

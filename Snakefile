@@ -27,7 +27,7 @@ try:
     validate(config, "schemas/config.schema.yaml", set_default=True)
 except WorkflowError:
     # jsonschema's message prints the whole schema and config: name the key, the problem, the nearest key.
-    from layerwise.config_errors import config_problems
+    from layerwise.workflow.config_errors import config_problems
 
     _problems = config_problems(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"),
                                 [*workflow.configfiles] or ["config.yaml"])

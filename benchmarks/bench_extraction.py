@@ -31,9 +31,9 @@ import psutil
 import torch
 import yaml
 
-from layerwise.data import load_dataset_table, sample_inputs
-from layerwise.extract import extract_to_store, length_batches, library_versions, pad_batch, spare_core
-from layerwise.models import base_model, load_model, materialise, read_card
+from layerwise.resources.datasets import load_dataset_table, sample_inputs
+from layerwise.activations.extract import extract_to_store, length_batches, library_versions, pad_batch, spare_core
+from layerwise.resources.models import base_model, load_model, materialise, read_card
 from rss_sampler import PeakMemory, anon_rss  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,9 +31,9 @@ import psutil
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from layerwise.extract import library_versions
-from layerwise.lens import logit_lens, residual_streams, token_rank
-from layerwise.lens_adapters import decode, lens_parts
+from layerwise.activations.extract import library_versions
+from layerwise.lens.decode import logit_lens, residual_streams, token_rank
+from layerwise.lens.adapters import decode, lens_parts
 from rss_sampler import PeakMemory  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]

@@ -43,7 +43,7 @@ def synthetic(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
 
 def from_store(root: Path, min_vectors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """All layers of a random subset of tokens (position 0 excluded), at least `min_vectors` vectors."""
-    from layerwise.store import ActivationStore
+    from layerwise.activations.store import ActivationStore
 
     store = ActivationStore.open(root)
     tokens = store.tokens

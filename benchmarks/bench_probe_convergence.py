@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.logistic import TorchLogisticProbe
 from layerwise.probes.training import fit_scaler, standardise
-from layerwise.store import ActivationStore
+from layerwise.activations.store import ActivationStore
 
 GOAL_ACCURACY_PP = 0.5
 

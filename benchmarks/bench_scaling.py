@@ -8,7 +8,7 @@ its anchor run in the same process on the same input, so growth is measured rath
 | extraction | `extract_to_store` (SmolLM2, float16)  | bare `base_model(**batch)` with hidden states   | tokens |
 | probe      | `TorchLogisticProbe.fit`               | scikit-learn `LogisticRegression` (lbfgs)       | training vectors × 576, 31 layers |
 | twonn      | `layerwise.geometry.twonn`             | `skdim.id.TwoNN`                                | vectors × 576 |
-| lens       | `layerwise.lens.logit_lens`            | naive lens (all logits, textbook formulas)      | positions |
+| lens       | `layerwise.lens.decode.logit_lens`            | naive lens (all logits, textbook formulas)      | positions |
 
 Sizes span 10× (three sizes). Peak memory is the peak anonymous RSS above the level at the start of
 the call (sampled every 20 ms; memory-mapped store pages are not anonymous and do not count). Writes
@@ -31,11 +31,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from layerwise.data import load_dataset_table, sample_inputs
-from layerwise.extract import extract_to_store, length_batches, library_versions, pad_batch
+from layerwise.resources.datasets import load_dataset_table, sample_inputs
+from layerwise.activations.extract import extract_to_store, length_batches, library_versions, pad_batch
 from layerwise.geometry import twonn
-from layerwise.lens import logit_lens
-from layerwise.lens_adapters import lens_parts
+from layerwise.lens.decode import logit_lens
+from layerwise.lens.adapters import lens_parts
 from layerwise.probes import TorchLogisticProbe, make_layered_vectors
 from bench_extraction import REPO, bare_forward, load_smollm2  # benchmarks/ is on sys.path as a script
 from bench_logit_lens import naive_lens

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import transformers
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.training.runs import TrainingConfig, build_model, train, training_batches
 from layerwise.training.data import encode_text, split_ids
 

@@ -17,7 +17,7 @@ from layerwise.probes.conditions import train_selection
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.logistic import TorchLogisticProbe, WarmStart
 from layerwise.probes.training import fit_probe
-from layerwise.store import ActivationStore
+from layerwise.activations.store import ActivationStore
 
 
 def timed_fit(X, y, X_test, y_test, probe: TorchLogisticProbe, init: WarmStart | None = None) -> dict:

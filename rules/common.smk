@@ -1,17 +1,27 @@
-# Path builders, wildcard constraints and config lookups shared by every rule file.
+# Path builders, wildcard constraints, registries and config lookups shared by all the includes. Study-agnostic,
+# it uses no name defined in a later include (a study's own helpers live beside its rules, in rules/<study>_inputs.smk).
 
 import json
 from pathlib import Path
 
-from layerwise.code_deps import library_digest
-from layerwise.data import check_hub_cache as check_hub_dataset, parse_spec
-from layerwise.models import check_context, check_hub_cache, hub_offline, resolved_device_setting, validate_spec
-from layerwise.models import resolved_dtype
-from layerwise.store_plan import (BASE_MB, analysis_mem_mb, declared_parameters, declared_sizes, gpus_needed,
-                                  host_weight_bytes, variant_n_texts)
+from layerwise.workflow.code_deps import library_digest
+from layerwise.resources.datasets import DEFAULT_DATASETS, check_hub_cache as check_hub_dataset, parse_spec
+from layerwise.resources.models import (check_context, check_hub_cache, hub_offline, resolved_device_setting,
+                                        resolved_dtype, validate_spec)
+from layerwise.activations.plan import (BASE_MB, analysis_mem_mb, declared_parameters, declared_sizes,
+                                        gpus_needed, host_weight_bytes, variant_n_texts)
+from layerwise.training.checkpoints import hub_checkpoint_models
 
 for _key, _spec in config["models"].items():
     validate_spec(_key, _spec)
+
+# The registries the rules read: config's entries plus what follows from them (the built-in datasets, which an
+# entry of config 'datasets' replaces or extends; every published checkpoint of `training.hub` as a model
+# `<key>@step<N>`). Derived once here: config itself is never changed at parse time.
+DATASETS = {**DEFAULT_DATASETS, **config["datasets"]}
+MODELS = {**config["models"], **hub_checkpoint_models(config["training"]["hub"])}
+# config with its registries completed: what preflight checks and the provenance hash covers.
+REGISTRY_CONFIG = dict(config, datasets=DATASETS, models=MODELS)
 
 # The device the jobs run on, resolved before planning: `auto` and `cpu` on a CPU-only machine are one run (no
 # rerun when the spelling changes), and a missing GPU is refused here. On a cluster the submit host may have no
@@ -24,6 +34,8 @@ PAPER_PDF = "results/paper/layerwise.pdf"
 PAPER_INPUTS = []
 # Models any study uses; their cards feed the reproducibility appendix.
 USED_MODELS = set()
+# Datasets any study uses (rules/resources.smk); their provenance (resolved hub commit or local path) feeds the appendix.
+USED_DATASETS = set()
 
 
 wildcard_constraints:
@@ -79,7 +91,7 @@ def model_card(model):
 
 
 def display_name(model):
-    return config["models"][model].get("display", model)
+    return MODELS[model].get("display", model)
 
 
 def checkpoint_path(kind, step, seed):
@@ -94,83 +106,22 @@ def training_runs(name, kinds=TRAIN_KINDS):
     return [f"results/training/{kind}/seed{s}/{name}" for kind in kinds for s in config["training"]["seeds"]]
 
 
-def probe_dir(model, dataset=None, sampling_=None):
-    return f"results/probes/{model}/{dataset or PROBES['dataset']}/{sampling_ or PROBE_SAMPLING}"
-
-
-def saved_probe(model, dataset, sampling_, condition="raw"):
-    """The fitted probe (probe.npz) a later rule loads instead of fitting it again."""
-    return f"{probe_dir(model, dataset, sampling_)}/{condition}/probe.npz"
-
-
-# The probe each random control's vectors go through "as trained" (layerwise.probes.controls.REFERENCE_CONDITION,
-# kept equal by a test): that fit's saved probe is loaded, not fitted again.
-RANDOM_REFERENCE = {"random_scalar": "normalised", "random_per_dimension": "raw", "random_covariance": "raw"}
-
-
-def probe_condition_inputs(wc):
-    inputs = {"store": f"results/activations/{wc.model}/{wc.dataset}/{wc.sampling}"}
-    if wc.condition in RANDOM_REFERENCE:
-        inputs["reference"] = saved_probe(wc.model, wc.dataset, wc.sampling, RANDOM_REFERENCE[wc.condition])
-    return inputs
-
-
-def probe_inputs(model):
-    main, variant = probe_dir(model), probe_dir(model, sampling_=PROBE_VARIANT_SAMPLING)
-    transfer = f"results/probes/{model}/transfer_{{}}_n{{}}.csv"
-    return {
-        "raw": f"{main}/raw/scores.csv",
-        "conditions": [f"{main}/{c}/scores.csv" for c in MAIN_CONDITIONS],
-        "variant_raw": f"{variant}/raw/scores.csv",
-        "variant_conditions": [f"{variant}/{c}/scores.csv" for c in VARIANT_CONDITIONS],
-        "histories": [f"{main}/raw/history.csv", f"{main}/normalised/history.csv"],
-        "nopunct": f"{probe_dir(model, NOPUNCT, PROBE_VARIANT_SAMPLING)}/raw/scores.csv",
-        "grid": [f"{probe_dir(model, sampling_=sampling(n, l))}/raw/scores.csv" for n in PROBES["grid"]["n_texts"]
-                 for l in PROBES["grid"]["max_tokens"]],
-        "transfer": transfer.format("raw", PROBES["n_texts"]),
-        "variant_transfer": transfer.format("raw", PROBE_VARIANT_N),
-        "transfer_nopunct": transfer.format("nopunct", PROBE_VARIANT_N),
-        "stability": f"results/probes/{model}/stability_runs.csv",
-    }
-
-
 def check_hub_cache_before_jobs(models):
     """With HF_HUB_OFFLINE set, refuse hub models and hub datasets whose revision is not cached, naming the
     config key; a local dataset with a hub fallback is checked when its job runs (its file may appear)."""
     if not hub_offline():
         return
     for key in sorted(models):
-        if config["models"][key]["source"] == "hf":
-            check_hub_cache(key, config["models"][key])
+        if MODELS[key]["source"] == "hf":
+            check_hub_cache(key, MODELS[key])
     for name in sorted(USED_DATASETS):
-        spec = parse_spec(name, config["datasets"][name])
+        spec = parse_spec(name, DATASETS[name])
         if spec.source == "hf":
             check_hub_dataset(spec)
 
 
-def crossstudy_inputs(wc):
-    """The probe store and the studies' tables for one model; a study that did not run it adds no column.
-
-    Study 1's side is its raw probe at the additions' size (`probes.variant_n_texts`): the view is our
-    addition, and its per-layer TwoNN bootstrap over the store grows with the square of the vectors."""
-    main = probe_dir(wc.model, sampling_=PROBE_VARIANT_SAMPLING)
-    inputs = {
-        "store": store_dir(wc.model, PROBES["dataset"], PROBE_VARIANT_N, PROBES["max_tokens"]),
-        "confusion": f"{main}/raw/confusion.csv",
-        "predictions": f"{main}/raw/predictions.parquet",  # per-text probe recall
-    }
-    if wc.model in GEOMETRY["models"]:
-        inputs["geometry"] = study_table("geometry", wc.model, GEOMETRY)
-    if wc.model in NORMS["models"]:
-        inputs["norms"] = study_table("norms", wc.model, NORMS)
-    if wc.model in LENS["models"]:
-        inputs["lens"] = study_table("lens", wc.model, LENS, ext=f"{CROSS_DECODER}.parquet")
-    return inputs
-
-
-
 # Threads and memory of compute jobs: each declares `threads: COMPUTE_THREADS` (torch and BLAS follow it
-# through layerwise.runlog) and its `mem_mb` from the size of the data it holds.
+# through layerwise.workflow.runlog) and its `mem_mb` from the size of the data it holds.
 COMPUTE_THREADS = config["threads"]
 # Jobs that cannot use a second core (scikit-learn's tree is single-threaded) or that are too small for it to
 # pay (one checkpoint's held-out geometry, one example text through the lens: mostly start-up and loading)
@@ -182,20 +133,20 @@ def store_mem_mb(wc, copies):
     """mem_mb of a job over the store {model}/{dataset}/{sampling}: `copies` float32 copies of its vectors."""
     n, length, _ = wc.sampling.split("_")
     return analysis_mem_mb(n_texts=int(n[1:]), max_tokens=int(length[1:]), copies=copies,
-                           **declared_sizes(config["models"][wc.model]))
+                           **declared_sizes(MODELS[wc.model]))
 
 
 def model_mem_mb(wc, extra_mb):
     """mem_mb of a job that runs a model forward: its weights in the dtype it runs in, twice (loading keeps a
     transient copy; once when accelerate shards them onto GPUs) plus `extra_mb` of working memory (e.g. the
     logit lens's positions × vocabulary chunks)."""
-    return int(BASE_MB + host_weight_bytes(config["models"][wc.model], DEVICE) / 2**20 + extra_mb)
+    return int(BASE_MB + host_weight_bytes(MODELS[wc.model], DEVICE) / 2**20 + extra_mb)
 
 
 def model_gpus(model):
     """GPUs a job running `model` asks for: 1, or, for an entry with a `device_map` on a GPU run, as many
-    `gpu_memory_gb` GPUs as its weights in their dtype need (layerwise.store_plan.gpus_needed)."""
-    spec = config["models"][model]
+    `gpu_memory_gb` GPUs as its weights in their dtype need (layerwise.activations.plan.gpus_needed)."""
+    spec = MODELS[model]
     if spec.get("device_map") is None or not str(DEVICE).startswith("cuda"):
         return 1
     dtype = resolved_dtype(str(spec.get("dtype", "auto")), DEVICE)

@@ -9,6 +9,9 @@ if CROSS_MODELS and CROSS_DECODER not in LENS["decoders"] and LENS["models"]:
     raise ValueError(f"config 'crossstudy.lens_decoder': {CROSS_DECODER!r} is not one of lens.decoders {LENS['decoders']}")
 
 
+include: "crossstudy_inputs.smk"  # the input function (functions apart from rules, as snakemake --lint asks)
+
+
 localrules:
     crossstudy_figures,
 
@@ -38,7 +41,7 @@ rule crossstudy_model:
                   f"(Study 2 sample, {CROSS_DECODER} decoder)",
     threads: COMPUTE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(MODELS[wc.model])),
     log:
         "logs/crossstudy/{model}.log",
     benchmark:

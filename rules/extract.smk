@@ -3,8 +3,8 @@
 
 import re
 
-from layerwise.store_plan import (declared_facts, declared_kind, declared_sizes, extraction_mem_mb, requested_cells,
-                                  slice_mem_mb, slice_sources)
+from layerwise.activations.plan import (declared_facts, declared_kind, declared_sizes, extraction_mem_mb, requested_cells,
+                                        slice_mem_mb, slice_sources)
 
 EXTRACTION = config["extraction"]
 SLICE_CHUNK_ROWS = 4096
@@ -27,14 +27,14 @@ rule extract:
         max_batch_tokens=EXTRACTION["max_batch_tokens"],
         min_tokens=EXTRACTION["min_tokens"],
         device=DEVICE,
-        declared=lambda wc: declared_facts(config["models"][wc.model]),
+        declared=lambda wc: declared_facts(MODELS[wc.model]),
     threads: COMPUTE_THREADS
     resources:
         gpu=lambda wc: model_gpus(wc.model),
         mem_mb=lambda wc: extraction_mem_mb(n_texts=int(wc.n), max_tokens=int(wc.length), dtype=EXTRACTION["dtype"],
                                             max_batch_tokens=EXTRACTION["max_batch_tokens"],
-                                            weights=host_weight_bytes(config["models"][wc.model], DEVICE),
-                                            **declared_sizes(config["models"][wc.model])),
+                                            weights=host_weight_bytes(MODELS[wc.model], DEVICE),
+                                            **declared_sizes(MODELS[wc.model])),
     log:
         "logs/extract/{model}/{dataset}/n{n}_l{length}_s{seed}.log",
     benchmark:
@@ -66,7 +66,7 @@ if SLICED:
             chunk_rows=SLICE_CHUNK_ROWS,
         threads: 1  # copies rows between memory maps: I/O, no compute
         resources:
-            mem_mb=lambda wc: slice_mem_mb(**declared_sizes(config["models"][SLICED[wc.cell].model]),
+            mem_mb=lambda wc: slice_mem_mb(**declared_sizes(MODELS[SLICED[wc.cell].model]),
                                            dtype=EXTRACTION["dtype"], chunk_rows=SLICE_CHUNK_ROWS),
         log:
             "logs/slice_store/{cell}.log",

@@ -1,7 +1,7 @@
 # Study 2: the logit lens, per example text (heatmaps) and across a dataset (curves).
 
-from layerwise.lens_adapters import registry_encoders
-from layerwise.lens_texts import load_texts
+from layerwise.lens.adapters import registry_encoders
+from layerwise.lens.texts import load_texts
 
 LENS = config["lens"]
 check_models("lens", LENS["models"])

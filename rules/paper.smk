@@ -1,9 +1,9 @@
 # Figures and generated macros → the PDF (latexmk). Local: cheap, and needs the TeX install.
 
-from layerwise.preflight import preflight
+from layerwise.workflow.preflight import preflight
 
 # Included last: every study has named its models by now. Missing local models or data fail here, not in the queue.
-preflight(config, USED_MODELS, cache=Path(".snakemake/layerwise/corpus_sizes.json"), lens_texts=LENS_TEXTS)
+preflight(REGISTRY_CONFIG, USED_MODELS, cache=Path(".snakemake/layerwise/corpus_sizes.json"), lens_texts=LENS_TEXTS)
 
 
 localrules:
@@ -24,7 +24,7 @@ rule provenance:
         tables="results/paper/provenance_tables.tex",
     params:
         library=library("provenance.py"),
-        config=dict(config, device=DEVICE),  # the device as resolved: `auto` and `cpu` are one run here
+        config=dict(REGISTRY_CONFIG, device=DEVICE),  # the device as resolved: `auto` and `cpu` are one run here
         benchmark_root="results/benchmarks/rules",
         job_root="results/benchmarks/jobs",
     log:

@@ -22,6 +22,9 @@ TRANSFER_DATASETS = {"raw": (PROBES["dataset"], PROBES["transfer_dataset"]),
                      "nopunct": (NOPUNCT, f"{PROBES['transfer_dataset']}.nopunct")}
 
 
+include: "probes_inputs.smk"  # this study's path helpers (functions apart from rules, as snakemake --lint asks)
+
+
 wildcard_constraints:
     condition="|".join(FITTED_BY_CONDITION),
     punct="raw|nopunct",
@@ -182,7 +185,7 @@ rule probe_transfer:
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         # both stores held once (A+B standardised in place): 4.8 GiB at N=1000, the base process + 0.9 copies
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(MODELS[wc.model])),
         gpu=1,
     log:
         "logs/probes/{model}/transfer_{punct}_n{n}.log",
@@ -208,7 +211,7 @@ rule probe_stability:
         top_n=PROBES["top_n"],
     threads: PROBE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(MODELS[wc.model])),
         gpu=1,
     log:
         "logs/probes/{model}/stability.log",
@@ -236,7 +239,7 @@ rule probe_reductions:
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=1.0, **declared_sizes(config['models'][wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBES['n_texts'], max_tokens=PROBES['max_tokens'], copies=1.0, **declared_sizes(MODELS[wc.model])),
     log:
         "logs/probes/{model}/reductions.log",
     benchmark:

@@ -1,20 +1,18 @@
 # Datasets and models → resources/. Downloads run on the submit host (localrules).
 
-from layerwise.data import DEFAULT_DATASETS, parse_spec
+from layerwise.resources.datasets import parse_spec
 
-# The dataset registry: the built-in entries, replaced or extended by config 'datasets'; every entry
+# The dataset registry (DATASETS: the built-in entries, replaced or extended by config 'datasets'); every entry
 # parses and every study names a registered dataset, before any job runs.
-config["datasets"] = {**DEFAULT_DATASETS, **config["datasets"]}
-for _name, _entry in config["datasets"].items():
+for _name, _entry in DATASETS.items():
     parse_spec(_name, _entry)
-# Datasets the studies use; their provenance (resolved hub commit or local path) feeds the appendix.
-USED_DATASETS = set()
+# Every study names a registered dataset; the names go to USED_DATASETS (rules/common.smk).
 for _setting in ("norms.dataset", "geometry.dataset", "training.dataset", "lens.dataset", "probes.dataset",
                  "probes.transfer_dataset"):
     _section, _key = _setting.split(".")
-    if config[_section][_key] not in config["datasets"]:
+    if config[_section][_key] not in DATASETS:
         raise ValueError(f"config '{_setting}': unknown dataset {config[_section][_key]!r}; "
-                         f"registry (config 'datasets') has {sorted(config['datasets'])}")
+                         f"registry (config 'datasets') has {sorted(DATASETS)}")
     USED_DATASETS.add(config[_section][_key])
 
 
@@ -31,7 +29,7 @@ rule dataset:
         library=library("dataset.py"),
         search_path=config["data"]["search_path"],
         allow_hub=config["data"]["allow_hub"],
-        entry=lambda wc: config["datasets"][wc.dataset.split(".")[0]],
+        entry=lambda wc: DATASETS[wc.dataset.split(".")[0]],
     log:
         "logs/dataset/{dataset}.log",
     conda:
@@ -46,7 +44,7 @@ rule model:
     params:
         library=library("model.py"),
         # The display name changes figures and text, not the model: left out, so renaming reruns no extraction.
-        spec=lambda wc: {k: v for k, v in config["models"][wc.model].items() if k != "display"},
+        spec=lambda wc: {k: v for k, v in MODELS[wc.model].items() if k != "display"},
     log:
         "logs/model/{model}.log",
     conda:

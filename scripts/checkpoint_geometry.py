@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.training.checkpoint_states import checkpoint_hidden_states
 from layerwise.geometry import aggregate_batch_table, batch_table, geometry_table
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.training.data import heldout_chunks
 
 log = log_to_file(snakemake.log[0])

@@ -4,9 +4,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from layerwise.narrative.crossstudy import crossstudy_macros
-from layerwise.paper import write_macros
+from layerwise.workflow.macros import write_macros
 from layerwise.plots.crossstudy import plot_crossstudy
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 inp, out, p = snakemake.input, snakemake.output, snakemake.params

@@ -3,12 +3,12 @@
 import numpy as np
 import pandas as pd
 
-from layerwise.crossstudy import (correlation_table, group_rows, join_layers, layer_intervals, multiplicities,
-                                  ratio_replicates, resampling_units, store_quantities, text_codes)
-from layerwise.crossstudy_io import (geometry_reference, lens_per_text, norms_reference,
-                                     probe_recall_from_confusion, probe_recall_per_text)
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.crossstudy.view import (correlation_table, group_rows, join_layers, layer_intervals, multiplicities,
+                                       ratio_replicates, resampling_units, store_quantities, text_codes)
+from layerwise.crossstudy.readers import (geometry_reference, lens_per_text, norms_reference,
+                                          probe_recall_from_confusion, probe_recall_per_text)
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 p, inp, wc = snakemake.params, snakemake.input, snakemake.wildcards

@@ -2,7 +2,7 @@
 
 import yaml
 
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 with open(snakemake.output.config, "w") as handle:

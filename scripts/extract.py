@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import torch
 
-from layerwise.data import sample_inputs
-from layerwise.extract import extract_to_store
-from layerwise.models import load_model, read_card
-from layerwise.runlog import log_to_file
+from layerwise.resources.datasets import sample_inputs
+from layerwise.activations.extract import extract_to_store
+from layerwise.resources.models import load_model, read_card
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # the rule's threads, no more (as OMP_NUM_THREADS says)

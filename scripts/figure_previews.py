@@ -1,9 +1,9 @@
-"""Rule `figure_previews`: a PNG of every figure of the paper, for the HTML report (layerwise.previews)."""
+"""Rule `figure_previews`: a PNG of every figure of the paper, for the HTML report (layerwise.workflow.previews)."""
 
 from pathlib import Path
 
-from layerwise.previews import preview_name, render_preview
-from layerwise.runlog import log_to_file
+from layerwise.workflow.previews import preview_name, render_preview
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 out = Path(snakemake.output.previews)

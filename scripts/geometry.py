@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 
 from layerwise.geometry import aggregate_batch_table, batch_table, geometry_table
-from layerwise.outliers import norm_ratios
-from layerwise.runlog import log_to_file
-from layerwise.store import FINAL_NORM, ActivationStore
+from layerwise.outliers.detect import norm_ratios
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import FINAL_NORM, ActivationStore
 
 log = log_to_file(snakemake.log[0])
 p = snakemake.params

@@ -3,10 +3,10 @@
 import pandas as pd
 
 from layerwise.narrative.geometry import geometry_macros
-from layerwise.paper import write_macros
+from layerwise.workflow.macros import write_macros
 from layerwise.plots.geometry import (plot_anisotropy_batches, plot_anisotropy_profiles, plot_intrinsic_dimension_batches,
                                       plot_intrinsic_dimension_profiles, summarise_profiles)
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 table = pd.concat([pd.read_csv(path).assign(model=name)

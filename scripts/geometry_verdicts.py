@@ -6,8 +6,8 @@ import pandas as pd
 
 from layerwise.geometry.claims import geometry_claims, sweep_evidence
 from layerwise.narrative.geometry import verdict_macros
-from layerwise.paper import write_macros
-from layerwise.runlog import log_to_file
+from layerwise.workflow.macros import write_macros
+from layerwise.workflow.runlog import log_to_file
 from layerwise.verdicts import verdict_frame
 
 log = log_to_file(snakemake.log[0])

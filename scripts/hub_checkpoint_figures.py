@@ -3,7 +3,7 @@
 import pandas as pd
 
 from layerwise.plots.checkpoints import layer_mean_by_step, profiles_by_checkpoint
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 table = pd.concat([pd.read_csv(path).assign(step=step)

@@ -6,12 +6,12 @@ import json
 import pandas as pd
 import torch
 
-from layerwise.data import sample_inputs
-from layerwise.lens import logit_lens_sequences
-from layerwise.lens_adapters import final_norm_kind
-from layerwise.lens_stats import layer_change, select_positions, summarize_lens
-from layerwise.models import load_model, read_card
-from layerwise.runlog import log_to_file
+from layerwise.resources.datasets import sample_inputs
+from layerwise.lens.decode import logit_lens_sequences
+from layerwise.lens.adapters import final_norm_kind
+from layerwise.lens.stats import layer_change, select_positions, summarize_lens
+from layerwise.resources.models import load_model, read_card
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 p, wc = snakemake.params, snakemake.wildcards

@@ -2,9 +2,9 @@
 
 import torch
 
-from layerwise.lens import logit_lens_texts
-from layerwise.models import load_model, read_card
-from layerwise.runlog import log_to_file
+from layerwise.lens.decode import logit_lens_texts
+from layerwise.resources.models import load_model, read_card
+from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 p = snakemake.params

@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from layerwise.lens_stats import select_positions, summarize_lens
+from layerwise.lens.stats import select_positions, summarize_lens
 from layerwise.narrative.lens import lens_macros, subblock_sentence
-from layerwise.paper import LaTeX, write_macros
+from layerwise.workflow.macros import LaTeX, write_macros
 from layerwise.plots.lens import plot_lens_curves
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 PAPER_METRICS = ("kl_final", "kl_input", "agreement", "log10_rank", "log10_input_rank")
 DECODER_TITLES = {"full": "decoder full (the post's)", "norm_only": "decoder norm_only (variant)",

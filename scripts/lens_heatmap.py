@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from layerwise.plots.lens import plot_lens_heatmap, resolve_window
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 p, wc = snakemake.params, snakemake.wildcards

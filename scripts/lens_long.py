@@ -6,14 +6,14 @@ import json
 import pandas as pd
 import torch
 
-from layerwise.data import sample_inputs
-from layerwise.lens import logit_lens_sequences
-from layerwise.lens_stats import position_buckets, select_positions, summarize_lens
-from layerwise.models import load_model, read_card
+from layerwise.resources.datasets import sample_inputs
+from layerwise.lens.decode import logit_lens_sequences
+from layerwise.lens.stats import position_buckets, select_positions, summarize_lens
+from layerwise.resources.models import load_model, read_card
 from layerwise.narrative.lens import long_context_macros
-from layerwise.paper import write_macros
+from layerwise.workflow.macros import write_macros
 from layerwise.plots.lens import plot_lens_curves
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 p = snakemake.params

@@ -7,12 +7,12 @@ import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.lens import logit_lens_sequences
-from layerwise.lens_stats import select_positions, summarize_lens, top1_overlap
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
+from layerwise.lens.decode import logit_lens_sequences
+from layerwise.lens.stats import select_positions, summarize_lens, top1_overlap
 from layerwise.narrative.lens import trained_decoder_macros
-from layerwise.paper import write_macros
-from layerwise.runlog import log_to_file
+from layerwise.workflow.macros import write_macros
+from layerwise.workflow.runlog import log_to_file
 from layerwise.training.data import heldout_chunks
 
 log = log_to_file(snakemake.log[0])

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from layerwise.lens_claims import claim_units, lens_claims
-from layerwise.lens_stats import select_positions
+from layerwise.lens.claims import claim_units, lens_claims
+from layerwise.lens.stats import select_positions
 from layerwise.narrative.lens import lens_verdict_macros
-from layerwise.paper import write_macros
-from layerwise.runlog import log_to_file
+from layerwise.workflow.macros import write_macros
+from layerwise.workflow.runlog import log_to_file
 from layerwise.verdicts import verdict_frame
 
 log = log_to_file(snakemake.log[0])

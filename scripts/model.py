@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from layerwise.models import materialise
-from layerwise.runlog import log_to_file
+from layerwise.resources.models import materialise
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 card = materialise(snakemake.wildcards.model, snakemake.params.spec, Path(snakemake.output.card).parent)

@@ -3,9 +3,9 @@
 import pandas as pd
 
 from layerwise.norms import norm_growth, norm_summary_sentence
-from layerwise.paper import LaTeX, macro_name, write_macros
+from layerwise.workflow.macros import LaTeX, macro_name, write_macros
 from layerwise.plots.norms import norm_profile
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 tables, macros, sentences = [], {}, []

@@ -3,8 +3,8 @@
 import pandas as pd
 
 from layerwise.norms import norm_table, per_text_norms
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 store = ActivationStore.open(snakemake.input.store)

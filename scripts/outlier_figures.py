@@ -3,10 +3,10 @@
 import pandas as pd
 
 from layerwise.narrative.outliers import dominant_token_sentence, outlier_macros
-from layerwise.outliers import top_outlier_tokens
-from layerwise.paper import LaTeX, write_macros
+from layerwise.outliers.detect import top_outlier_tokens
+from layerwise.workflow.macros import LaTeX, write_macros
 from layerwise.plots.outliers import plot_outlier_anisotropy
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 p, inp = snakemake.params, snakemake.input

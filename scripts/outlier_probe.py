@@ -1,9 +1,9 @@
 """Rule `outlier_probe`: the layer probe with and without outlier tokens, and whether its top dims are massive."""
 
-from layerwise.outlier_probes import probe_without_outliers
+from layerwise.outliers.probes import probe_without_outliers
 from layerwise.probes.features import layer_dataset
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 p = snakemake.params

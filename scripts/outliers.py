@@ -1,8 +1,8 @@
 """Rule `outliers`: outlier tokens, massive activations and Study 3 with and without them, per layer of one store."""
 
-from layerwise.outlier_geometry import outlier_study
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.outliers.geometry import outlier_study
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 p = snakemake.params

@@ -5,7 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 macro_files = sorted(p for p in [*snakemake.input.generated, snakemake.input.provenance[0]] if p.endswith(".tex"))

@@ -9,8 +9,8 @@ from layerwise.probes.conditions import raw_probe_analyses, run_condition, score
 from layerwise.probes.masks import masked_predictions
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.saved import save_probe
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # the rule's threads, no more

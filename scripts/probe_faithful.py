@@ -7,8 +7,8 @@ from layerwise.probes.faithful import faithful_ablations, reference_random_masks
 from layerwise.probes.logistic import WarmStart
 from layerwise.probes.saved import load_probe
 from layerwise.probes.features import split_layer_dataset
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # the rule's threads, no more

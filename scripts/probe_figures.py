@@ -3,12 +3,12 @@
 import pandas as pd
 
 from layerwise.narrative.probes import probe_macros, reduction_figures
-from layerwise.paper import write_macros
+from layerwise.workflow.macros import write_macros
 from layerwise.plots.probes import (plot_accuracy_grid, plot_condition_accuracy, plot_confusion,
                                     plot_cumulative_contributions, plot_top_attributions, plot_training_curves)
 from layerwise.probes.attribution import top_with_weight_sign
 from layerwise.probes.summary import condition_table, label_sizes
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output

@@ -4,19 +4,19 @@
 import pandas as pd
 
 from layerwise.plots.probes import plot_reductions
-from layerwise.probes.controls import normalize_rows
+from layerwise.probes.controls import normalise_rows
 from layerwise.probes.features import layer_dataset
 from layerwise.probes.reductions import reduction_table
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log_to_file(snakemake.log[0])
 p = snakemake.params
 data = layer_dataset(ActivationStore.open(snakemake.input.store), include_position0=p.include_position0)
 no0 = data.y > 0
 # Only each variant's subsample is copied and normalised (not four copies of every vector).
-variants = {"raw": {}, "normalised": dict(transform=normalize_rows), "no_layer0": dict(keep=no0),
-            "normalised_no_layer0": dict(keep=no0, transform=normalize_rows)}
+variants = {"raw": {}, "normalised": dict(transform=normalise_rows), "no_layer0": dict(keep=no0),
+            "normalised_no_layer0": dict(keep=no0, transform=normalise_rows)}
 table = pd.concat([reduction_table(data.X, data.y, p.methods, n_per_layer=p.n_per_layer, seed=p.seed, variant=name,
                                    **subset) for name, subset in variants.items()], ignore_index=True)
 table.to_parquet(snakemake.output.table, index=False)

@@ -4,8 +4,8 @@ import torch
 
 from layerwise.probes.features import layer_dataset
 from layerwise.probes.stability import seed_stability
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # the rule's threads, no more

@@ -13,8 +13,8 @@ from layerwise.probes.claims import per_text
 from layerwise.probes.conditions import transfer_scores
 from layerwise.probes.features import split_layer_datasets
 from layerwise.probes.saved import load_probe
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # the rule's threads, no more

@@ -3,11 +3,11 @@
 import pandas as pd
 
 from layerwise.narrative.probes import probe_verdict_macros, verdict_discussion
-from layerwise.paper import write_macros
+from layerwise.workflow.macros import write_macros
 from layerwise.probes.claims import (CLAIMS, FAITHFUL, OURS, evidence_table, our_setting_points, per_text,
                                      probe_claims)
 from layerwise.probes.summary import fit_converged
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.verdicts import verdict_frame
 
 log = log_to_file(snakemake.log[0])

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from layerwise.paper import latex_table, write_macros
-from layerwise.provenance import (config_hash, critical_path, hardware, job_table, main_model_names, model_dtypes,
-                                  model_revisions, package_versions, rule_wall_times)
-from layerwise.runlog import log_to_file
+from layerwise.workflow.macros import latex_table, write_macros
+from layerwise.workflow.provenance import (config_hash, critical_path, hardware, job_table, main_model_names,
+                                           model_dtypes, model_revisions, package_versions, rule_wall_times)
+from layerwise.workflow.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 cards = [json.loads(Path(p).read_text()) for p in snakemake.input.cards]

@@ -4,12 +4,12 @@ import json
 
 import pandas as pd
 
-from layerwise.data import sample_inputs
+from layerwise.resources.datasets import sample_inputs
 from transformers import AutoConfig, AutoTokenizer
 
-from layerwise.models import model_kind, read_card
-from layerwise.runlog import log_to_file
-from layerwise.store import ActivationStore, slice_store
+from layerwise.resources.models import model_kind, read_card
+from layerwise.workflow.runlog import log_to_file
+from layerwise.activations.store import ActivationStore, slice_store
 
 log = log_to_file(snakemake.log[0])
 p = snakemake.params

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.training.runs import TrainingConfig, train
 
 log = log_to_file(snakemake.log[0])

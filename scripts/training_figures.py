@@ -3,10 +3,10 @@
 import pandas as pd
 
 from layerwise.narrative.training import training_macros
-from layerwise.paper import write_macros
+from layerwise.workflow.macros import write_macros
 from layerwise.plots.checkpoints import layer_mean_by_step, profiles_by_checkpoint
 from layerwise.plots.training import plot_learning_curves
-from layerwise.runlog import log_to_file
+from layerwise.workflow.runlog import log_to_file
 from layerwise.training.summary import seed_means, training_summary
 
 log_to_file(snakemake.log[0])

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from layerwise.paper import write_macros
-from layerwise.runlog import log_to_file
+from layerwise.workflow.macros import write_macros
+from layerwise.workflow.runlog import log_to_file
 from layerwise.verdicts import summary_sentence
 
 log_to_file(snakemake.log[0])

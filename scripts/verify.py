@@ -2,8 +2,8 @@
 
 import yaml
 
-from layerwise.runlog import log_to_file
-from layerwise.verify import check_values, read_macros
+from layerwise.workflow.runlog import log_to_file
+from layerwise.workflow.verify import check_values, read_macros
 
 log = log_to_file(snakemake.log[0])
 expected = yaml.safe_load(open(snakemake.input.expected))

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from layerwise.models import LoadedModel, load_model, materialise, read_card
+from layerwise.resources.models import LoadedModel, load_model, materialise, read_card
 
 REPO = Path(__file__).resolve().parents[1]
 # CI clones the repository with `../shared` beside it (see ../shared/data/README.md). LAYERWISE_SHARED

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from layerwise.code_deps import imported_names, library_digest, library_modules
+from layerwise.workflow.code_deps import imported_names, library_digest, library_modules
 
 
 @pytest.fixture()
@@ -57,7 +57,7 @@ def test_extraction_does_not_depend_on_analysis_code():
     """Editing a probe, a plot or a paper sentence must never re-extract activations."""
     modules = {p.relative_to(REPO / "src" / "layerwise").as_posix()
                for p in library_modules(REPO / "scripts" / "extract.py", REPO / "src")}
-    assert {"extract.py", "store.py", "models.py", "data.py"} <= modules
+    assert {"activations/extract.py", "activations/store.py", "resources/models.py", "resources/datasets.py"} <= modules
     assert not [m for m in modules if m.startswith(("probes/", "plots/", "narrative/", "lens", "geometry"))], modules
 
 
@@ -66,4 +66,4 @@ def test_a_figure_depends_on_its_own_plot_and_narrative_modules():
                for p in library_modules(REPO / "scripts" / "geometry_figures.py", REPO / "src")}
     assert {"plots/geometry.py", "narrative/geometry.py"} <= modules
     assert not modules & {"plots/lens.py", "plots/probes.py", "narrative/lens.py", "narrative/probes.py",
-                          "extract.py", "probes/training.py"}, modules
+                          "activations/extract.py", "probes/training.py"}, modules

@@ -1,6 +1,6 @@
 """Reading Snakemake's summary for missing files, and where targets end and options begin."""
 
-from layerwise.complete_run import missing_outputs, split_targets
+from layerwise.workflow.complete_run import missing_outputs, split_targets
 
 SUMMARY = """Building DAG of jobs...
 output_file\tdate\trule\tlog-file(s)\tstatus\tplan

@@ -5,7 +5,7 @@ import copy
 import yaml
 
 from conftest import REPO
-from layerwise.config_errors import MAX_PROBLEMS, config_problems
+from layerwise.workflow.config_errors import MAX_PROBLEMS, config_problems
 from workflow_runs import snakemake
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -69,7 +69,7 @@ def test_snakemake_prints_the_short_message(tmp_path):
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
-    from layerwise.config_errors import yaml_problem
+    from layerwise.workflow.config_errors import yaml_problem
 
     path = tmp_path / "broken.yaml"
     path.write_text("seed: 0\nprobes:\n  n_texts: [1, 2\n  max_tokens: 3\n")

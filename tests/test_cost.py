@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from layerwise.cost import estimate, forward_jobs
+from layerwise.workflow.cost import estimate, forward_jobs
 
 SIZES = {"a": (1e6, 2, 8), "b": (2e6, 3, 4)}
 CONFIG = {

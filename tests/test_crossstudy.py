@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerwise.crossstudy import (anisotropy_from_moments, anisotropy_replicates, correlation_table, join_layers,
-                                  multiplicities, per_text_sums, ratio_replicates, spearman, text_codes,
-                                  text_moments, twonn_replicates)
+from layerwise.crossstudy.view import (anisotropy_from_moments, anisotropy_replicates, correlation_table, join_layers,
+                                       multiplicities, per_text_sums, ratio_replicates, spearman, text_codes,
+                                       text_moments, twonn_replicates)
 from layerwise.geometry import anisotropy, twonn
 
 
@@ -126,7 +126,7 @@ def test_join_refuses_tables_whose_layer_counts_disagree(layers):
 
 # --------------------------------------------------------------------------- readers, sentences, figure
 
-from layerwise.crossstudy_io import lens_per_text, probe_recall_from_confusion, probe_recall_per_text  # noqa: E402
+from layerwise.crossstudy.readers import lens_per_text, probe_recall_from_confusion, probe_recall_per_text  # noqa: E402
 from layerwise.narrative.crossstudy import correlation_sentence  # noqa: E402
 from layerwise.plots.crossstudy import plot_crossstudy  # noqa: E402
 
@@ -187,7 +187,7 @@ def test_figure_has_one_panel_per_quantity_present():
 
 
 def test_resampling_units_are_texts_up_to_the_cap_then_balanced_random_groups():
-    from layerwise.crossstudy import group_rows, resampling_units
+    from layerwise.crossstudy.view import group_rows, resampling_units
     assert resampling_units(7, 10, np.random.default_rng(0)).tolist() == list(range(7))
     units = resampling_units(25, 10, np.random.default_rng(0))
     assert sorted(np.bincount(units)) == [2] * 5 + [3] * 5

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from tokenizers.processors import TemplateProcessing
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from hub_cache import cache_snapshot
-from layerwise.data import (DEFAULT_DATASETS, DatasetNotFound, DatasetSpecError, check_hub_cache, hub_files,
-                            load_dataset_table,
-                            parse_spec, read_ag_news_csv, read_jsonl, read_text, sample_inputs, special_affixes)
+from layerwise.resources.datasets import (DEFAULT_DATASETS, DatasetNotFound, DatasetSpecError, check_hub_cache, hub_files,
+                                          load_dataset_table,
+                                          parse_spec, read_ag_news_csv, read_jsonl, read_text, sample_inputs, special_affixes)
 
 
 def gpt2_bytes_to_unicode() -> dict[int, str]:
@@ -341,7 +341,7 @@ def test_builtin_entries_parse():
 
 
 def test_hub_split_selection_follows_the_common_layouts(tmp_path):
-    from layerwise.data import HubDataset
+    from layerwise.resources.datasets import HubDataset
 
     for rel in ["plain_text/test-00000-of-00001.parquet", "plain_text/train-00000-of-00001.parquet",
                 "unsupervised/test-00000-of-00001.parquet", "data/test-00000-of-00002.parquet",

@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from conftest import random_spec
-from layerwise.data import Sample
-from layerwise.extract import extract_to_store, forward_hidden_states
+from layerwise.resources.datasets import Sample
+from layerwise.activations.extract import extract_to_store, forward_hidden_states
 from layerwise.geometry.spectrum import anisotropy
-from layerwise.lens import logit_lens
-from layerwise.models import ModelSpecError, load_model, materialise, resolved_dtype, validate_spec
+from layerwise.lens.decode import logit_lens
+from layerwise.resources.models import ModelSpecError, load_model, materialise, resolved_dtype, validate_spec
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.logistic import TorchLogisticProbe
-from layerwise.provenance import model_dtypes, model_revisions
-from layerwise.store import ActivationStore
-from layerwise.store_plan import (declared_parameters, extraction_mem_mb, gpus_needed, host_weight_bytes,
+from layerwise.workflow.provenance import model_dtypes, model_revisions
+from layerwise.activations.store import ActivationStore
+from layerwise.activations.plan import (declared_parameters, extraction_mem_mb, gpus_needed, host_weight_bytes,
                                   weight_bytes)
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -104,10 +104,10 @@ def test_device_map_loads_through_accelerate_and_hooks_still_read_every_layer(tm
 
 
 def test_device_map_without_accelerate_names_the_key(tmp_path, monkeypatch):
-    import layerwise.models
+    import layerwise.resources.models
 
     card = materialise("big", random_spec("llama", device_map="auto"), tmp_path)
-    monkeypatch.setattr(layerwise.models, "_accelerate_available", lambda: False)
+    monkeypatch.setattr(layerwise.resources.models, "_accelerate_available", lambda: False)
     with pytest.raises(ModelSpecError, match=r"config 'models\.big\.device_map' = 'auto' needs the accelerate"):
         load_model(card, device="cpu")
 

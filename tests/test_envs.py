@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from conftest import REPO
-from layerwise.code_deps import library_modules
+from layerwise.workflow.code_deps import library_modules
 
 
 def constraints() -> dict[str, str]:
@@ -130,7 +130,7 @@ def test_every_rule_env_provides_every_module_its_script_imports():
 def test_the_checker_sees_an_import_through_the_library(tmp_path):
     # Planted: a script that imports a library module whose module-level import is torch.
     script = tmp_path / "figure.py"
-    script.write_text("from layerwise.lens import logit_lens\nimport matplotlib.pyplot as plt\n")
+    script.write_text("from layerwise.lens.decode import logit_lens\nimport matplotlib.pyplot as plt\n")
     assert {"torch", "matplotlib"} <= third_party_imports(script)
 
 

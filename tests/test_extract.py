@@ -12,10 +12,10 @@ import torch
 
 from conftest import random_spec
 from workflow_runs import snakemake, tiny_config
-from layerwise.data import Sample
-from layerwise.extract import extract_to_store, length_batches, pad_batch
-from layerwise.models import base_model, final_norm, load_model, materialise
-from layerwise.store import FINAL_NORM, MANIFEST, ActivationStore, slice_store
+from layerwise.resources.datasets import Sample
+from layerwise.activations.extract import extract_to_store, length_batches, pad_batch
+from layerwise.resources.models import base_model, final_norm, load_model, materialise
+from layerwise.activations.store import FINAL_NORM, MANIFEST, ActivationStore, slice_store
 
 TEXTS = ["The cat sat.", "A much longer sentence, with commas; and more words in it.", "Hi", "Layer by layer",
          "Residual streams grow in norm through the depth of the network."]
@@ -160,8 +160,8 @@ def test_writer_thread_and_inline_writes_give_the_same_store(family, tmp_path, m
     the same padded width."""
     import threading
 
-    import layerwise.extract as extract_module
-    from layerwise.store import StoreWriter
+    import layerwise.activations.extract as extract_module
+    from layerwise.activations.store import StoreWriter
 
     loaded, sample, _ = family
     texts = sample_of(loaded.tokenizer, TEXTS * 3)  # 15 texts: several batches, the last one smaller
@@ -183,8 +183,8 @@ def test_writer_thread_and_inline_writes_give_the_same_store(family, tmp_path, m
 
 @pytest.mark.parametrize("overlap", [False, True])
 def test_a_failed_write_stops_the_extraction_and_leaves_no_manifest(family, tmp_path, monkeypatch, overlap):
-    import layerwise.extract as extract_module
-    from layerwise.store import StoreWriter
+    import layerwise.activations.extract as extract_module
+    from layerwise.activations.store import StoreWriter
 
     loaded, sample, _ = family
     calls = []
@@ -204,8 +204,8 @@ def test_a_failed_write_stops_the_extraction_and_leaves_no_manifest(family, tmp_
 @pytest.mark.parametrize("overlap", [False, True])
 def test_a_failed_last_write_is_raised_and_leaves_no_manifest(family, tmp_path, monkeypatch, overlap):
     """On the writer thread the last batch's error comes after the last `put`: it must surface on exit."""
-    import layerwise.extract as extract_module
-    from layerwise.store import StoreWriter
+    import layerwise.activations.extract as extract_module
+    from layerwise.activations.store import StoreWriter
 
     loaded, sample, _ = family
     n_batches = len(length_batches([len(s) for s in sample.input_ids], 1))
@@ -228,7 +228,7 @@ def test_a_failed_last_write_is_raised_and_leaves_no_manifest(family, tmp_path, 
 def test_a_model_without_a_list_of_its_blocks_is_named(tiny_model):
     from dataclasses import replace
 
-    from layerwise.extract import record_states
+    from layerwise.activations.extract import record_states
 
     loaded = tiny_model("llama")
     wrong = replace(loaded, facts=replace(loaded.facts, n_layers=loaded.facts.n_layers + 5))
@@ -238,7 +238,7 @@ def test_a_model_without_a_list_of_its_blocks_is_named(tiny_model):
 
 
 def test_a_writer_thread_only_with_a_core_torch_leaves_free(monkeypatch):
-    from layerwise.extract import spare_core
+    from layerwise.activations.extract import spare_core
 
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
     threads = torch.get_num_threads()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from layerwise.extract import forward_hidden_states
+from layerwise.activations.extract import forward_hidden_states
 from layerwise.families import DECODER_FAMILIES, ENCODER_FAMILIES, FAMILIES, apply_softcap, submodule
-from layerwise.lens import FINAL, logit_lens, residual_streams
-from layerwise.lens_adapters import decode, lens_parts
-from layerwise.models import LoadedModel, _facts, base_model, final_norm, model_kind
+from layerwise.lens.decode import FINAL, logit_lens, residual_streams
+from layerwise.lens.adapters import decode, lens_parts
+from layerwise.resources.models import LoadedModel, _facts, base_model, final_norm, model_kind
 from tiny_families import ALL_FAMILIES, N_LAYERS, SOFTCAP, VOCAB, tiny_model
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -191,7 +191,7 @@ def test_every_family_is_a_random_registry_architecture(family, tmp_path):
     """`source: random, architecture: <family>` materialises, loads (the causal-LM class for a decoder) and
     extracts every layer; a decoder's lens runs on it."""
     from conftest import random_spec
-    from layerwise.models import load_model, materialise, random_kind, validate_spec
+    from layerwise.resources.models import load_model, materialise, random_kind, validate_spec
 
     spec = random_spec(family)
     validate_spec("tiny", spec)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from conftest import RANDOM_ARCHITECTURES, random_spec
-from layerwise.data import Sample
-from layerwise.extract import extract_to_store
-from layerwise.models import base_model, load_model, materialise
-from layerwise.store import ActivationStore
+from layerwise.resources.datasets import Sample
+from layerwise.activations.extract import extract_to_store
+from layerwise.resources.models import base_model, load_model, materialise
+from layerwise.activations.store import ActivationStore
 
 TEXTS = ["The cat sat on the mat.", "Residual streams grow in norm, layer after layer.", "Hi"]
 N_LAYERS = 4
@@ -73,7 +73,7 @@ def test_every_layer_is_the_models_hidden_state(architecture, tmp_path):
 def test_forward_hidden_states_are_the_stored_layers_and_the_final_norm_output(architecture, tiny_model):
     """The in-memory path (training checkpoints) returns what the store holds: layers 0..n as transformers
     records them (the last one before the final norm), then the final norm's output, or None for BERT."""
-    from layerwise.extract import forward_hidden_states
+    from layerwise.activations.extract import forward_hidden_states
 
     loaded = tiny_model(architecture)
     ids = torch.tensor([loaded.tokenizer(TEXTS[1])["input_ids"]])

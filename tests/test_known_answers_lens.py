@@ -18,10 +18,10 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-import layerwise.lens as lens
-from layerwise.lens import (FINAL, _kl_from, _layer_stats_torch, _log_partition, _references, logit_lens,
-                            logit_lens_texts, token_rank)
-from layerwise.lens_stats import (SUMMARY_VALUE_COLUMNS, _multiplicities, first_layer_above, layer_change,
+import layerwise.lens.decode as lens
+from layerwise.lens.decode import (FINAL, _kl_from, _layer_stats_torch, _log_partition, _references, logit_lens,
+                                   logit_lens_texts, token_rank)
+from layerwise.lens.stats import (SUMMARY_VALUE_COLUMNS, _multiplicities, first_layer_above, layer_change,
                                   select_positions, summarize_lens, token_metrics)
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -571,7 +571,7 @@ def test_first_layer_above_uses_every_non_value_column_as_a_group():
 def test_subblock_steps_split_each_block_into_attention_and_mlp():
     """Planted KL(final||.) means: input 100, 1.attn 40, 1.mlp 10, 2.attn 12, 2.mlp 5, final 0: block 1's
     attention moves it by -60 and its MLP by -30; block 2's attention +2 (from 1.mlp) and MLP -7."""
-    from layerwise.lens_stats import subblock_steps
+    from layerwise.lens.stats import subblock_steps
     labels = ["0", "1.attn", "1.mlp", "2.attn", "2.mlp", FINAL]
     summary = pd.DataFrame({"layer": labels * 2, "metric": ["kl_final"] * 6 + ["agreement"] * 6,
                             "mean": [100, 40, 10, 12, 5, 0, .0, .1, .2, .3, .4, 1.]})
@@ -585,7 +585,7 @@ def test_subblock_steps_split_each_block_into_attention_and_mlp():
 
 
 def test_position_buckets_are_half_open_and_drop_positions_outside():
-    from layerwise.lens_stats import position_buckets
+    from layerwise.lens.stats import position_buckets
     got = position_buckets(pd.Series([0, 1, 15, 16, 63, 64, 255, 256]), [1, 16, 64, 256])
     assert got.tolist() == [pd.NA, "1-15", "1-15", "16-63", "16-63", "64-255", "64-255", pd.NA]
     with pytest.raises(ValueError, match="ascending"):
@@ -595,7 +595,7 @@ def test_position_buckets_are_half_open_and_drop_positions_outside():
 def test_top1_overlap_counts_shared_top1_per_block():
     """Planted: two decoders over 2 texts x 2 positions; at layer 1 they share the top-1 at 3 of 4 rows, at
     layer 0 at all; the final row is left out; tables of different rows are refused."""
-    from layerwise.lens_stats import top1_overlap
+    from layerwise.lens.stats import top1_overlap
     rows = [(t, layer, float(layer) if layer != FINAL else 2.0, p) for t in "ab" for layer in ("0", "1", FINAL)
             for p in (0, 1)]
     base = pd.DataFrame(rows, columns=["text", "layer", "depth", "position"]).assign(top1_id=7)

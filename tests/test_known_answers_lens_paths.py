@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-import layerwise.lens as lens
-from layerwise.lens import FINAL, logit_lens
-from layerwise.lens_adapters import decode, lens_parts
+import layerwise.lens.decode as lens
+from layerwise.lens.decode import FINAL, logit_lens
+from layerwise.lens.adapters import decode, lens_parts
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

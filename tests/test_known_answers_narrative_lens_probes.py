@@ -28,7 +28,7 @@ from layerwise.narrative import probes as probe_mod
 from layerwise.narrative.lens import _ci, _one, lens_macros
 from layerwise.narrative.probes import (_base, _differs, _near_chance, _pct, _post_cell, probe_macros,
                                         reduction_figures)
-from layerwise.paper import LaTeX
+from layerwise.workflow.macros import LaTeX
 from layerwise.probes.summary import condition_table
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"

@@ -19,7 +19,7 @@ import pytest
 from layerwise.narrative.crossstudy import correlation_sentence, correlation_table_latex, crossstudy_macros
 from layerwise.narrative.outliers import (dominant_token_sentence, model_sentences, outlier_macros, probe_sentences,
                                           source_comparison, token_latex, token_table)
-from layerwise.outliers import top_outlier_tokens
+from layerwise.outliers.detect import top_outlier_tokens
 
 SECTIONS = Path(__file__).resolve().parents[1] / "paper" / "sections"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from layerwise.probes.conditions import random_control_scores, run_condition, split, transfer_scores
-from layerwise.probes.controls import layer_moments, normalize_rows
+from layerwise.probes.controls import layer_moments, normalise_rows
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.synthetic import make_layered_vectors
 
@@ -42,14 +42,14 @@ def test_transfer_to_a_differing_data_set_drops_to_chance_and_mixing_recovers():
 
 def test_normalised_condition_fits_on_unit_rows_of_the_same_directions():
     data = layered(seed=0)
-    unit = normalize_rows(data.X)
+    unit = normalise_rows(data.X)
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(unit * np.linalg.norm(data.X, axis=1, keepdims=True), data.X, rtol=1e-4, atol=1e-4)
     train, test = split(data, 0.25, seed=0)
     raw = run_condition("raw", train, test, seed=0, probe_params=PROBE, tree_params={})
     normalised = run_condition("normalised", train, test, seed=0, probe_params=PROBE, tree_params={})
     # Both are standardised afterwards; the normalised input is that of the unit rows, not of the raw ones.
-    expected = (normalize_rows(train.X) - normalize_rows(train.X).mean(0)) / normalize_rows(train.X).std(0)
+    expected = (normalise_rows(train.X) - normalise_rows(train.X).mean(0)) / normalise_rows(train.X).std(0)
     np.testing.assert_allclose(normalised.X_train, expected, rtol=1e-3, atol=1e-3)
     assert not np.allclose(normalised.X_train, raw.X_train, atol=1e-2)
 

@@ -20,7 +20,7 @@ from sklearn.tree import DecisionTreeClassifier
 from layerwise.probes.attribution import attribution_table, cumulative_contributions, dims_for_share, top_dimensions
 from layerwise.probes.conditions import (random_control_scores, raw_probe_analyses, run_condition,
                                          shuffled_label_scores, split, train_selection, transfer_scores)
-from layerwise.probes.controls import LayerMoments, layer_moments, normalize_rows, shuffled_labels
+from layerwise.probes.controls import LayerMoments, layer_moments, normalise_rows, shuffled_labels
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.logistic import TorchLogisticProbe
 from layerwise.probes.masks import frequent_top_dimensions, mask_ablation, mask_dimensions
@@ -298,12 +298,12 @@ def test_masking_at_test_only_costs_more_than_masking_and_refitting():
 # --- controls -----------------------------------------------------------------------------------------------
 
 
-def test_normalize_rows_by_hand_and_in_place():
+def test_normalise_rows_by_hand_and_in_place():
     X = np.array([[3.0, 4.0], [0.0, -2.0], [1.0, 0.0]], dtype=np.float32)
-    unit = normalize_rows(X)
+    unit = normalise_rows(X)
     np.testing.assert_allclose(unit, [[0.6, 0.8], [0.0, -1.0], [1.0, 0.0]], rtol=1e-6)
     np.testing.assert_array_equal(X[0], [3.0, 4.0])  # a copy
-    same = normalize_rows(X, overwrite=True)
+    same = normalise_rows(X, overwrite=True)
     assert same is X
     np.testing.assert_allclose(X, unit, rtol=1e-6)
 
@@ -525,7 +525,7 @@ def test_check_fits_refuses_other_training_vectors_unless_only_shapes_are_compar
     with pytest.raises(ValueError, match="other training vectors"):
         probe.check_fits(moved, "p")
     probe.check_fits(moved, "p", compare_means=False)
-    probe.check_fits(normalize_rows(train.X), "p", compare_means=False)  # another space, same split
+    probe.check_fits(normalise_rows(train.X), "p", compare_means=False)  # another space, same split
     with pytest.raises(ValueError, match=f"fitted on {X.shape[0]} x 8 training vectors"):
         probe.check_fits(train.X[:, :7], "p", compare_means=False)
     with pytest.raises(ValueError, match="this split has"):

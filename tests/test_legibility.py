@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from layerwise.legibility import MIN_POINTS, figure_distances, figure_texts, too_small  # noqa: E402
+from layerwise.workflow.legibility import MIN_POINTS, figure_distances, figure_texts, too_small  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex (make test installs it)")
 
@@ -67,7 +67,7 @@ def test_caption_and_first_mention_pages(tmp_path):
 
 
 def test_a_figure_that_drifts_past_its_section_is_misplaced(tmp_path):
-    from layerwise.legibility import misplaced_figures
+    from layerwise.workflow.legibility import misplaced_figures
 
     _figure(tmp_path / "f.pdf", 3.0, 8)
     filler = "\\newpage\n".join(["Text of this page.\n"] * 3)  # \\newpage flushes no float (\\clearpage would)

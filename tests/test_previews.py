@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from layerwise.previews import preview_name, render_preview
+from layerwise.workflow.previews import preview_name, render_preview
 
 
 def test_preview_names_flatten_the_figure_path():

@@ -8,7 +8,7 @@ chance within 2 percentage points (10,000 test vectors: the binomial standard de
 import numpy as np
 import pytest
 
-from layerwise.probes import (fit_probe, make_layered_vectors, make_probe, matched_random_vectors, normalize_rows,
+from layerwise.probes import (fit_probe, make_layered_vectors, make_probe, matched_random_vectors, normalise_rows,
                               score_table, shuffled_labels, split_by_text)
 
 N_TEXTS, N_POSITIONS, N_LAYERS, WIDTH = 400, 10, 4, 16  # 20,000 vectors, 5 classes
@@ -48,7 +48,7 @@ def test_layers_that_differ_only_in_norm_are_lost_by_normalising():
     y = np.tile(np.arange(N_LAYERS + 1), 200 * 5)
     X = (rng.standard_normal((y.size, WIDTH)) * 2.0 ** y[:, None] + 2.0 ** y[:, None]).astype(np.float32)
     raw, _ = probe_accuracy(X, y, text_ids)
-    unit, _ = probe_accuracy(normalize_rows(X), y, text_ids)
+    unit, _ = probe_accuracy(normalise_rows(X), y, text_ids)
     assert raw["accuracy"] > 0.6
     assert abs(unit["accuracy"] - unit["chance"]) <= 0.04  # 2,500 test vectors: 5 binomial sigma
 

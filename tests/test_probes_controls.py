@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from layerwise.probes.controls import layer_moments, matched_random_vectors, normalize_rows, shuffled_labels
-from layerwise.punctuation import strip_punctuation
+from layerwise.probes.controls import layer_moments, matched_random_vectors, normalise_rows, shuffled_labels
+from layerwise.resources.punctuation import strip_punctuation
 
 
-def test_normalize_rows_gives_unit_norms_and_keeps_directions():
+def test_normalise_rows_gives_unit_norms_and_keeps_directions():
     X = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32) * 7
-    unit = normalize_rows(X)
+    unit = normalise_rows(X)
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(unit * np.linalg.norm(X, axis=1, keepdims=True), X, rtol=1e-5)
     with pytest.raises(ValueError, match="zero norm"):
-        normalize_rows(np.vstack([X, np.zeros((1, 6))]))
+        normalise_rows(np.vstack([X, np.zeros((1, 6))]))
 
 
 def test_matched_random_vectors_keep_layer_moments_and_drop_correlations():

@@ -11,7 +11,7 @@ from layerwise.probes.conditions import (random_control_scores, run_condition, s
                                          train_selection)
 from layerwise.probes.features import LayerDataset, layer_dataset, split_layer_dataset
 from layerwise.probes.synthetic import make_layered_vectors
-from layerwise.store import FINAL_NORM, ActivationStore, StoreWriter
+from layerwise.activations.store import FINAL_NORM, ActivationStore, StoreWriter
 
 PROBE = {"C": 1.0, "max_epochs": 200, "device": "cpu"}
 N_LAYERS = 4

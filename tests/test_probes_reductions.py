@@ -64,15 +64,15 @@ def test_reduction_table_is_long_and_labelled():
 
 def test_a_kept_and_transformed_subsample_is_the_table_of_the_copied_matrix():
     """`keep` and `transform` only avoid copies: the table equals the one of transform(X[keep]), rows included."""
-    from layerwise.probes.controls import normalize_rows
+    from layerwise.probes.controls import normalise_rows
 
     rng = np.random.default_rng(0)
     X = (rng.normal(size=(600, 12)) * rng.uniform(0.5, 3.0, size=(600, 1))).astype(np.float32)
     y = np.repeat(np.arange(6), 100)
     keep = y > 0
     common = dict(methods=("pca",), n_per_layer=20, seed=3)
-    for kwargs, copied in [(dict(keep=keep), X[keep]), (dict(transform=normalize_rows), normalize_rows(X)),
-                           (dict(keep=keep, transform=normalize_rows), normalize_rows(X)[keep])]:
+    for kwargs, copied in [(dict(keep=keep), X[keep]), (dict(transform=normalise_rows), normalise_rows(X)),
+                           (dict(keep=keep, transform=normalise_rows), normalise_rows(X)[keep])]:
         expected = reduction_table(copied, y[kwargs["keep"]] if "keep" in kwargs else y, **common)
         pd.testing.assert_frame_equal(reduction_table(X, y, **common, **kwargs), expected)
     assert not reduction_table(X, y, keep=keep, **common)["layer"].eq(0).any()

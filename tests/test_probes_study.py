@@ -12,7 +12,7 @@ from layerwise.probes.saved import load_probe, save_probe
 from layerwise.probes.summary import condition_table, label_sizes
 from layerwise.probes.training import fit_probe, make_probe
 from layerwise.probes.synthetic import make_layered_vectors
-from layerwise.store import ActivationStore, StoreWriter
+from layerwise.activations.store import ActivationStore, StoreWriter
 
 PROBE = {"C": 1.0, "max_epochs": 50}
 TREE = {"max_depth": 6}

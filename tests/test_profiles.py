@@ -68,11 +68,11 @@ def test_slurm_profile_requests_gpus_for_gpu_rules():
 
 def make_paper_command(**variables: str) -> str:
     """The Snakemake command `make paper` would run here with these make variables (dry run of make): through
-    layerwise.complete_run, which passes its options to Snakemake."""
+    layerwise.workflow.complete_run, which passes its options to Snakemake."""
     done = subprocess.run(["make", "-n", "paper", *(f"{k}={v}" for k, v in variables.items())], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    return next(line for line in done.stdout.splitlines() if "layerwise.complete_run" in line and "--configfile" in line)
+    return next(line for line in done.stdout.splitlines() if "layerwise.workflow.complete_run" in line and "--configfile" in line)
 
 
 def test_make_paper_runs_through_the_local_profile_sized_to_this_machine():

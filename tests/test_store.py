@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerwise.store import FINAL_NORM, MANIFEST, ActivationStore, CorruptStore, StoreWriter
+from layerwise.activations.store import FINAL_NORM, MANIFEST, ActivationStore, CorruptStore, StoreWriter
 
 WIDTH = 6
 LENGTHS = [3, 1, 4]  # three texts → 8 token rows
@@ -195,7 +195,7 @@ def test_position_mask(tmp_path, values, include_position0, expected):
 
 
 def test_decoder_cells_are_sliced_from_one_covering_store_encoders_never():
-    from layerwise.store_plan import Cell, declared_kind, slice_sources
+    from layerwise.activations.plan import Cell, declared_kind, slice_sources
 
     kinds = {"dec": declared_kind({"source": "random", "architecture": "llama"}),
              "enc": declared_kind({"source": "random", "architecture": "bert"}),
@@ -221,7 +221,7 @@ def _probe_config(**probes) -> dict:
 
 
 def test_probe_additions_read_stores_at_their_own_size_and_punctuation_only_there():
-    from layerwise.store_plan import Cell, requested_cells
+    from layerwise.activations.plan import Cell, requested_cells
 
     cells = set(requested_cells(_probe_config(variant_n_texts=300)))
     assert {Cell("dec", d, n, 30, 0) for d in ("imdb", "ag_news") for n in (1000, 300)} <= cells
@@ -232,7 +232,7 @@ def test_probe_additions_read_stores_at_their_own_size_and_punctuation_only_ther
 
 
 def test_probe_additions_larger_than_the_main_size_are_refused_by_key():
-    from layerwise.store_plan import requested_cells
+    from layerwise.activations.plan import requested_cells
 
     with pytest.raises(ValueError, match=r"probes.variant_n_texts' \(2000\) must be at most 'probes.n_texts' \(1000\)"):
         requested_cells(_probe_config(variant_n_texts=2000))
@@ -246,7 +246,7 @@ def test_extraction_memory_estimate_bounds_a_measured_peak(tmp_path):
     import sys
 
     from conftest import REPO
-    from layerwise.store_plan import extraction_mem_mb
+    from layerwise.activations.plan import extraction_mem_mb
 
     # The peak of this process's own memory (VmHWM), not ru_maxrss: after vfork + exec, ru_maxrss starts from
     # the parent's resident size, and a pytest process deep into the suite is bigger than the job (CI: 2.3 GB).
@@ -254,9 +254,9 @@ def test_extraction_memory_estimate_bounds_a_measured_peak(tmp_path):
 import sys
 sys.path.insert(0, {str(REPO / 'tests')!r})
 from conftest import peak_resident_mb, random_spec
-from layerwise.data import Sample
-from layerwise.extract import extract_to_store
-from layerwise.models import load_model, materialise
+from layerwise.resources.datasets import Sample
+from layerwise.activations.extract import extract_to_store
+from layerwise.resources.models import load_model, materialise
 loaded = load_model(materialise("m", random_spec("llama", n_layers=6, width=512, n_heads=8), {str(tmp_path)!r}), device="cpu")
 ids = [[(7 * k + i) % 250 + 3 for i in range(64)] for k in range(128)]
 extract_to_store(loaded, Sample(ids, list(range(128)), {{}}), {str(tmp_path / 'store')!r}, max_batch_tokens=4096,

@@ -20,7 +20,7 @@ from transformers import (
     GPT2LMHeadModel,
 )
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.training.checkpoints import (
     PYTHIA_STEPS,
     checkpoint_dir,

@@ -2,8 +2,8 @@
 
 import math
 
-from layerwise.paper import render_macros
-from layerwise.verify import check_values, parse_number, read_macros
+from layerwise.workflow.macros import render_macros
+from layerwise.workflow.verify import check_values, parse_number, read_macros
 
 
 def test_round_trip_through_generated_macros(tmp_path):

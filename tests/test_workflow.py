@@ -16,7 +16,7 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
-from layerwise.legibility import misplaced_figures, too_small
+from layerwise.workflow.legibility import misplaced_figures, too_small
 
 from conftest import REPO
 from workflow_runs import SNAKEMAKE, copy_workflow, job_counts, snakemake, tiny_config
@@ -237,7 +237,7 @@ def test_editing_the_geometry_kernel_reruns_geometry_but_never_extraction(tiny_r
 @pytest.mark.slow
 def test_a_rewrite_with_the_same_content_reruns_nothing(tiny_run):
     """Library tracking is by content: a checkout that rewrites a module unchanged costs no job."""
-    module = tiny_run.snakefile.parent / "src" / "layerwise" / "store.py"
+    module = tiny_run.snakefile.parent / "src" / "layerwise" / "activations" / "store.py"
     with edited(module, ""):
         os.utime(module, None)
         assert tiny_run.dry_run_counts() == {}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from layerwise.store import MANIFEST, ActivationStore, CorruptStore
+from layerwise.activations.store import MANIFEST, ActivationStore, CorruptStore
 from workflow_runs import OFFLINE, copy_workflow, run_and_kill, snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -121,8 +121,8 @@ TABLE = "results/geometry/tiny-gpt2/enwik8/n8_l16_s0.csv"  # read by FIGURE
 
 
 def complete_run(workdir: Path, configfile: Path, target: str, snakefile: Path) -> subprocess.CompletedProcess:
-    """What `make paper` runs: layerwise.complete_run, targets first, then Snakemake's options."""
-    command = [sys.executable, "-m", "layerwise.complete_run", target, "--snakefile", str(snakefile),
+    """What `make paper` runs: layerwise.workflow.complete_run, targets first, then Snakemake's options."""
+    command = [sys.executable, "-m", "layerwise.workflow.complete_run", target, "--snakefile", str(snakefile),
                "--directory", str(workdir), "--configfile", str(configfile), "--cores", "1", "--rerun-incomplete"]
     return subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=workdir)
 

@@ -67,7 +67,7 @@ def tiny_model(model_type: str, seed: int = 0, dtype: torch.dtype = torch.float3
     encoder; its final norm (if any) gets a random gain and bias."""
     from transformers import AutoModel, AutoModelForCausalLM
 
-    from layerwise.models import final_norm
+    from layerwise.resources.models import final_norm
 
     config = tiny_config(model_type, **overrides)
     torch.manual_seed(seed)

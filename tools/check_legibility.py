@@ -7,7 +7,7 @@ import sys
 
 from pathlib import Path
 
-from layerwise.legibility import MIN_POINTS, misplaced_figures, too_small
+from layerwise.workflow.legibility import MIN_POINTS, misplaced_figures, too_small
 
 pdf = sys.argv[1] if len(sys.argv) > 1 else "results/paper/layerwise.pdf"
 small = too_small(pdf)

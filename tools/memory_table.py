@@ -1,4 +1,4 @@
-"""What each model of a config asks a job for, as the workflow's rules compute it (layerwise.store_plan):
+"""What each model of a config asks a job for, as the workflow's rules compute it (layerwise.activations.plan):
 parameters, the dtype it runs in, its weights, the GPUs its jobs request and the host memory of its largest
 extraction and of a lens job. The device is given, not detected, so a GPU run's table can be printed anywhere:
 
@@ -16,8 +16,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from layerwise.models import resolved_dtype  # noqa: E402
-from layerwise.store_plan import (BASE_MB, declared_parameters, declared_sizes, extraction_mem_mb,  # noqa: E402
+from layerwise.resources.models import resolved_dtype  # noqa: E402
+from layerwise.activations.plan import (BASE_MB, declared_parameters, declared_sizes, extraction_mem_mb,  # noqa: E402
                                   gpus_needed, host_weight_bytes)
 
 LENS_EXTRA_MB = 4000  # rules/lens.smk: lens_dataset's working memory beyond the weights

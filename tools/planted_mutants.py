@@ -30,7 +30,7 @@ NARRATIVE = ("tests/test_known_answers_norms.py", "tests/test_norms.py", "tests/
              "tests/test_known_answers_narrative_training_geometry.py", "tests/test_known_answers_narrative_studies.py")
 
 MUTANTS = (
-    Mutant("extraction stores the previous layer's state for the middle layers", "src/layerwise/extract.py",
+    Mutant("extraction stores the previous layer's state for the middle layers", "src/layerwise/activations/extract.py",
            "    count = 0\n\n    def take(state: torch.Tensor) -> None:\n        nonlocal count\n"
            "        sink(count, state)\n        count += 1",
            "    count, previous = 0, None\n\n    def take(state: torch.Tensor) -> None:\n"
@@ -42,8 +42,8 @@ MUTANTS = (
            "scale = xp.sqrt((xp.asarray(x, dtype=xp.float64)**2).mean(axis=0))",
            ("tests/test_known_answers_geometry.py", "tests/test_geometry.py")),
     Mutant("the normalised condition runs as raw", "src/layerwise/probes/conditions.py",
-           "        X_train, X_test = normalize_rows(X_train, overwrite=overwrite), "
-           "normalize_rows(X_test, overwrite=overwrite)", "        pass", PROBES),
+           "        X_train, X_test = normalise_rows(X_train, overwrite=overwrite), "
+           "normalise_rows(X_test, overwrite=overwrite)", "        pass", PROBES),
     Mutant("the random_*_trained control scores the real test vectors", "src/layerwise/probes/conditions.py",
            "    through = reference.predict(random_test)", "    through = reference.predict(test.X)", PROBES),
     Mutant("the transfer scores the first data set as the second", "src/layerwise/probes/conditions.py",

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from layerwise.paper import latex_escape
+from layerwise.workflow.macros import latex_escape
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 

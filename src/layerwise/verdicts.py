@@ -26,7 +26,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from layerwise.paper import latex_escape
+from layerwise.workflow.macros import latex_escape
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"

@@ -9,7 +9,7 @@ Modules, one concern each:
 
 Study 3 over training (our own decoder/encoder runs and their checkpoints) is the sibling package
 :mod:`layerwise.training`: kept apart so that editing a metric re-measures checkpoints but never
-re-trains (rules track the library modules their scripts import, see :mod:`layerwise.code_deps`).
+re-trains (rules track the library modules their scripts import, see :mod:`layerwise.workflow.code_deps`).
 The metric names are re-exported here, so ``from layerwise.geometry import twonn`` keeps working.
 """
 

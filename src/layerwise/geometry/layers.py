@@ -19,7 +19,7 @@ from layerwise.backend import asnumpy, get_array_module
 from layerwise.geometry.spectrum import _as_matrix, _centred64, _check_fraction, _spectrum, top_k_shares
 from layerwise.geometry.neighbours import DEFAULT_BLOCK_SIZE, DEFAULT_N_CANDIDATES, _two_nn
 from layerwise.geometry.intrinsic import twonn_from_neighbours
-from layerwise.outliers import outlier_mask
+from layerwise.outliers.detect import outlier_mask
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def removal_masks(vectors: Any, *, k_sweep: Sequence[float] = (), top_m: Sequenc
     """Rows to remove for each setting of the outlier sensitivity sweep, over the whole layer:
     ``anisotropy_without_k{k}`` (norm > k x the layer's median norm) and ``anisotropy_without_top{m}`` (the m
     rows of largest norm). Column names are the metric names of :func:`layer_batches`."""
-    from layerwise.outliers import token_norms
+    from layerwise.outliers.detect import token_norms
 
     masks = {f"anisotropy_without_k{k:g}": outlier_mask(vectors, k) for k in k_sweep}
     if top_m:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layerwise.crossstudy import peak_depths
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.crossstudy.view import peak_depths
+from layerwise.workflow.macros import LaTeX, latex_escape
 
 NAMES: dict[str, str] = {
     "probe_recall": "probe recall",

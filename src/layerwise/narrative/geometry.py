@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.workflow.macros import LaTeX, latex_escape
 
 
 def _depth(x: float) -> str:

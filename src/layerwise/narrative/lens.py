@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from layerwise.lens_stats import SUMMARY_VALUE_COLUMNS, first_layer_above, subblock_steps
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.lens.stats import SUMMARY_VALUE_COLUMNS, first_layer_above, subblock_steps
+from layerwise.workflow.macros import LaTeX, latex_escape
 
 DATASET_NAMES = {"imdb": "IMDB", "ag_news": "AG News", "enwik8": "enwik8"}  # as the paper names the corpora
 FINAL_LABEL = "final"
@@ -205,7 +205,7 @@ _WHY_NOT: dict[str, str] = {
 
 
 def lens_verdict_macros(frame: pd.DataFrame, *, units: dict[str, str], model_name: str) -> dict[str, str]:
-    """The verdict table of study 2 (`verdicts.verdict_frame` of `lens_claims.lens_claims`), an opening sentence
+    """The verdict table of study 2 (`verdicts.verdict_frame` of `lens.claims.lens_claims`), an opening sentence
     counting the verdicts, and one sentence per claim that is not reproduced or undecided, with its numbers and
     (for "not reproduced") our reading of why."""
     from layerwise.verdicts import (DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, format_evidence,

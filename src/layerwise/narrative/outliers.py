@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layerwise.outliers import profile_shape
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.outliers.detect import profile_shape
+from layerwise.workflow.macros import LaTeX, latex_escape
 
 # Byte-level BPE marks a leading space with Ġ and a newline with Ċ; shown as a visible space and \n.
 _MARKS = {"Ġ": r"\textvisiblespace{}", "Ċ": r"\textbackslash{}n", "▁": r"\textvisiblespace{}"}
@@ -63,7 +63,7 @@ def _dimension_list(values: pd.Series) -> list[int]:
 
 
 def model_sentences(rows: pd.DataFrame, model: str, *, k: float) -> str:
-    """Sentences for one model's per-layer outlier table (columns of :data:`layerwise.outlier_geometry.LAYER_COLUMNS`)."""
+    """Sentences for one model's per-layer outlier table (columns of :data:`layerwise.outliers.geometry.LAYER_COLUMNS`)."""
     rows = rows.sort_values("layer")
     name = latex_escape(model)
     layers = rows["layer"].to_numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.workflow.macros import LaTeX, latex_escape
 from layerwise.probes.summary import PUBLISHED, PUBLISHED_SOURCE, SIZE_SUFFIX, variant_suffix
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layerwise.paper import LaTeX, latex_escape
+from layerwise.workflow.macros import LaTeX, latex_escape
 
 
 def pair_sentence(arch: str, encoder_block: str) -> str:

@@ -16,8 +16,8 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from layerwise.lens import FINAL  # noqa: E402
-from layerwise.lens_stats import METRICS  # noqa: E402
+from layerwise.lens.decode import FINAL  # noqa: E402
+from layerwise.lens.stats import METRICS  # noqa: E402
 
 HEATMAP_VALUES: dict[str, str] = {
     "top1_logit": "logit of the top-1 token",

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from layerwise.probes.attribution import attribution_table, cumulative_contributions, dims_for_share, top_dimensions
-from layerwise.probes.controls import RANDOM_CONTROLS, REFERENCE_CONDITION, layer_moments, normalize_rows, \
+from layerwise.probes.controls import RANDOM_CONTROLS, REFERENCE_CONDITION, layer_moments, normalise_rows, \
     shuffled_labels
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.logistic import WarmStart
@@ -53,7 +53,7 @@ def run_condition(condition: str, train: LayerDataset, test: LayerDataset, *, se
     X_train, X_test = train.X, test.X
     kind, params = "logistic", probe_params
     if condition == "normalised":
-        X_train, X_test = normalize_rows(X_train, overwrite=overwrite), normalize_rows(X_test, overwrite=overwrite)
+        X_train, X_test = normalise_rows(X_train, overwrite=overwrite), normalise_rows(X_test, overwrite=overwrite)
     elif condition == "tree":
         kind, params = "tree", tree_params
     elif condition != "raw":

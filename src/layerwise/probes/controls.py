@@ -28,7 +28,7 @@ RANDOM_CONTROLS = ("scalar", "per_dimension", "covariance")
 REFERENCE_CONDITION = {"scalar": "normalised", "per_dimension": "raw", "covariance": "raw"}
 
 
-def normalize_rows(X: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
+def normalise_rows(X: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     """Every vector scaled to unit L2 norm (applied before standardisation): removes the norm cue.
 
     `overwrite=True` scales float32 `X` in place (no second matrix) and returns it.

@@ -23,7 +23,7 @@ import pandas as pd
 from layerwise.probes.attribution import dims_for_share, top_dimensions
 from layerwise.probes.claims import per_text
 from layerwise.probes.conditions import convergence, train_selection
-from layerwise.probes.controls import layer_moments, normalize_rows
+from layerwise.probes.controls import layer_moments, normalise_rows
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.logistic import WarmStart
 from layerwise.probes.masks import masked_predictions, random_mask_baseline
@@ -64,7 +64,7 @@ def faithful_ablations(load: Callable[[], tuple[LayerDataset, LayerDataset]], ta
 
     train, test = load()
     moments = layer_moments(train.X, train.y, "scalar")  # from the raw training vectors (normalised inside)
-    X_train, X_test = normalize_rows(train.X, overwrite=True), normalize_rows(test.X, overwrite=True)
+    X_train, X_test = normalise_rows(train.X, overwrite=True), normalise_rows(test.X, overwrite=True)
     unit = fit_probe(X_train, train.y, X_test, test.y, make_probe("logistic", seed, **probe_params),
                      overwrite=True, init=warm)
     unit_fit = convergence(unit.estimator)

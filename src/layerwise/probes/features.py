@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from layerwise.probes.split import split_by_text
-from layerwise.store import FINAL_NORM, ActivationStore
+from layerwise.activations.store import FINAL_NORM, ActivationStore
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,13 @@ def pythia_revision(step: int) -> str:
         raise ValueError(f"step {step} is not a published Pythia revision "
                          "(published: 0, 1, 2, 4, ..., 512, then every 1000 up to 143000)")
     return f"step{int(step)}"
+
+
+def hub_checkpoint_models(hub: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Model registry entries of the published checkpoints in config `training.hub`: `<key>@step<N>` for each
+    of an entry's `n_revisions` steps, the hub model `id` at revision `step<N>`, displayed as `<key>`."""
+    return {f"{key}@step{step}": {"source": "hf", "id": entry["id"], "revision": pythia_revision(step), "display": key}
+            for key, entry in hub.items() for step in pythia_checkpoint_steps(entry["n_revisions"])}
 
 
 def checkpoint_dir(out_dir: str | Path, step: int) -> Path:

@@ -44,7 +44,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from layerwise.byte_tokenizer import make_byte_tokenizer
+from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.training.checkpoints import log_spaced_steps, remove_stale_temporaries, save_checkpoint
 from layerwise.training.data import (
     IGNORE_INDEX,

@@ -5,7 +5,7 @@ An estimate, and an upper bound on tokens: every text is counted at its full L (
 and every probe fit at its full epoch budget. Forward FLOPs are 2 x parameters per token (Kaplan et al.
 2020); a logistic probe costs 6 x vectors x width x classes per epoch (forward and backward matmuls).
 
-    PYTHONPATH=src python -m layerwise.cost configs/paper.yaml
+    PYTHONPATH=src python -m layerwise.workflow.cost configs/paper.yaml
 """
 
 from __future__ import annotations

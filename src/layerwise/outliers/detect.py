@@ -10,7 +10,7 @@ nothing is tuned to one model's scale or one corpus:
   ``relative`` times the median |x| of the layer's hidden states (they use about 1000).
 
 Detection only (no geometry kernel here, so Study 1's use of it does not depend on Study 3's code);
-:mod:`layerwise.outlier_geometry` attributes Study 3's quantities to the outliers.
+:mod:`layerwise.outliers.geometry` attributes Study 3's quantities to the outliers.
 """
 
 from __future__ import annotations

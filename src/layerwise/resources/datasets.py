@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from layerwise.punctuation import strip_punctuation
+from layerwise.resources.punctuation import strip_punctuation
 
 log = logging.getLogger(__name__)
 

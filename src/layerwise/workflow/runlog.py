@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from layerwise.provenance import job_hardware, record_job
+from layerwise.workflow.provenance import job_hardware, record_job
 
 
 def log_to_file(path: str | Path, level: int = logging.INFO) -> logging.Logger:

@@ -46,7 +46,7 @@ def declared_kind(spec: Mapping[str, Any]) -> str | None:
     if "kind" in spec:
         return str(spec["kind"])
     if spec.get("source") == "random":
-        from layerwise.models import random_kind
+        from layerwise.resources.models import random_kind
 
         return random_kind(str(spec.get("architecture", "")))
     return None
@@ -126,7 +126,7 @@ def declared_parameters(spec: Mapping[str, Any]) -> int:
 
 def declared_weight_bytes(spec: Mapping[str, Any], device: str) -> int:
     """Bytes of the entry's weights in the dtype it will run in on `device` (`models.<key>.dtype`)."""
-    from layerwise.models import dtype_bytes, resolved_dtype
+    from layerwise.resources.models import dtype_bytes, resolved_dtype
 
     return declared_parameters(spec) * dtype_bytes(resolved_dtype(str(spec.get("dtype", "auto")), device))
 
@@ -141,7 +141,7 @@ def gpus_needed(n_parameters: float, dtype: str, gpu_memory_gb: float, overhead:
     """How many GPUs of `gpu_memory_gb` GB a model of `n_parameters` in `dtype` needs for inference:
     its weights times (1 + `overhead`), spread by accelerate's device_map. E.g. 7e9 in bfloat16 (16.8 GB)
     fits one 40 GB GPU; 70e9 (168 GB) needs five 40 GB GPUs or three 80 GB ones."""
-    from layerwise.models import dtype_bytes
+    from layerwise.resources.models import dtype_bytes
 
     if gpu_memory_gb <= 0:
         raise ValueError(f"gpu_memory_gb must be positive, got {gpu_memory_gb}")

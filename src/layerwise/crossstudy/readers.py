@@ -1,6 +1,6 @@
 """Readers of the three studies' output files for the cross-study view: the only place that knows their columns.
 
-Kept apart from `layerwise.crossstudy` so that a study changing a column means changing one function here.
+Kept apart from `layerwise.crossstudy.view` so that a study changing a column means changing one function here.
 Each reader returns per-layer frames keyed by an integer `layer` (labels such as "final" or "final_norm",
 which are not residual-stream layers, are dropped) or per-text ingredients over integer layers.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from layerwise.crossstudy import per_text_sums
+from layerwise.crossstudy.view import per_text_sums
 
 
 def _numeric_layers(table: pd.DataFrame, column: str = "layer") -> pd.DataFrame:

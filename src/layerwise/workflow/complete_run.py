@@ -6,7 +6,7 @@ present and newer, so the next plain run says "Nothing to be done" and the file 
 `--summary` is read first and every file it reports `missing` (not a removed temp file) is added as a target:
 its job runs, and whatever reads it runs after it.
 
-Usage (what `make paper` runs): `python -m layerwise.complete_run [TARGETS...] SNAKEMAKE_OPTIONS...`.
+Usage (what `make paper` runs): `python -m layerwise.workflow.complete_run [TARGETS...] SNAKEMAKE_OPTIONS...`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from layerwise.data import _data_files, get_spec, locate_local, read_files, split_variant
+from layerwise.resources.datasets import _data_files, get_spec, locate_local, read_files, split_variant
 
 # Sections that sample texts from their dataset: (n_texts, max_tokens) keys. Training reads the whole stream.
 SAMPLING_SECTIONS = ("norms", "geometry", "lens", "probes")

@@ -207,7 +207,7 @@ def model_revisions(cards: Iterable[Mapping[str, Any]], dtypes: Mapping[str, str
 def model_dtypes(models: Mapping[str, Mapping[str, Any]], device: str) -> dict[str, str]:
     """The dtype each registry entry runs in on `device` (`models.<key>.dtype`; auto: float32 on CPU,
     bfloat16 on a GPU), for the paper's revisions table."""
-    from layerwise.models import resolved_dtype
+    from layerwise.resources.models import resolved_dtype
 
     return {key: resolved_dtype(str(spec.get("dtype", "auto")), device) for key, spec in models.items()}
 
@@ -260,6 +260,6 @@ def _kind(spec: Mapping[str, Any]) -> str:
     """Declared kind, else the architecture's (random models), else a decoder (the registry's hub default)."""
     if "kind" in spec:
         return spec["kind"]
-    from layerwise.models import random_kind
+    from layerwise.resources.models import random_kind
 
     return random_kind(str(spec.get("architecture", "")))

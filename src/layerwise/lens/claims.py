@@ -6,7 +6,7 @@ then the unembedding, as the post's own code decodes) from `logit_lens_sequences
 post's "plasma" text from `logit_lens_texts` (token strings included). Layers are addressed by depth (0 = input,
 block i's output at depth i, sub-block readings at half depths), so the claims read the same numbers whether or
 not the sub-block lens was on. The dataset statistics are token-weighted means over all positions used, with
-percentile intervals from a bootstrap over texts (the sampling unit, as in `lens_stats`); the example claims
+percentile intervals from a bootstrap over texts (the sampling unit, as in `lens.stats`); the example claims
 are points from one text, printed with the range over the layers they summarise.
 
 Every bound below is our reading of the post's words, stated next to it in `text`; the section says so.
@@ -20,8 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from layerwise.lens import FINAL
-from layerwise.lens_stats import _multiplicities, token_metrics
+from layerwise.lens.decode import FINAL
+from layerwise.lens.stats import _multiplicities, token_metrics
 from layerwise.verdicts import Claim, Evidence, Test
 
 MID_AGREEMENT = 0.5     # "a pretty good guess": the layer's top-1 is the final top-1 for most tokens

@@ -1,6 +1,6 @@
 """Study 3 with and without outlier tokens: anisotropy, TwoNN and the outliers' share of sigma_1^2.
 
-Attribution recomputes the study-3 quantities without the outlier tokens (see :mod:`layerwise.outliers`) and
+Attribution recomputes the study-3 quantities without the outlier tokens (see :mod:`layerwise.outliers.detect`) and
 measures the share of sigma_1^2 that the outliers carry: their squared projections on the first singular
 direction of the centred batch, over sigma_1^2 (the sum of all rows' squared projections).
 """
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from layerwise.geometry import anisotropy, batch_indices, twonn
-from layerwise.outliers import (DEFAULT_K, DEFAULT_MASSIVE_ABSOLUTE, DEFAULT_MASSIVE_RELATIVE, as_matrix,
-                                massive_activations, norm_ratios, token_norms)
+from layerwise.outliers.detect import (DEFAULT_K, DEFAULT_MASSIVE_ABSOLUTE, DEFAULT_MASSIVE_RELATIVE, as_matrix,
+                                       massive_activations, norm_ratios, token_norms)
 
 LAYER_COLUMNS = ("layer", "n_vectors", "n_batches", "median_norm", "mean_norm", "max_norm_ratio", "n_outliers",
                  "outlier_share", "median_abs", "max_abs", "n_massive", "n_massive_tokens", "massive_dims",

@@ -26,8 +26,8 @@ import torch
 from transformers import PreTrainedModel
 
 from layerwise.floats import LOG_FLOOR
-from layerwise.lens_adapters import DECODERS, Decoder, LensParts, decode, lens_parts, normalise
-from layerwise.lens_kernels import row_stats
+from layerwise.lens.adapters import DECODERS, Decoder, LensParts, decode, lens_parts, normalise
+from layerwise.lens.kernels import row_stats
 
 log = logging.getLogger(__name__)
 

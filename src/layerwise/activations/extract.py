@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from layerwise.data import Sample
-from layerwise.models import LoadedModel, base_model, final_norm, transformer_blocks
-from layerwise.store import FINAL_NORM, StoreWriter
+from layerwise.resources.datasets import Sample
+from layerwise.resources.models import LoadedModel, base_model, final_norm, transformer_blocks
+from layerwise.activations.store import FINAL_NORM, StoreWriter
 
 log = logging.getLogger(__name__)
 FLOAT16_MAX = float(np.finfo(np.float16).max)

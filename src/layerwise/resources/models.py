@@ -287,7 +287,7 @@ def random_config(spec: Mapping[str, Any], tokenizer):
 def _random_model(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
     from transformers import AutoModel, AutoModelForCausalLM
 
-    from layerwise.byte_tokenizer import make_byte_tokenizer
+    from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 
     tok = make_byte_tokenizer()
     config = random_config(spec, tok)
@@ -436,7 +436,7 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.Module
     """The base model's list of its `n_layers` blocks (`h`, `layers`, `encoder.layer`, …).
 
     Found by its length rather than by a per-family attribute name, so extraction reads any architecture;
-    the logit lens accepts fewer families (`lens_adapters`) but locates their blocks here too.
+    the logit lens accepts fewer families (`lens.adapters`) but locates their blocks here too.
     """
     base = base_model(model)
     family = family_of(model)

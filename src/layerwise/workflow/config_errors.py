@@ -72,7 +72,7 @@ def yaml_problem(path: Path | str) -> str | None:
     return None
 
 
-if __name__ == "__main__":  # `python -m layerwise.config_errors FILE...`: the Makefile's check before Snakemake
+if __name__ == "__main__":  # `python -m layerwise.workflow.config_errors FILE...`: the Makefile's check before Snakemake
     import sys
 
     found = [p for p in (yaml_problem(f) for f in sys.argv[1:]) if p]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from layerwise.outliers import massive_activations, norm_ratios
+from layerwise.outliers.detect import massive_activations, norm_ratios
 from layerwise.probes import attribution_table, fit_probe, frequent_top_dimensions, make_probe, split_by_text
 
 

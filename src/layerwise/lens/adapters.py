@@ -21,14 +21,14 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from layerwise.families import DECODER_FAMILIES, FAMILIES, apply_softcap, softcap_of, submodule
-from layerwise.models import ENCODER_MODEL_TYPES, base_model, final_norm, random_kind, transformer_blocks
+from layerwise.resources.models import ENCODER_MODEL_TYPES, base_model, final_norm, random_kind, transformer_blocks
 
 Decoder = Literal["full", "norm_only", "none"]
 DECODERS: tuple[str, ...] = ("full", "norm_only", "none")
 
 
 # The families the lens accepts, each with the name of the block sub-module that adds attention's output to
-# the residual (`layerwise.families`). Blocks and final norm are located by `layerwise.models` (the same
+# the residual (`layerwise.families`). Blocks and final norm are located by `layerwise.resources.models` (the same
 # modules extraction hooks); the unembedding by the official `get_output_embeddings()` (GPT-NeoX's head was
 # `embed_out` before transformers 5, `lm_head` since), tied or not.
 _ATTENTION: dict[str, str] = {k: FAMILIES[k].attention for k in DECODER_FAMILIES}
@@ -102,7 +102,7 @@ def _norm_eps(norm: nn.Module) -> float:
     raise ValueError(f"cannot find the epsilon of {type(norm).__name__}")
 
 
-def normalize_without_gain(norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+def normalise_without_gain(norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """Apply `norm`'s normalisation (same eps, same float32 upcast) but not its learned gain/bias.
 
     The post's footnote describes its activations this way, but its code (transformer-utils) decodes with
@@ -122,7 +122,7 @@ def normalise(parts: LensParts, hidden: torch.Tensor, decoder: Decoder = "full")
     if decoder == "full":
         return parts.final_norm(hidden)
     if decoder == "norm_only":
-        return normalize_without_gain(parts.final_norm, hidden)
+        return normalise_without_gain(parts.final_norm, hidden)
     if decoder != "none":
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
     return hidden
