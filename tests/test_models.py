@@ -154,3 +154,11 @@ def test_the_device_setting_is_resolved_before_planning(monkeypatch):
     assert resolved_device_setting("cuda:1") == "cuda:1"
     with pytest.raises(ModelSpecError, match="torch sees 2 CUDA device"):
         resolved_device_setting("cuda:2")
+
+
+def test_loading_writes_no_progress_bar_into_a_log(tmp_path, capfd):
+    """A job's stderr is its log file, not a terminal: transformers' "Loading weights" bar stays off there."""
+    card = materialise("tiny-llama", random_spec("llama"), tmp_path)
+    capfd.readouterr()
+    load_model(card, device="cpu")
+    assert "Loading weights" not in capfd.readouterr().err

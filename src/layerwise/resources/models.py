@@ -7,6 +7,7 @@ extraction, the logit lens and the tests share one offline-capable loading path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ import sys
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
@@ -354,6 +355,20 @@ def _accelerate_available() -> bool:
     return importlib.util.find_spec("accelerate") is not None
 
 
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """transformers' progress bars off unless stderr is a terminal (in a log file each update is a new line)."""
+    from transformers.utils import logging as hf_logging
+    enabled = hf_logging.is_progress_bar_enabled()
+    if not sys.stderr.isatty():
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = "auto",
                dtype: torch.dtype | str | None = None) -> LoadedModel:
     """Load a materialised model; `lm_head=True` gives the causal-LM class (for the logit lens).
@@ -385,7 +400,9 @@ def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = 
             raise ModelSpecError(f"config 'models.{card['key']}.device_map' = {device_map!r} needs the accelerate "
                                  "package, which is not installed: `pip install accelerate`, or drop the key")
     placement = {} if device_map is None else {"device_map": device_map if dev.type == "cuda" else "cpu"}
-    model = cls.from_pretrained(folder, config=config, dtype=torch_dtype, trust_remote_code=False, **kw, **placement)
+    with _quiet_progress():  # transformers' "Loading weights" bar: one line per update in a job's log
+        model = cls.from_pretrained(folder, config=config, dtype=torch_dtype, trust_remote_code=False, **kw,
+                                    **placement)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **kw)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
