@@ -290,21 +290,26 @@ def test_report_carries_the_figures_with_their_captions(tiny_run, tmp_path):
 
 @pytest.mark.slow
 def test_report_items_include_previews_the_paper_tables_and_config(tiny_run, tmp_path):
-    """The zip report lists every item: a PNG preview per figure of the paper, the paper PDF, the verdict and
-    per-layer tables, the Outliers category and the effective config."""
+    """The zip report lists every item (as data/raw/<hash>/<name>): a PNG preview per figure of the paper, the paper
+    PDF, the verdict and per-layer tables and the effective config; its page has the Outliers and previews
+    categories."""
     import zipfile
     report = tmp_path / "report.zip"
     done = tiny_run.run("--report", str(report))
     assert done.returncode == 0, done.stderr[-3000:]
-    names = zipfile.ZipFile(report).namelist()
-    previews = [n for n in names if n.endswith(".png") and "previews" in n]
-    figures = sorted((tiny_run.workdir / "results" / "figures").rglob("*.pdf"))
-    paper_figures = [f for f in figures if f.name in {"anisotropy.pdf", "norms.pdf", "outliers.pdf"}]
-    assert paper_figures and all(any(f.stem + ".png" in p for p in previews) for f in paper_figures), previews[:20]
-    for item in ("layerwise.pdf", "verdicts/probes.csv", "verdicts/lens.csv", "verdicts/geometry.csv",
-                 "geometry/summary.csv", "probes/summary.csv", "config.effective.yaml", "top_tokens.csv"):
-        assert any(n.endswith(item) for n in names), item
-    assert any("Outliers" in n for n in names), [n for n in names if "outlier" in n.lower()][:5]
+    archive = zipfile.ZipFile(report)
+    names = archive.namelist()
+    basenames = {Path(n).name for n in names}
+    previews = sorted((tiny_run.workdir / "results" / "report" / "previews").glob("*.png"))
+    figures = sorted((tiny_run.workdir / "results" / "figures").glob("*.pdf"))
+    assert figures and {f.stem + ".png" for f in figures} <= {p.name for p in previews}
+    assert {p.name for p in previews} <= basenames
+    for item in ("layerwise.pdf", "config.effective.yaml", "top_tokens.csv", "summary.csv", "probes.csv", "lens.csv",
+                 "geometry.csv"):
+        assert item in basenames, item
+    page = archive.read(next(n for n in names if n.endswith("report.html"))).decode()
+    for category in ("Outliers", "Figure previews", "Verdicts", "Tables", "Paper"):
+        assert f'"{category}"' in page, category
 
 
 # Shows one report item in the report's own viewer, as a click on it does (ToggleViewManager.handleImg).
