@@ -205,3 +205,11 @@ def test_every_family_is_a_random_registry_architecture(family, tmp_path):
     assert len(states) == 3 and all(torch.isfinite(s).all() for s in states)
     if kind == "decoder":
         assert logit_lens(loaded_model.model, ids)["kl_final"].notna().all()
+
+
+def test_provenance_knows_the_encoder_families_without_importing_torch():
+    """workflow.provenance keeps its own list of encoder architectures (the report rules run without torch): it
+    must name exactly the table's encoders."""
+    from layerwise.families import FAMILIES
+    from layerwise.workflow.provenance import _ENCODER_ARCHITECTURES
+    assert set(_ENCODER_ARCHITECTURES) == {k for k, f in FAMILIES.items() if f.kind == "encoder"}

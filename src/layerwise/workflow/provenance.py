@@ -207,9 +207,9 @@ def model_revisions(cards: Iterable[Mapping[str, Any]], dtypes: Mapping[str, str
 def model_dtypes(models: Mapping[str, Mapping[str, Any]], device: str) -> dict[str, str]:
     """The dtype each registry entry runs in on `device` (`models.<key>.dtype`; auto: float32 on CPU,
     bfloat16 on a GPU), for the paper's revisions table."""
-    from layerwise.resources.models import resolved_dtype
-
-    return {key: resolved_dtype(str(spec.get("dtype", "auto")), device) for key, spec in models.items()}
+    auto = "bfloat16" if str(device).startswith("cuda") else "float32"  # resources.models.resolved_dtype's rule,
+    return {key: auto if str(spec.get("dtype", "auto")) == "auto" else str(spec["dtype"])  # without torch here
+            for key, spec in models.items()}
 
 
 def _short(revision: str, keep: int = 12) -> str:
@@ -256,10 +256,12 @@ def main_model_names(cards: Iterable[Mapping[str, Any]], models: Mapping[str, Ma
     return out
 
 
+_ENCODER_ARCHITECTURES = ("bert", "roberta", "albert", "distilbert", "deberta-v2", "electra", "modernbert")
+
+
 def _kind(spec: Mapping[str, Any]) -> str:
     """Declared kind, else the architecture's (random models), else a decoder (the registry's hub default)."""
     if "kind" in spec:
         return spec["kind"]
-    from layerwise.resources.models import random_kind
-
-    return random_kind(str(spec.get("architecture", "")))
+    # the encoder families of layerwise.families (not imported here: it needs torch, the report rules do not)
+    return "encoder" if str(spec.get("architecture", "")) in _ENCODER_ARCHITECTURES else "decoder"
