@@ -344,3 +344,17 @@ def test_the_verdict_table_fits_the_text_width():
     assert len(widths) == 7
     assert 430 * sum(widths) + 14 * (float(gap.group(1)) if gap else 6.0) <= 430
     assert 430 * widths[-1] >= 44
+
+
+def test_a_bell_carried_by_outlier_tokens_is_said_to_differ_in_setting():
+    """The run's SmolLM2 case: a bell with every token kept (reproduced as the source ran it), none without the
+    outlier tokens: the sentence must not stop at "reproduced"."""
+    from layerwise.narrative.geometry import bell_sentences
+    table = table_for("SmolLM2 x", "decoder", bell, bell, without_fn=spike_then_decay)
+    frame = verdict_frame(layer_claims(table, margin=0.1))
+    text = bell_sentences(frame, margin=0.1, interior=(0.2, 0.8))
+    assert ("the source's claim of a bell is \\emph{reproduced} as the source ran it, and \\emph{differs in "
+            "setting} without outlier tokens: the peak rests on a few tokens of extreme norm") in text
+    plain = bell_sentences(verdict_frame(layer_claims(table_for("B", "decoder", bell, bell, without_fn=bell))),
+                           margin=0.1, interior=(0.2, 0.8))
+    assert "rests on a few tokens" not in plain
