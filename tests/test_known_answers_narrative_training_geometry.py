@@ -273,3 +273,14 @@ def test_decoder_encoder_contrast_uses_the_most_anisotropic_decoder():
     {"MiniLM": ("encoder", MINILM)}])
 def test_no_decoder_encoder_contrast_without_both_kinds(models):
     assert str(run_geometry(planted_study3(**models))["GeometryContrast"]) == ""
+
+
+def test_about_one_pass_is_said_only_near_one_pass():
+    options = {"geometry": planted_geometry(), "final_norm": both_final_norms(), "arch": "gpt2",
+               "encoder_block": "matched", "layer0_in_averages": False}
+    few = str(training_macros(training_summary(planted_geometry()), planted_log(), passes=0.0003,
+                              **options)["TrainingSummary"])
+    one = str(training_macros(training_summary(planted_geometry()), planted_log(), passes=0.96,
+                              **options)["TrainingSummary"])
+    assert "about one pass" not in few and "0.0003 times as many bytes" in few
+    assert "(windows at random positions), about one pass." in one

@@ -69,7 +69,7 @@ def training_macros(summary: pd.DataFrame, log: pd.DataFrame, *, geometry: pd.Da
             if n_seeds > 1 else "One run per kind (one seed). ")
     if passes is not None:
         runs += (f"The steps draw {passes:.2g} times as many bytes as the training split holds (windows at random "
-                 "positions), about one pass. ")
+                 f"positions){', about one pass' if 0.8 <= passes <= 1.2 else ''}. ")
     layers = "layers 0 to $n$" if layer0_in_averages else "layers 1 to $n$ (layer 0, the embedding output, left out)"
     values: dict[str, float | int | str] = {
         "TrainingSummary": LaTeX(runs + " ".join(sentences) + (
