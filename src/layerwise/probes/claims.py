@@ -131,7 +131,7 @@ def probe_claims(evidence: pd.DataFrame, *, chance: float, faithful_setting: str
             if row is not None and "note" in row and isinstance(row["note"], str) and row["note"]:
                 parts.append(row["note"])
         claims.append(Claim(spec.key, spec.text, spec.source, test, faithful=_evidence(f_row),
-                            ours=_evidence(o_row), setting="; ".join(parts)))
+                            ours=_evidence(o_row), setting="; ".join(dict.fromkeys(parts))))  # a note both settings share, once
     return claims
 
 
