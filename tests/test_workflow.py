@@ -211,15 +211,16 @@ def edited(path: Path, extra: str) -> Iterator[Path]:
 def test_touching_a_figure_script_redraws_only_that_figure(tiny_run):
     with touched(tiny_run.snakefile.parent / "scripts" / "geometry_figures.py"):
         counts = tiny_run.dry_run_counts()
-    # provenance tabulates every generated input's rule wall time, so it follows any redrawn figure.
-    assert counts == {"geometry_figures": 1, "provenance": 1, "paper": 1}, counts
+    # provenance tabulates every generated input's rule wall time, and the report's previews are drawn from
+    # the figures, so both follow any redrawn figure.
+    assert counts == {"geometry_figures": 1, "figure_previews": 1, "provenance": 1, "paper": 1}, counts
 
 
 @pytest.mark.slow
 def test_editing_a_plot_module_redraws_only_its_figures(tiny_run):
     with edited(tiny_run.snakefile.parent / "src" / "layerwise" / "plots" / "lens.py", "\n# a new colour map\n"):
         counts = tiny_run.dry_run_counts()
-    assert set(counts) == {"lens_heatmap", "lens_figures", "provenance", "paper"}, counts
+    assert set(counts) == {"lens_heatmap", "lens_figures", "figure_previews", "provenance", "paper"}, counts
 
 
 @pytest.mark.slow
@@ -231,7 +232,7 @@ def test_editing_the_geometry_kernel_reruns_geometry_but_never_extraction(tiny_r
     # the cross-study view reads both the geometry tables and the kernel.
     assert set(counts) == {"geometry", "checkpoint_geometry", "geometry_figures", "training_figures", "outliers",
                            "outlier_figures", "provenance", "paper", "crossstudy_model", "crossstudy_figures",
-                           "geometry_verdicts", "verdict_summary"}, counts
+                           "geometry_verdicts", "verdict_summary", "figure_previews"}, counts
 
 
 @pytest.mark.slow
