@@ -1,6 +1,7 @@
 """Hidden states on disk: every layer's residual stream of a sample, written once and read by every study.
 
 Modules:
+    hooks    the one residual-stream recorder (`residual_hooks`), shared by extraction and the logit lens
     extract  batched forward passes with hooks on the blocks and the final norm → a store (`extract_to_store`,
              `forward_hidden_states`)
     store    the activation store: per-layer arrays, token table, manifest with checksums; slicing a smaller

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from layerwise.resources.datasets import Sample
 from layerwise.resources.models import LoadedModel, base_model, final_norm, transformer_blocks
+from layerwise.activations.hooks import residual_hooks
 from layerwise.activations.store import FINAL_NORM, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -68,36 +69,18 @@ def record_states(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: 
 
     State 0 is the first block's input (the embeddings, plus positions for GPT-2: what transformers
     records as `hidden_states[0]`), state k the output of block k, before any final norm, and state
-    n+1 the final norm's output. Hooks on the modules themselves, rather than `output_hidden_states`,
-    do not depend on transformers' convention for the last entry (≥5 replaces it by the post-norm
-    state unless `config.tie_last_hidden_states=False`), and let each float32 state be freed as the
-    forward goes on instead of all of them being kept to its end.
+    n+1 the final norm's output (`activations.hooks.residual_hooks`, shared with the logit lens).
     """
     blocks, norm = transformer_blocks(loaded.model, loaded.facts.n_layers), final_norm(loaded.model)
     count = 0
 
-    def take(state: torch.Tensor) -> None:
+    def take(k: int, state: torch.Tensor) -> None:
         nonlocal count
-        sink(count, state)
+        sink(k, state)
         count += 1
 
-    def block_input(_module, args, kwargs) -> None:
-        if count == 0:  # a block shared by every layer (ALBERT) is entered once per layer: the first is layer 0
-            take(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
-
-    def block_output(_module, _args, output) -> None:
-        take(output[0] if isinstance(output, tuple) else output)
-
-    handles = [blocks[0].register_forward_pre_hook(block_input, with_kwargs=True)]
-    # one hook per distinct module: a shared block fires once per layer it serves, in forward order
-    handles += [block.register_forward_hook(block_output) for block in dict.fromkeys(blocks)]
-    if norm is not None:
-        handles.append(norm.register_forward_hook(lambda _module, _args, output: take(output)))
-    try:
+    with residual_hooks(blocks, take, final_norm=norm):
         base_model(loaded.model)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    finally:
-        for handle in handles:
-            handle.remove()
     expected = len(blocks) + 1 + (norm is not None)
     if count != expected:
         raise RuntimeError(f"{loaded.facts.key}: the forward pass gave {count} states, expected {expected}")

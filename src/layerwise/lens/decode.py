@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
+from layerwise.activations.hooks import residual_hooks
 from layerwise.floats import LOG_FLOOR
 from layerwise.lens.adapters import DECODERS, Decoder, LensParts, decode, lens_parts, normalise
 from layerwise.lens.kernels import row_stats
@@ -74,38 +75,22 @@ def _recording(parts: LensParts, subblocks: bool) -> Iterator[list[Stream]]:
     streams: list[Stream] = []
     attn_out: dict[int, torch.Tensor] = {}
 
-    def record_input(module, args, kwargs):
-        streams.append(Stream("0", 0.0, args[0] if args else kwargs["hidden_states"]))
+    def record(layer: int, out: torch.Tensor) -> None:
+        if layer == 0:
+            streams.append(Stream("0", 0.0, out))
+        elif subblocks:
+            # after attention = residual before the block + what attention wrote into it; this also holds
+            # for GPT-NeoX's parallel residual, where no such sum exists inside the block
+            added = attn_out.pop(layer)  # on this block's device; the stream before it may be on the last one's
+            streams.append(Stream(f"{layer}.attn", layer - 0.5, streams[-1].hidden.to(added.device) + added))
+            streams.append(Stream(f"{layer}.mlp", float(layer), out))
+        else:
+            streams.append(Stream(str(layer), float(layer), out))
 
-    def record_attention(index: int):
-        def hook(module, args, output):
-            attn_out[index] = output[0] if isinstance(output, tuple) else output
-        return hook
-
-    def record_block(index: int):
-        def hook(module, args, output):
-            out = output[0] if isinstance(output, tuple) else output
-            layer = index + 1
-            if subblocks:
-                # after attention = residual before the block + what attention wrote into it; this also holds
-                # for GPT-NeoX's parallel residual, where no such sum exists inside the block
-                added = attn_out.pop(index)  # on this block's device; the stream before it may be on the last one's
-                streams.append(Stream(f"{layer}.attn", layer - 0.5, streams[-1].hidden.to(added.device) + added))
-                streams.append(Stream(f"{layer}.mlp", float(layer), out))
-            else:
-                streams.append(Stream(str(layer), float(layer), out))
-        return hook
-
-    handles = [parts.blocks[0].register_forward_pre_hook(record_input, with_kwargs=True)]
-    for i, block in enumerate(parts.blocks):
-        if subblocks:
-            handles.append(getattr(block, parts.attention_name).register_forward_hook(record_attention(i)))
-        handles.append(block.register_forward_hook(record_block(i)))
-    try:
+    attentions = [getattr(block, parts.attention_name) for block in parts.blocks] if subblocks else None
+    with residual_hooks(parts.blocks, record, attentions=attentions,
+                        on_attention=attn_out.__setitem__ if subblocks else None):
         yield streams
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager

@@ -40,6 +40,7 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 
+from layerwise.devices import pick_device
 from layerwise.floats import LOG_FLOOR
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,6 @@ def matmul_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None
     if a.device.type == "cpu" and _ONEDNN_LINEAR is not None:
         return _ONEDNN_LINEAR(a, b, bias, "none", [], "")
     return a @ b.T if bias is None else torch.addmm(bias, a, b.T)
-
-
-def resolve_device(device: str) -> torch.device:
-    """`"auto"` picks CUDA when present, else CPU; anything else is passed to `torch.device`."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def check_features(X: np.ndarray, name: str = "X") -> np.ndarray:
@@ -285,7 +279,7 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
             raise ValueError(f"need at least two classes (layers) to fit, got {self.classes_.tolist()}")
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
-        device = resolve_device(self.device)
+        device = pick_device(self.device)
         to_device = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
         problem = _Problem(to_device(X, torch.float32), to_device(self._encode(y, "y"), torch.long),
                            1.0 / (self.C * X.shape[0]), self.classes_.size)

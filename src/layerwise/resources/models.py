@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
+from layerwise.devices import pick_device
 from layerwise.families import FAMILIES, family_blocks, family_of, submodule
 from layerwise.families import random_config as family_random_config
 
@@ -326,13 +327,6 @@ def resolved_device_setting(setting: str) -> str:
             raise ModelSpecError(f"config 'device' = {setting!r}, but torch sees {available} CUDA device(s) on "
                                  f"this machine; use 'auto' or 'cpu'")
     return setting
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """`auto` → CUDA when present; extraction and probes follow this one rule."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def resolved_dtype(setting: str, device: str | torch.device) -> str:
