@@ -19,7 +19,7 @@ for _key, _spec in config["models"].items():
 # entry of config 'datasets' replaces or extends; every published checkpoint of `training.hub` as a model
 # `<key>@step<N>`). Derived once here: config itself is never changed at parse time.
 DATASETS = {**DEFAULT_DATASETS, **config["datasets"]}
-MODELS = {**config["models"], **hub_checkpoint_models(config["training"]["hub"])}
+MODELS = {**config["models"], **hub_checkpoint_models(config["training"]["hub"], config["models"])}
 # config with its registries completed: what preflight checks and the provenance hash covers.
 REGISTRY_CONFIG = dict(config, datasets=DATASETS, models=MODELS)
 

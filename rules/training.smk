@@ -2,7 +2,7 @@
 # dimension of every checkpoint on a fixed held-out set (one geometry job per run, looping over its
 # checkpoints: start-up dominated a job per checkpoint).
 
-from layerwise.training.checkpoints import linear_steps, log_spaced_steps, pythia_checkpoint_steps
+from layerwise.training.checkpoints import hub_revisions, linear_steps, log_spaced_steps
 
 TRAINING = config["training"]
 # Log-spaced (the early changes are fast) plus evenly spaced ones, so the tail after an early peak is sampled too.
@@ -124,11 +124,12 @@ PAPER_INPUTS.extend(
      rules.training_figures.output.intrinsic_dimension, rules.training_figures.output.macros]
 )
 
-# Hub checkpoints (e.g. Pythia revisions stepN): each is a registry entry `<key>@step<N>` of MODELS (rules/common.smk)
+# Hub checkpoints (Pythia's stepN, OLMo's stage1-stepN-tokensXB): each is a registry entry `<key>@step<N>` of MODELS
+# (rules/common.smk)
 # that flows through the ordinary extract → geometry rules. Only with a network; dry-runnable anywhere.
 HUB_CHECKPOINTS = {}
 for _key, _entry in TRAINING["hub"].items():
-    for _step in pythia_checkpoint_steps(_entry["n_revisions"]):
+    for _step in hub_revisions(_entry):
         HUB_CHECKPOINTS.setdefault(_key, []).append(f"{_key}@step{_step}")
     USED_MODELS.update(HUB_CHECKPOINTS[_key])
 

@@ -29,6 +29,7 @@ PYTHIA_STEPS: tuple[int, ...] = (0, *(2**k for k in range(10)),
                                  *range(1000, PYTHIA_FINAL_STEP + 1, 1000))
 
 _STEP_DIR = re.compile(r"^step(\d+)$")
+_REVISION_STEP = re.compile(r"(?:^|[-_])step(\d+)(?:$|[-_])")  # OLMo stage1-step1000-tokens5B, Pythia step1000
 
 
 def _log_spaced_subset(candidates: Sequence[int], n: int) -> list[int]:
@@ -104,11 +105,48 @@ def pythia_revision(step: int) -> str:
     return f"step{int(step)}"
 
 
-def hub_checkpoint_models(hub: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def hub_revisions(entry: Mapping[str, Any]) -> dict[int, str]:
+    """Training step → hub revision of one `training.hub` entry, by step.
+
+    `n_revisions: n` takes n log-spaced published Pythia steps (branches `step<N>`); `revisions: [...]` lists
+    branch names that carry their step, as OLMo's do (`stage1-step1000-tokens5B`), so any suite of published
+    checkpoints can be read without a formula for its names.
+    """
+    if "revisions" in entry:
+        steps: dict[int, str] = {}
+        for name in entry["revisions"]:
+            found = _REVISION_STEP.search(name)
+            if found is None:
+                raise ValueError(f"hub revision {name!r} of {entry.get('id')!r} names no training step: "
+                                 "expected 'step<N>' in it (e.g. stage1-step1000-tokens5B)")
+            step = int(found.group(1))
+            if step in steps:
+                raise ValueError(f"hub revisions {steps[step]!r} and {name!r} of {entry.get('id')!r} are both "
+                                 f"step {step}")
+            steps[step] = name
+        return dict(sorted(steps.items()))
+    return {step: pythia_revision(step) for step in pythia_checkpoint_steps(entry["n_revisions"])}
+
+
+def hub_checkpoint_models(hub: Mapping[str, Mapping[str, Any]],
+                          models: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Model registry entries of the published checkpoints in config `training.hub`: `<key>@step<N>` for each
-    of an entry's `n_revisions` steps, the hub model `id` at revision `step<N>`, displayed as `<key>`."""
-    return {f"{key}@step{step}": {"source": "hf", "id": entry["id"], "revision": pythia_revision(step), "display": key}
-            for key, entry in hub.items() for step in pythia_checkpoint_steps(entry["n_revisions"])}
+    of an entry's revisions (`hub_revisions`), the hub model `id` at that revision, displayed as `<key>`. An
+    entry's `like: <model key>` copies that model's settings (kind, sizes, dtype, device_map), so that the
+    checkpoints of a 7B model ask for the memory and GPUs the final model does."""
+    models = models or {}
+    registry: dict[str, dict[str, Any]] = {}
+    for key, entry in hub.items():
+        base: dict[str, Any] = {}
+        if "like" in entry:
+            if entry["like"] not in models:
+                raise ValueError(f"training.hub.{key}.like = {entry['like']!r} is not a key of `models` "
+                                 f"(known: {', '.join(sorted(models))})")
+            base = {k: v for k, v in models[entry["like"]].items() if k not in ("revision", "display", "id")}
+        for step, revision in hub_revisions(entry).items():
+            registry[f"{key}@step{step}"] = {**base, "source": "hf", "id": entry["id"], "revision": revision,
+                                             "display": key}
+    return registry
 
 
 def checkpoint_dir(out_dir: str | Path, step: int) -> Path:

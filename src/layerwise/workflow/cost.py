@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from layerwise.training.checkpoints import hub_revisions
+
 #: Published sizes of the paper config's models: (parameters, layers, width). ALBERT shares one layer's
 #: weights across its 12 layers, so its per-token compute is BERT base's, not its 12M parameters'.
 PUBLISHED_SIZES: dict[str, tuple[float, int, int]] = {
@@ -52,7 +54,7 @@ def forward_jobs(config: Mapping[str, Any]) -> pd.DataFrame:
                      "tokens": lens["n_texts"] * lens["max_tokens"] * len(lens["decoders"])})
     geometry = config["geometry"]
     for key, entry in config["training"].get("hub", {}).items():
-        for i in range(entry["n_revisions"]):
+        for _ in hub_revisions(entry):
             add("training (hub checkpoints)", key, geometry["dataset"], geometry["n_texts"], geometry["max_tokens"])
     df = pd.DataFrame(rows)
     # A store shared by two studies (same model, dataset, N, L) is extracted once; hub revisions are distinct.
