@@ -6,7 +6,6 @@ texts; the studies' analyses are the ones configs/paper.yaml's offline test runs
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
@@ -21,7 +20,7 @@ from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.activations.plan import extraction_mem_mb, host_weight_bytes
 
 from tests.helpers import REPO
-from tests.helpers.hub_cache import cache_snapshot
+from tests.helpers.hub_cache import cache_snapshot, offline_run, parquet_bytes
 from tests.helpers.tiny_families import tiny_model
 from tests.helpers.workflow_runs import SNAKEMAKE
 
@@ -29,7 +28,6 @@ MODERN = REPO / "configs" / "modern.yaml"
 FAMILY = {"meta-llama/Llama-3.1-8B": "llama", "Qwen/Qwen2.5-7B": "qwen2", "google/gemma-2-9b": "gemma2",
           "allenai/OLMo-2-1124-7B": "olmo2"}
 STUDIES = ("norms", "probes", "lens", "geometry")
-NO_HUB = {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
 
 
 def run(workdir: Path, config: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
@@ -65,12 +63,6 @@ def test_modern_config_plans_every_study_on_every_model_with_memory_by_dtype(tmp
         assert host_weight_bytes(spec, "cpu") == 2 * 2 * spec["n_parameters"]
 
 
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    return buf.getvalue()
-
-
 def build_hub_cache(hf_home: Path, modern: dict, data: Path, tmp: Path) -> None:
     """Each model repo of the config at its revision: a tiny random model of its family with the byte
     tokenizer; and the three datasets at theirs, from the shared data."""
@@ -87,9 +79,9 @@ def build_hub_cache(hf_home: Path, modern: dict, data: Path, tmp: Path) -> None:
     ag_news = pd.read_csv(data / "ag_news_test.csv", header=None, names=["label", "title", "description"]).head(100)
     ag_news = pd.DataFrame({"text": ag_news["title"] + " " + ag_news["description"], "label": ag_news["label"] - 1})
     enwik8 = (data / "enwik8_small.xml").read_text(errors="replace")[:20_000].splitlines()
-    files = {"stanfordnlp/imdb": {"plain_text/test-00000-of-00001.parquet": _parquet(imdb[["text", "label"]])},
-             "fancyzhx/ag_news": {"data/test-00000-of-00001.parquet": _parquet(ag_news)},
-             "LTCB/enwik8": {"enwik8/train/0000.parquet": _parquet(pd.DataFrame({"text": enwik8}))}}
+    files = {"stanfordnlp/imdb": {"plain_text/test-00000-of-00001.parquet": parquet_bytes(imdb[["text", "label"]])},
+             "fancyzhx/ag_news": {"data/test-00000-of-00001.parquet": parquet_bytes(ag_news)},
+             "LTCB/enwik8": {"enwik8/train/0000.parquet": parquet_bytes(pd.DataFrame({"text": enwik8}))}}
     for entry in modern["datasets"].values():
         cache_snapshot(hf_home, entry["id"], entry["revision"], files[entry["id"]], repo_type="dataset")
 
@@ -105,12 +97,7 @@ def test_modern_config_hub_path_runs_offline_from_a_cache_of_tiny_models(tmp_pat
                 # the tiny models' sizes (the extraction job checks them), dtype and device_map kept
                 models={k: {**v, "n_layers": 2, "width": 32, "max_positions": 512} for k, v in modern["models"].items()},
                 lens={**modern["lens"], "n_texts": 8, "max_tokens": 12, "example_max_tokens": 16})
-    override = tmp_path / "modern_tiny.yaml"
-    override.write_text(yaml.safe_dump(tiny))
-    workdir = tmp_path / "run"
-    workdir.mkdir()
-    env = {**os.environ, **NO_HUB, "HF_HOME": str(hf_home)}
-    env.pop("HF_HUB_CACHE", None)
+    override, workdir, env = offline_run(tmp_path, hf_home, tiny, "modern_tiny.yaml")
 
     empty = run(workdir, override, "-n", "--cores", "1", env={**env, "HF_HOME": str(tmp_path / "empty")})
     refusal = empty.stdout + empty.stderr

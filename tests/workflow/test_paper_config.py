@@ -5,7 +5,6 @@ architectures under the same repo ids and revisions, and the datasets under thei
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -21,7 +20,7 @@ import yaml
 from layerwise.resources.byte_tokenizer import SPECIAL_TOKENS
 
 from tests.helpers import REPO
-from tests.helpers.hub_cache import cache_snapshot
+from tests.helpers.hub_cache import cache_snapshot, offline_run, parquet_bytes
 from tests.helpers.workflow_runs import SNAKEMAKE
 
 PAPER = REPO / "configs" / "paper.yaml"
@@ -31,8 +30,6 @@ ENCODERS = ["bert-base-uncased", "roberta-base", "albert-base-v2"]
 PYTHIA = ["pythia-160m", "pythia-410m"]
 PUBLISHED = {"probes": GPT2, "lens": ["gpt2"], "geometry": ENCODERS + GPT2 + PYTHIA,
              "norms": GPT2 + ENCODERS}
-# Offline means offline: any hub call would go to a closed port and fail.
-NO_HUB = {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
 
 
 def run(workdir: Path, configs: list[Path], *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -136,12 +133,6 @@ def tiny_hub_model(model_type: str, folder: Path, seed: int, tok) -> None:
     tok.save_pretrained(folder)
 
 
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    return buf.getvalue()
-
-
 def build_hub_cache(hf_home: Path, paper: dict, data: Path, tmp: Path) -> dict[tuple[str, str], str]:
     """Every model and dataset repo the paper config names, at the revisions it names; returns the commits."""
     arch = {"gpt2": "gpt2", "bert": "bert", "roberta": "roberta", "albert": "albert", "pythia": "gpt_neox"}
@@ -157,9 +148,9 @@ def build_hub_cache(hf_home: Path, paper: dict, data: Path, tmp: Path) -> dict[t
         folder = tmp / f"model{seed}"
         tiny_hub_model(next(v for k, v in arch.items() if k in repo.lower()), folder, seed, tok)
         commits[repo, revision] = cache_snapshot(hf_home, repo, revision, folder)
-    files = {"stanfordnlp/imdb": {"plain_text/test-00000-of-00001.parquet": _parquet(imdb[["text", "label"]])},
-             "fancyzhx/ag_news": {"data/test-00000-of-00001.parquet": _parquet(ag_news)},
-             "LTCB/enwik8": {"enwik8/train/0000.parquet": _parquet(pd.DataFrame({"text": enwik8}))}}
+    files = {"stanfordnlp/imdb": {"plain_text/test-00000-of-00001.parquet": parquet_bytes(imdb[["text", "label"]])},
+             "fancyzhx/ag_news": {"data/test-00000-of-00001.parquet": parquet_bytes(ag_news)},
+             "LTCB/enwik8": {"enwik8/train/0000.parquet": parquet_bytes(pd.DataFrame({"text": enwik8}))}}
     for name, entry in paper["datasets"].items():
         commits[entry["id"], entry["revision"]] = cache_snapshot(hf_home, entry["id"], entry["revision"],
                                                                  files[entry["id"]], repo_type="dataset")
@@ -174,12 +165,7 @@ def test_paper_config_runs_offline_from_a_hub_cache_to_the_pdf(tmp_path, shared_
     # The paper config with the tiny override applied per section (Snakemake's own merge of two config files
     # is deep, and could not drop Pythia-410m's revision series).
     tiny = {**paper, **{k: v if not isinstance(v, dict) else {**paper.get(k, {}), **v} for k, v in TINY_SIZES.items()}}
-    override = tmp_path / "paper_tiny.yaml"
-    override.write_text(yaml.safe_dump(tiny))
-    workdir = tmp_path / "run"
-    workdir.mkdir()
-    env = {**os.environ, **NO_HUB, "HF_HOME": str(hf_home)}
-    env.pop("HF_HUB_CACHE", None)
+    override, workdir, env = offline_run(tmp_path, hf_home, tiny, "paper_tiny.yaml")
 
     # An empty cache is refused before any job runs, naming the key, repo, revision and the ways out.
     empty = run(workdir, [override], "-n", "--cores", "1", env={**env, "HF_HOME": str(tmp_path / "empty")})
