@@ -13,25 +13,11 @@ import yaml
 
 from layerwise.resources.models import LoadedModel, load_model, materialise, read_card
 
-REPO = Path(__file__).resolve().parents[1]
-# CI clones the repository with `../shared` beside it (see ../shared/data/README.md). LAYERWISE_SHARED
-# points elsewhere: `make mutants` runs the tests from a copy of the repository in mutants/.
-SHARED = Path(os.environ.get("LAYERWISE_SHARED", REPO.parent / "shared"))
-SHARED_DATA = SHARED / "data"
-# Once SLURM's client tools are installed, the SLURM executor plugin runs `scontrol show config` (10 s
-# timeout) whenever `snakemake` starts; with a slurm.conf and no controller every call would cost 10 s. Tests
-# get a stand-in `scontrol` that fails at once; the cluster test (tests/cluster/) passes REAL_PATH to its runs.
-NO_CONTROLLER = str(REPO / "tests" / "cluster" / "no_controller")
-# Without the stand-in even where this process inherited it (pytest-xdist workers start from the patched PATH).
-REAL_PATH = os.pathsep.join(p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p != NO_CONTROLLER)
+from tests.helpers import NO_CONTROLLER, REAL_PATH, REPO, SHARED_DATA, random_spec
+
+# The stand-in `scontrol` first on PATH (tests/helpers/__init__.py says why), for this process and every
+# subprocess a test starts.
 os.environ["PATH"] = f"{NO_CONTROLLER}{os.pathsep}{REAL_PATH}"
-RANDOM_ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "bert")
-
-
-def random_spec(architecture: str, **overrides) -> dict:
-    """Registry entry of a tiny random model: 2 layers, width 32, 4 heads."""
-    return {"source": "random", "architecture": architecture, "n_layers": 2, "width": 32, "n_heads": 4,
-            "seed": 0, **overrides}
 
 
 @pytest.fixture(scope="session")
@@ -107,23 +93,23 @@ def offline_hf_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-def peak_resident_mb() -> int:
-    """Peak resident memory of this process, in MB, from /proc (VmHWM belongs to the process's own address
-    space; ru_maxrss would carry over the parent's size across vfork + exec)."""
-    status = Path("/proc/self/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024
-
-
 # `make test` runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: a file is one unit, handed out in
 # collection order. The files of long end-to-end runs go first, so each starts at once on a free worker
-# instead of last (the suite's critical path); the order of tests within a file is kept.
-LONG_RUNS = ("test_workflow.py", "test_paper_config.py", "test_workflow_recovery.py", "test_slurm_cluster.py",
-             "test_modern_config.py")
+# instead of last (the suite's critical path); the order of tests within a file is kept. Paths from tests/.
+LONG_RUNS = ("workflow/test_end_to_end.py", "workflow/test_paper_config.py", "workflow/test_recovery.py",
+             "cluster/test_slurm_cluster.py", "workflow/test_modern_config.py")
+TESTS = Path(__file__).resolve().parent
+
+
+def _long_run_rank(item: pytest.Item) -> int:
+    try:
+        return LONG_RUNS.index(item.path.resolve().relative_to(TESTS).as_posix())
+    except ValueError:  # a file of no long run, or one outside tests/
+        return len(LONG_RUNS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONG_RUNS)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_RUNS)))
+    items.sort(key=_long_run_rank)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPO
+from tests.helpers import REPO
 
 UNSAFE = {
     r"\bpickle\.loads?\(": "pickle.load",

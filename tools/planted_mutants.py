@@ -25,9 +25,12 @@ class Mutant(NamedTuple):
     tests: tuple[str, ...]
 
 
-PROBES = ("tests/test_known_answers_probes_experiments.py", "tests/test_probes_fidelity.py", "tests/test_probes_study.py")
-NARRATIVE = ("tests/test_known_answers_norms.py", "tests/test_norms.py", "tests/test_training.py",
-             "tests/test_known_answers_narrative_training_geometry.py", "tests/test_known_answers_narrative_studies.py")
+PROBES = ("tests/probes/test_conditions.py", "tests/probes/test_saved.py", "tests/probes/test_fidelity.py",
+          "tests/probes/test_study.py")
+NARRATIVE = ("tests/test_norms.py", "tests/training/test_training.py", "tests/training/test_summary.py",
+             "tests/narrative/test_training.py", "tests/narrative/test_geometry.py", "tests/narrative/test_lens_edges.py",
+             "tests/narrative/test_probes_edges.py", "tests/narrative/test_outliers_edges.py",
+             "tests/narrative/test_crossstudy_edges.py")
 
 MUTANTS = (
     Mutant("extraction stores the previous layer's state for the middle layers", "src/layerwise/activations/extract.py",
@@ -36,11 +39,11 @@ MUTANTS = (
            "    count, previous = 0, None\n\n    def take(state: torch.Tensor) -> None:\n"
            "        nonlocal count, previous\n        sink(count, previous if 1 < count < len(blocks) else state)\n"
            "        previous = state\n        count += 1",
-           ("tests/test_known_answers_extract.py", "tests/test_extract.py")),
+           ("tests/activations/test_extract_every_layer.py", "tests/activations/test_extract.py")),
     Mutant("standardised anisotropy divides by the raw RMS, not the standard deviation",
            "src/layerwise/geometry/layers.py", "scale = xp.sqrt((centred**2).mean(axis=0))",
            "scale = xp.sqrt((xp.asarray(x, dtype=xp.float64)**2).mean(axis=0))",
-           ("tests/test_known_answers_geometry.py", "tests/test_geometry.py")),
+           ("tests/geometry/test_geometry.py",)),
     Mutant("the normalised condition runs as raw", "src/layerwise/probes/conditions.py",
            "        X_train, X_test = normalise_rows(X_train, overwrite=overwrite), "
            "normalise_rows(X_test, overwrite=overwrite)", "        pass", PROBES),

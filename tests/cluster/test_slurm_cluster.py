@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REAL_PATH, REPO
-from slurm_node import PARTITION, install_with_apt, single_node_slurm
-from workflow_runs import OFFLINE, snakemake_command, tiny_config
+from tests.cluster.slurm_node import PARTITION, install_with_apt, single_node_slurm
+from tests.helpers import REAL_PATH, REPO
+from tests.helpers.workflow_runs import OFFLINE, snakemake_command, tiny_config
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -36,9 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from scipy.sparse import issparse
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
 
 from layerwise.devices import pick_device
 from layerwise.floats import LOG_FLOOR
@@ -71,6 +73,8 @@ def matmul_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None
 
 def check_features(X: np.ndarray, name: str = "X") -> np.ndarray:
     """A finite 2-D float array with at least one row and one column, as C-contiguous float32."""
+    if issparse(X):
+        raise TypeError(f"{name} must be a dense array: sparse input is not supported")
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array [n_vectors, width], got shape {X.shape}")
@@ -428,6 +432,7 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits [n_vectors, n_classes]."""
+        check_is_fitted(self)
         X = check_features(X)
         if X.shape[1] != self.coef_.shape[1]:
             raise ValueError(f"X has {X.shape[1]} columns, the probe was fitted on {self.coef_.shape[1]}")
@@ -437,4 +442,5 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
         return softmax(self.decision_function(X), axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
         return self.classes_[self.decision_function(X).argmax(1)]
