@@ -24,6 +24,8 @@ from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.training.checkpoints import (
     PYTHIA_STEPS,
     checkpoint_dir,
+    hub_checkpoint_models,
+    hub_revisions,
     list_checkpoints,
     log_spaced_steps,
     pythia_checkpoint_steps,
@@ -129,6 +131,42 @@ def test_pythia_revisions_are_published_ones():
     assert [pythia_revision(s) for s in (0, 1, 512, 1000, 143_000)] == \
         ["step0", "step1", "step512", "step1000", "step143000"]
     assert pythia_checkpoint_steps(11, max_step=512) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+
+
+def test_hub_revisions_are_pythia_steps_by_count_or_named_branches_by_the_step_they_carry():
+    pythia = hub_revisions({"id": "EleutherAI/pythia-160m", "n_revisions": 5})
+    assert pythia == {step: f"step{step}" for step in pythia_checkpoint_steps(5)} and len(pythia) == 5
+    # OLMo's branches, listed out of order: sorted by the step each name carries, the tokens part ignored
+    olmo = {"id": "allenai/OLMo-2-1124-7B",
+            "revisions": ["stage1-step928646-tokens3896B", "stage1-step1000-tokens5B", "step150-tokens1B"]}
+    assert hub_revisions(olmo) == {150: "step150-tokens1B", 1000: "stage1-step1000-tokens5B",
+                                   928646: "stage1-step928646-tokens3896B"}
+    with pytest.raises(ValueError, match="'main' of 'allenai/OLMo-2-1124-7B' names no training step"):
+        hub_revisions({**olmo, "revisions": ["stage1-step1000-tokens5B", "main"]})
+    with pytest.raises(ValueError, match="names no training step"):  # "steps" is not a step number
+        hub_revisions({**olmo, "revisions": ["warmup-steps5"]})
+    with pytest.raises(ValueError, match="are both step 1000"):
+        hub_revisions({**olmo, "revisions": ["stage1-step1000-tokens5B", "step1000-tokens4B"]})
+
+
+def test_hub_checkpoints_take_the_settings_of_the_model_they_are_like_but_their_own_revision():
+    models = {"olmo-2-7b": {"source": "hf", "id": "allenai/OLMo-2-1124-7B", "revision": "main", "kind": "decoder",
+                            "n_layers": 32, "width": 4096, "dtype": "bfloat16", "device_map": "auto",
+                            "display": "OLMo-2-7B"}}
+    hub = {"olmo-ckpt": {"id": "allenai/OLMo-2-1124-7B", "like": "olmo-2-7b",
+                         "revisions": ["stage1-step1000-tokens5B", "stage1-step10000-tokens42B"]}}
+    registry = hub_checkpoint_models(hub, models)
+    assert set(registry) == {"olmo-ckpt@step1000", "olmo-ckpt@step10000"}
+    entry = registry["olmo-ckpt@step10000"]
+    assert entry["revision"] == "stage1-step10000-tokens42B" and entry["display"] == "olmo-ckpt"
+    assert {k: entry[k] for k in ("kind", "n_layers", "width", "dtype", "device_map")} == \
+        {"kind": "decoder", "n_layers": 32, "width": 4096, "dtype": "bfloat16", "device_map": "auto"}
+    # without `like`, a checkpoint is a bare hub entry (Pythia's, whose sizes the model job reads)
+    bare = hub_checkpoint_models({"pythia": {"id": "EleutherAI/pythia-160m", "n_revisions": 2}})
+    assert bare["pythia@step143000"] == {"source": "hf", "id": "EleutherAI/pythia-160m", "revision": "step143000",
+                                         "display": "pythia"}
+    with pytest.raises(ValueError, match="like = 'olmo-7b' is not a key of `models`"):
+        hub_checkpoint_models({"x": {**hub["olmo-ckpt"], "like": "olmo-7b"}}, models)
 
 
 @pytest.mark.parametrize("step", [3, 1500, 143_001, -1])

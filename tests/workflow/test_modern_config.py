@@ -36,6 +36,11 @@ def run(workdir: Path, config: Path, *args: str, env: dict) -> subprocess.Comple
     return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env)
 
 
+def step_of(revision: str) -> int:
+    """The training step an OLMo branch name carries: stage1-step1000-tokens5B -> 1000."""
+    return int(re.search(r"-step(\d+)-", revision).group(1))
+
+
 def online_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
 
@@ -61,6 +66,15 @@ def test_modern_config_plans_every_study_on_every_model_with_memory_by_dtype(tmp
                                      weights=host_weight_bytes(spec, "cpu"))
         assert mem_mb == expected, (key, mem_mb, expected)
         assert host_weight_bytes(spec, "cpu") == 2 * 2 * spec["n_parameters"]
+    # Study 3 across training: every OLMo-2 pretraining checkpoint is extracted and measured as the final model
+    # is, and asks for the memory the final model asks for (it takes olmo-2-7b's settings through `like:`)
+    enwik8 = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r"rule extract:\n(?:    .*\n)*?    output: results/activations/([^/]+)/enwik8/n160_l512_s0\n(?:    .*\n)*?"
+        r"    resources: .*?mem_mb=(\d+)", out)}
+    for key, entry in modern["training"]["hub"].items():
+        for revision in entry["revisions"]:
+            assert f"results/geometry/{key}@step{step_of(revision)}/enwik8/" in out, revision
+            assert enwik8[f"{key}@step{step_of(revision)}"] == enwik8[entry["like"]], (revision, enwik8)
 
 
 def build_hub_cache(hf_home: Path, modern: dict, data: Path, tmp: Path) -> None:
@@ -75,6 +89,14 @@ def build_hub_cache(hf_home: Path, modern: dict, data: Path, tmp: Path) -> None:
         model.save_pretrained(folder, safe_serialization=True)
         tok.save_pretrained(folder)
         cache_snapshot(hf_home, spec["id"], spec["revision"], folder)
+    for key, entry in modern["training"]["hub"].items():  # published checkpoints: one tiny model per revision
+        family = FAMILY[entry["id"]]
+        for i, revision in enumerate(entry["revisions"]):
+            folder = tmp / f"{key}-{i}"
+            tiny_model(family, seed=100 + i, max_position_embeddings=512, **ids).save_pretrained(
+                folder, safe_serialization=True)
+            tok.save_pretrained(folder)
+            cache_snapshot(hf_home, entry["id"], revision, folder)
     imdb = pd.read_json(data / "imdb_test.jsonl.gz", lines=True).sample(100, random_state=0)
     ag_news = pd.read_csv(data / "ag_news_test.csv", header=None, names=["label", "title", "description"]).head(100)
     ag_news = pd.DataFrame({"text": ag_news["title"] + " " + ag_news["description"], "label": ag_news["label"] - 1})
@@ -107,6 +129,10 @@ def test_modern_config_hub_path_runs_offline_from_a_cache_of_tiny_models(tmp_pat
     assert run(workdir, override, "-n", "--cores", "1", env=env).returncode == 0  # every revision is cached
     targets = [f"results/activations/{key}/enwik8/n4_l16_s0" for key in modern["models"]]
     targets += [f"results/lens/{key}/examples/plasma.parquet" for key in modern["models"]]
+    (hub_key, hub_entry), = modern["training"]["hub"].items()
+    first_revision = hub_entry["revisions"][0]
+    checkpoint = f"{hub_key}@step{step_of(first_revision)}"
+    targets.append(f"results/activations/{checkpoint}/enwik8/n4_l16_s0")
     done = run(workdir, override, "--cores", "2", *targets, env=env)
     assert done.returncode == 0, done.stderr[-5000:]
     for key in modern["models"]:
@@ -116,6 +142,10 @@ def test_modern_config_hub_path_runs_offline_from_a_cache_of_tiny_models(tmp_pat
         lens = pd.read_parquet(workdir / f"results/lens/{key}/examples/plasma.parquet")
         final = lens[lens["layer"] == "final"]
         assert len(final) and torch.isfinite(torch.tensor(lens["kl_final"].to_numpy(dtype=float))).all()
+    # the checkpoint ran from its own revision of the repo, in the final model's dtype and sharding
+    manifest = yaml.safe_load((workdir / f"results/activations/{checkpoint}/enwik8/n4_l16_s0/manifest.json").read_text())
+    assert manifest["model"]["revision"] == first_revision and manifest["model"]["dtype"] == "bfloat16"
+    assert manifest["model"]["device_map"] == "auto" and manifest["model"]["model_type"] == "olmo2"
 
 
 def test_memory_table_of_a_gpu_run_asks_one_40gb_gpu_per_modern_model_and_several_for_70b():
