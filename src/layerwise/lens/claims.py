@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from layerwise.lens.decode import FINAL
+from layerwise.lens.labels import FINAL
 from layerwise.lens.stats import _multiplicities, token_metrics
 from layerwise.verdicts import Claim, Evidence, Test
 

@@ -29,10 +29,10 @@ from layerwise.activations.hooks import residual_hooks
 from layerwise.floats import LOG_FLOOR
 from layerwise.lens.adapters import DECODERS, Decoder, LensParts, decode, lens_parts, normalise
 from layerwise.lens.kernels import row_stats
+from layerwise.lens.labels import FINAL
 
 log = logging.getLogger(__name__)
 
-FINAL = "final"
 LENS_COLUMNS: tuple[str, ...] = (
     "text", "decoder", "layer", "depth", "position", "input_token_id", "top1_id", "top1_logit",
     "final_top1_id", "final_top1_rank", "kl_final", "kl_input", "input_token_rank", "next_token_id",

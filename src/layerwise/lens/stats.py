@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from layerwise.lens.decode import FINAL
+from layerwise.lens.labels import FINAL
 
 METRICS: tuple[str, ...] = ("kl_final", "kl_input", "agreement", "top5", "log10_rank", "log10_input_rank", "nll")
 SUMMARY_VALUE_COLUMNS: tuple[str, ...] = ("metric", "mean", "ci_low", "ci_high", "n_texts", "n_tokens")

@@ -16,7 +16,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from layerwise.lens.decode import FINAL  # noqa: E402
+from layerwise.lens.labels import FINAL  # noqa: E402
 from layerwise.lens.stats import METRICS  # noqa: E402
 
 HEATMAP_VALUES: dict[str, str] = {

@@ -2,24 +2,49 @@
 
 Pure functions and small estimators over arrays `X` [n_vectors, width] with layer labels `y`
 (0 = input embedding ... n_layers) and the `text_ids` each vector came from.
+
+Names are imported on first use (PEP 562): a job that reads probe tables does not load torch or UMAP.
 """
 
-from layerwise.probes.attribution import attribution_table, cumulative_contributions, dims_for_share, top_dimensions
-from layerwise.probes.controls import matched_random_vectors, normalise_rows, shuffled_labels
-from layerwise.probes.logistic import TorchLogisticProbe
-from layerwise.probes.masks import frequent_top_dimensions, mask_ablation, mask_dimensions
-from layerwise.probes.metrics import confusion_table, score_table
-from layerwise.probes.reductions import embed_2d, reduction_table, subsample_per_layer
-from layerwise.probes.split import split_by_text
-from layerwise.probes.stability import StabilityResult, seed_stability
-from layerwise.probes.synthetic import LayeredVectors, make_layered_vectors
-from layerwise.probes.training import ProbeRun, fit_probe, make_probe
-from layerwise.resources.punctuation import strip_punctuation
+_API = {
+    "LayeredVectors": "layerwise.probes.synthetic",
+    "ProbeRun": "layerwise.probes.training",
+    "StabilityResult": "layerwise.probes.stability",
+    "TorchLogisticProbe": "layerwise.probes.logistic",
+    "attribution_table": "layerwise.probes.attribution",
+    "confusion_table": "layerwise.probes.metrics",
+    "cumulative_contributions": "layerwise.probes.attribution",
+    "dims_for_share": "layerwise.probes.attribution",
+    "embed_2d": "layerwise.probes.reductions",
+    "fit_probe": "layerwise.probes.training",
+    "frequent_top_dimensions": "layerwise.probes.masks",
+    "make_layered_vectors": "layerwise.probes.synthetic",
+    "make_probe": "layerwise.probes.training",
+    "mask_ablation": "layerwise.probes.masks",
+    "mask_dimensions": "layerwise.probes.masks",
+    "matched_random_vectors": "layerwise.probes.controls",
+    "normalise_rows": "layerwise.probes.controls",
+    "reduction_table": "layerwise.probes.reductions",
+    "score_table": "layerwise.probes.metrics",
+    "seed_stability": "layerwise.probes.stability",
+    "shuffled_labels": "layerwise.probes.controls",
+    "split_by_text": "layerwise.probes.split",
+    "strip_punctuation": "layerwise.resources.punctuation",
+    "subsample_per_layer": "layerwise.probes.reductions",
+    "top_dimensions": "layerwise.probes.attribution",
+}
+__all__ = sorted(_API)
 
-__all__ = [
-    "LayeredVectors", "ProbeRun", "StabilityResult", "TorchLogisticProbe", "attribution_table",
-    "confusion_table", "cumulative_contributions", "dims_for_share", "embed_2d", "fit_probe",
-    "frequent_top_dimensions", "make_layered_vectors", "make_probe", "mask_ablation", "mask_dimensions",
-    "matched_random_vectors", "normalise_rows", "reduction_table", "score_table", "seed_stability",
-    "shuffled_labels", "split_by_text", "strip_punctuation", "subsample_per_layer", "top_dimensions",
-]
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'layerwise.probes' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(_API[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
