@@ -4,10 +4,8 @@ input-discarding jump (input row -> layer 1) of KL(final || .) and KL(input || .
 import json
 
 import pandas as pd
-import torch
 
-from layerwise.resources.datasets import sample_inputs
-from layerwise.lens.decode import logit_lens_sequences
+from layerwise.lens.decode import logit_lens_dataset
 from layerwise.lens.adapters import final_norm_kind
 from layerwise.lens.stats import layer_change, select_positions, summarize_lens
 from layerwise.resources.models import load_model, read_card
@@ -17,12 +15,9 @@ log = log_to_file(snakemake.log[0])
 p, wc = snakemake.params, snakemake.wildcards
 loaded = load_model(read_card(snakemake.input.card), lm_head=True, device=p.device)
 layout = json.load(open(snakemake.input.provenance))["layout"]
-sample = sample_inputs(pd.read_parquet(snakemake.input.table), layout, loaded.tokenizer, n=p.n_texts,
-                       max_tokens=p.max_tokens, seed=p.seed, min_tokens=p.min_tokens)
-log.info("sample: %s", sample.report)
-with torch.inference_mode():
-    table = logit_lens_sequences(loaded.model, sample.input_ids, sample.text_ids, decoder=wc.decoder,
-                                 subblocks=p.subblocks)
+table, _ = logit_lens_dataset(loaded, pd.read_parquet(snakemake.input.table), layout, n_texts=p.n_texts,
+                              max_tokens=p.max_tokens, min_tokens=p.min_tokens, seed=p.seed, decoder=wc.decoder,
+                              subblocks=p.subblocks)
 table.to_parquet(snakemake.output.table, index=False)
 used = select_positions(table, include_position0=p.include_position0).assign(model=wc.model, decoder=wc.decoder)
 summary = summarize_lens(used, by=("model", "decoder", "layer", "depth"), seed=p.seed)

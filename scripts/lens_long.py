@@ -4,10 +4,8 @@ position bucket, the dataset summary, a figure and a sentence."""
 import json
 
 import pandas as pd
-import torch
 
-from layerwise.resources.datasets import sample_inputs
-from layerwise.lens.decode import logit_lens_sequences
+from layerwise.lens.decode import logit_lens_dataset
 from layerwise.lens.stats import position_buckets, select_positions, summarize_lens
 from layerwise.resources.models import load_model, read_card
 from layerwise.narrative.lens import long_context_macros
@@ -24,11 +22,8 @@ if p.n_texts == 0:  # lens.long_n_texts: 0, the run is off: the section's macros
 loaded = load_model(read_card(snakemake.input.card), lm_head=True, device=p.device)
 layout = json.load(open(snakemake.input.provenance))["layout"]
 # every text at full length: shorter ones are skipped, longer ones cut
-sample = sample_inputs(pd.read_parquet(snakemake.input.table), layout, loaded.tokenizer, n=p.n_texts,
-                       max_tokens=p.max_tokens, seed=p.seed, min_tokens=p.max_tokens)
-log.info("sample: %s", sample.report)
-with torch.inference_mode():
-    table = logit_lens_sequences(loaded.model, sample.input_ids, sample.text_ids, decoder="full")
+table, _ = logit_lens_dataset(loaded, pd.read_parquet(snakemake.input.table), layout, n_texts=p.n_texts,
+                              max_tokens=p.max_tokens, min_tokens=p.max_tokens, seed=p.seed, decoder="full")
 used = select_positions(table, include_position0=p.include_position0)
 used = used.assign(bucket=position_buckets(used["position"], p.buckets)).dropna(subset=["bucket"])
 summary = summarize_lens(used, by=("bucket", "layer", "depth"), seed=p.seed)

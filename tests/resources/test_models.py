@@ -163,3 +163,19 @@ def test_loading_writes_no_progress_bar_into_a_log(tmp_path, capfd):
     capfd.readouterr()
     load_model(card, device="cpu")
     assert "Loading weights" not in capfd.readouterr().err
+
+
+def test_the_gguf_de_quantisation_bar_stays_out_of_a_log(capfd):
+    """transformers de-quantises a GGUF under plain tqdm (not its own switchable bars): in a job's log each of its
+    updates became a line of the console. Inside the loading context, off; outside, as before."""
+    from transformers import modeling_gguf_pytorch_utils as gguf
+
+    from layerwise.resources.models import _quiet_progress
+
+    with _quiet_progress():
+        for _ in gguf.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+    assert "de-quantizing" not in capfd.readouterr().err
+    for _ in gguf.tqdm(range(3), desc="after loading"):
+        pass
+    assert "after loading" in capfd.readouterr().err  # the module's own bar is back

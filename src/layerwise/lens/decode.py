@@ -30,6 +30,8 @@ from layerwise.floats import LOG_FLOOR
 from layerwise.lens.adapters import DECODERS, Decoder, LensParts, decode, lens_parts, normalise
 from layerwise.lens.kernels import row_stats
 from layerwise.lens.labels import FINAL
+from layerwise.resources.datasets import Sample, sample_inputs
+from layerwise.resources.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +395,20 @@ def logit_lens_sequences(model: PreTrainedModel, sequences: Sequence[Sequence[in
         tables.append(logit_lens(model, input_ids.to(model.device), mask.to(model.device), decoder=decoder,
                                  subblocks=subblocks, text_names=list(names[start:start + batch_size])))
     return pd.concat(tables, ignore_index=True)
+
+
+def logit_lens_dataset(loaded: LoadedModel, frame: pd.DataFrame, layout: str, *, n_texts: int, max_tokens: int,
+                       min_tokens: int, seed: int, decoder: Decoder = "full", subblocks: bool = False
+                       ) -> tuple[pd.DataFrame, Sample]:
+    """`logit_lens_sequences` over a seeded sample of a dataset table (`resources.datasets.sample_inputs`): the
+    lens table and the sample it read (its `report` says what was kept and skipped)."""
+    sample = sample_inputs(frame, layout, loaded.tokenizer, n=n_texts, max_tokens=max_tokens, seed=seed,
+                           min_tokens=min_tokens)
+    log.info("sample: %s", sample.report)
+    with torch.inference_mode():
+        table = logit_lens_sequences(loaded.model, sample.input_ids, sample.text_ids, decoder=decoder,
+                                     subblocks=subblocks)
+    return table, sample
 
 
 def add_token_text(table: pd.DataFrame, tokenizer) -> pd.DataFrame:

@@ -8,6 +8,7 @@ extraction, the logit lens and the tests share one offline-capable loading path.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -351,14 +352,21 @@ def _accelerate_available() -> bool:
 
 @contextlib.contextmanager
 def _quiet_progress() -> Iterator[None]:
-    """transformers' progress bars off unless stderr is a terminal (in a log file each update is a new line)."""
+    """Progress bars off unless stderr is a terminal (in a log file each update is a new line): transformers' own
+    ("Loading weights") and the plain tqdm bar of its GGUF de-quantisation, which no switch reaches (tqdm reads
+    TQDM_DISABLE once, at import), so that module's `tqdm` is swapped for the loading's duration."""
+    from transformers import modeling_gguf_pytorch_utils as gguf
     from transformers.utils import logging as hf_logging
-    enabled = hf_logging.is_progress_bar_enabled()
-    if not sys.stderr.isatty():
-        hf_logging.disable_progress_bar()
+    if sys.stderr.isatty():
+        yield
+        return
+    enabled, bar = hf_logging.is_progress_bar_enabled(), gguf.tqdm
+    hf_logging.disable_progress_bar()
+    gguf.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
+        gguf.tqdm = bar
         if enabled:
             hf_logging.enable_progress_bar()
 
@@ -394,10 +402,10 @@ def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = 
             raise ModelSpecError(f"config 'models.{card['key']}.device_map' = {device_map!r} needs the accelerate "
                                  "package, which is not installed: `pip install accelerate`, or drop the key")
     placement = {} if device_map is None else {"device_map": device_map if dev.type == "cuda" else "cpu"}
-    with _quiet_progress():  # transformers' "Loading weights" bar: one line per update in a job's log
+    with _quiet_progress():  # "Loading weights" and GGUF bars: one line per update in a job's log
         model = cls.from_pretrained(folder, config=config, dtype=torch_dtype, trust_remote_code=False, **kw,
                                     **placement)
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **kw)  # a GGUF is read again
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if device_map is None:
