@@ -27,6 +27,8 @@ Packages: `resources` (models, datasets), `activations` (extraction, stores), `g
 
 __version__ = "0.1.0"
 
+from layerwise.lazy import lazy_exports
+
 # Public name → the module that defines it.
 _API = {
     "materialise": "layerwise.resources.models",
@@ -46,16 +48,4 @@ _API = {
 __all__ = list(_API)
 
 
-def __getattr__(name: str):
-    """The public names, imported lazily (PEP 562)."""
-    if name not in _API:
-        raise AttributeError(f"module 'layerwise' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(_API[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+__getattr__, __dir__ = lazy_exports(__name__, _API)

@@ -6,6 +6,8 @@ Pure functions and small estimators over arrays `X` [n_vectors, width] with laye
 Names are imported on first use (PEP 562): a job that reads probe tables does not load torch or UMAP.
 """
 
+from layerwise.lazy import lazy_exports
+
 _API = {
     "LayeredVectors": "layerwise.probes.synthetic",
     "ProbeRun": "layerwise.probes.training",
@@ -36,15 +38,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str):
-    if name not in _API:
-        raise AttributeError(f"module 'layerwise.probes' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(_API[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_exports(__name__, _API)
