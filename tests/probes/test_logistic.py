@@ -328,7 +328,8 @@ def test_a_warm_start_at_the_optimum_needs_no_step_and_an_empty_mask_changes_not
     np.testing.assert_array_equal(start.coef, done.coef_)
     again = TorchLogisticProbe(C=C, tol=1e-4, max_epochs=300, device="cpu").fit(X, y, init=start)
     assert again.n_iter_ == 0 and again.warm_start_ == "raw" and again.n_evaluations_ == 1
-    np.testing.assert_array_equal(again.coef_, done.coef_)
+    # unchanged up to float32 rounding: the start is centred over classes and goes to whitened coordinates and back
+    np.testing.assert_allclose(again.coef_, done.coef_, rtol=1e-5, atol=1e-6)
 
 
 def test_a_direction_that_does_not_descend_restarts_from_steepest_descent(monkeypatch):

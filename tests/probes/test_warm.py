@@ -86,7 +86,8 @@ def test_masked_refit_from_the_raw_probe_matches_the_cold_masked_refit(data):
     for probe in (cold_masked, warm):
         assert_same_optimum(probe, reference, masked, y)
     # masked columns see only the L2 pull, far below any gradient tolerance: they must start and stay at 0
-    np.testing.assert_array_equal(warm.coef_[:, dims], 0.0)
+    # (up to the float32 rounding of the whitened coordinates; a stray start would leave weights ~1e-1 there)
+    np.testing.assert_allclose(warm.coef_[:, dims], 0.0, atol=1e-6)
 
 
 def test_warm_start_aligns_classes_by_label():

@@ -1,0 +1,27 @@
+"""Send a rule's logging (and warnings) to its Snakemake `log:` file, and record the job's hardware."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from layerwise.workflow.provenance import job_hardware, record_job
+
+
+def log_to_file(path: str | Path, level: int = logging.INFO) -> logging.Logger:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=str(path), level=level, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    log = logging.getLogger("layerwise.rule")
+    # Every rule script calls this first, so every job says where it ran (the appendix shows it per rule).
+    # Snakemake's script preamble defines `snakemake` in the script's namespace, __main__.
+    job = getattr(sys.modules["__main__"], "snakemake", None)
+    if job is not None:
+        record_job(job.rule, dict(job.wildcards.items()), job.input, job.output)
+        # Torch's intra-op pool follows the rule's `threads:` (scripts that use torch import it before this).
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(job.threads)
+    log.info("job ran on %s", job_hardware())
+    return log
