@@ -41,7 +41,7 @@ rule crossstudy_model:
                   f"(Study 2 sample, {CROSS_DECODER} decoder)",
     threads: COMPUTE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(MODELS[wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(MODELS[wc.model])),
     log:
         "logs/crossstudy/{model}.log",
     benchmark:

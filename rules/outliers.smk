@@ -59,7 +59,7 @@ rule outlier_probe:
         top_n=PROBES["top_n"],
     threads: COMPUTE_THREADS
     resources:
-        mem_mb=lambda wc: store_mem_mb(wc, 2.5),
+        mem_mb=lambda wc: store_mem_mb(wc, 3.5),
         gpu=1,
     log:
         "logs/outliers/{model}/{dataset}/{sampling}/probe.log",

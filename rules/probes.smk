@@ -80,7 +80,7 @@ rule probe:
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
-        mem_mb=lambda wc: store_mem_mb(wc, 2.5),
+        mem_mb=lambda wc: store_mem_mb(wc, 3.5),
         gpu=1,
     log:
         "logs/probes/{model}/{dataset}/{sampling}/raw.log",
@@ -105,7 +105,7 @@ rule probe_condition:
         shuffle_permutations=PROBES["shuffle_permutations"],
     threads: lambda wc: SERIAL_THREADS if wc.condition == "tree" else PROBE_THREADS
     resources:
-        mem_mb=lambda wc: store_mem_mb(wc, 2.5),
+        mem_mb=lambda wc: store_mem_mb(wc, 3.5),
         gpu=1,
     log:
         "logs/probes/{model}/{dataset}/{sampling}/{condition}.log",
@@ -156,7 +156,7 @@ rule probe_faithful:
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
-        mem_mb=lambda wc: store_mem_mb(wc, 3.0),
+        mem_mb=lambda wc: store_mem_mb(wc, 4.0),
         gpu=1,
     log:
         "logs/probes/{model}/{dataset}/{sampling}/post_faithful.log",
@@ -185,7 +185,7 @@ rule probe_transfer:
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
         # both stores held once (A+B standardised in place): 4.8 GiB at N=1000, the base process + 0.9 copies
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=1.5, **declared_sizes(MODELS[wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=2 * int(wc.n), max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(MODELS[wc.model])),
         gpu=1,
     log:
         "logs/probes/{model}/transfer_{punct}_n{n}.log",
@@ -211,7 +211,7 @@ rule probe_stability:
         top_n=PROBES["top_n"],
     threads: PROBE_THREADS
     resources:
-        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=2.5, **declared_sizes(MODELS[wc.model])),
+        mem_mb=lambda wc: analysis_mem_mb(n_texts=PROBE_VARIANT_N, max_tokens=PROBES['max_tokens'], copies=3.5, **declared_sizes(MODELS[wc.model])),
         gpu=1,
     log:
         "logs/probes/{model}/stability.log",

@@ -82,3 +82,17 @@ def test_a_masked_column_gets_no_weight_and_bad_preconditioner_is_refused():
     np.testing.assert_allclose(probe.coef_[:, [2, 7]], 0.0, atol=1e-6)
     with pytest.raises(ValueError, match="precondition"):
         TorchLogisticProbe(precondition="pca").fit(X, y)
+
+
+def test_auto_whitens_only_an_ill_conditioned_problem():
+    """"auto": the rotated planted data (condition ~3e5) are whitened; well-conditioned Gaussian classes are
+    not, nor are they when two columns are masked to zero (a decoupled direction, not ill-conditioning)."""
+    X, y = ill_conditioned(n=3000)
+    assert TorchLogisticProbe(**TIGHT).fit(X, y).whitened_
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 4, 3000)
+    X = (rng.standard_normal((4, 8))[y] + rng.standard_normal((3000, 8))).astype(np.float32)
+    assert not TorchLogisticProbe(**TIGHT).fit(X, y).whitened_
+    X[:, [1, 5]] = 0.0
+    assert not TorchLogisticProbe(**TIGHT).fit(X, y).whitened_
+    assert TorchLogisticProbe(precondition="whiten", **TIGHT).fit(X, y).whitened_

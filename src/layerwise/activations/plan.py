@@ -185,8 +185,8 @@ def slice_mem_mb(*, n_layers: int, width: int, dtype: str, chunk_rows: int) -> i
 
 def analysis_mem_mb(*, n_texts: int, max_tokens: int, n_layers: int, width: int, copies: float) -> int:
     """Peak memory of an analysis job over one store, in MB (a `mem_mb` resource): the base process plus
-    `copies` float32 matrices of every layer's vectors (e.g. 2.5 for a probe fit: its training matrix, the
-    test rows and the solver's temporaries; 1 for per-layer geometry that holds a layer at a time).
+    `copies` float32 matrices of every layer's vectors (e.g. 3.5 for a probe fit: its training matrix, its
+    whitened copy, the test rows and the solver's temporaries; 1 for per-layer geometry that holds a layer at a time).
 
     The rule states its own `copies`; the benchmark files of a run show whether the estimate held."""
     vectors = n_texts * max_tokens * (n_layers + 1) * width * 4

@@ -35,13 +35,16 @@ def split(data: LayerDataset, test_fraction: float, seed: int) -> tuple[LayerDat
 
 
 def convergence(estimator: Any) -> dict[str, Any]:
-    """converged, epochs, grad_norm, passes (full-data equivalents) and warm_start (the starting point:
-    "zero", "coarse" or a solved fit's name) of an iterative probe; missing (NA) for a tree, which has none."""
+    """converged, epochs, grad_norm, passes (full-data equivalents), warm_start (the starting point:
+    "zero", "coarse" or a solved fit's name) and whitened (the coordinates L-BFGS ran in) of an iterative
+    probe; missing (NA) for a tree, which has none."""
     if not hasattr(estimator, "converged_"):
-        return {"converged": pd.NA, "epochs": pd.NA, "grad_norm": np.nan, "passes": np.nan, "warm_start": pd.NA}
+        return {"converged": pd.NA, "epochs": pd.NA, "grad_norm": np.nan, "passes": np.nan, "warm_start": pd.NA,
+                "whitened": pd.NA}
     return {"converged": bool(estimator.converged_), "epochs": int(estimator.n_iter_),
             "grad_norm": float(estimator.grad_norm_), "passes": float(getattr(estimator, "passes_", np.nan)),
-            "warm_start": getattr(estimator, "warm_start_", "") or "zero"}
+            "warm_start": getattr(estimator, "warm_start_", "") or "zero",
+            "whitened": bool(getattr(estimator, "whitened_", False))}
 
 
 def run_condition(condition: str, train: LayerDataset, test: LayerDataset, *, seed: int,

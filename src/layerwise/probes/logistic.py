@@ -22,13 +22,18 @@ the mixed-data transfer probe from the single-dataset one), and a cold fit with 
 first solves the same objective (same L2 strength) on a seeded row subsample, then finishes on all rows. Both are recorded: `warm_start_` names the starting point,
 `passes_` counts the work in full-data passes (a subsample pass counts as its fraction).
 
-Preconditioning (`precondition="whiten"`, the default). Real hidden states are badly conditioned even after
-standardisation: a few massive dimensions and the position-0 vectors leave the features' second-moment matrix
-with condition number ~4e5 (SmolLM2, the post's setting), and L-BFGS then needs 700+ epochs. The fit
-therefore runs in whitened coordinates X' = X Q S (Q, eigenvalues L of the second moment estimated on a seeded
-row sample, S = (L + floor)^-1/2) with weights W' = W Q S^-1: the logits are unchanged and the L2 term becomes
-||W' S||^2, so the objective, its optimum and the stopping rule (max |gradient| in the original coordinates)
-are exactly the same; only the path is shorter (SmolLM2 N=300: 715 -> ~60 epochs). Cost: one copy of X.
+Preconditioning (`precondition="auto"`, the default). Some hidden states are badly conditioned even after
+standardisation: in the post's setting (position 0 kept, the post-final-norm last layer) a few massive
+dimensions and the position-0 vectors leave the features' second-moment matrix with condition number ~4e5
+(SmolLM2), and L-BFGS then needs 700+ epochs at N=300. `"whiten"` runs the fit in whitened coordinates
+X' = X Q S (Q, L: eigenvectors and eigenvalues of the second moment on a seeded row sample) with weights
+W' = W Q S^-1: the logits are unchanged and the L2 term becomes ||W' S||^2, so the objective, its optimum and
+the stopping rule (max |gradient| in the original coordinates) are exactly the same; only the path changes
+(SmolLM2, post setting, N=300: 715 -> 322 epochs; N=1000: over 25 min unfinished -> 390 epochs). On a
+well-conditioned problem it does not pay: our setting (condition ~9e2) took 326 epochs whitened against 180
+plain at N=1000, the float32 rounding of the change of coordinates costing more than it saves. `"auto"`
+whitens when the second moment's condition number exceeds `AUTO_CONDITION`; `whitened_` records it.
+Cost when whitened: one copy of X.
 
 Memory: the features are used as given (float32, C-contiguous: no copy) and the gradient is the product
 residual^T X, so the fit holds one X plus [n, n_classes] logits; the test set is only scored per epoch.
@@ -149,7 +154,8 @@ class WarmStart:
 
 
 MIN_COARSE_ROWS = 1000
-PRECONDITIONERS = ("whiten", "none")
+PRECONDITIONERS = ("auto", "whiten", "none")
+AUTO_CONDITION = 1e4    # "auto" whitens above this condition number (measured: ~9e2 plain is faster, ~4e5 not)
 WHITEN_ROWS = 1 << 16   # rows of the second-moment estimate: a preconditioner only has to be close
 
 
@@ -165,6 +171,8 @@ class Whitening:
 
     rotation: torch.Tensor  # Q [width, width]
     scale: torch.Tensor     # S's diagonal [width]
+    condition: float        # largest / smallest eigenvalue the data span (> 1e-8 of the largest; a masked,
+                            # all-zero dimension is decoupled and needs no preconditioning)
 
     @classmethod
     def fit(cls, X: torch.Tensor, l2: float, n_classes: int, seed: int) -> "Whitening":
@@ -175,8 +183,11 @@ class Whitening:
             rows = X[torch.randperm(X.shape[0], generator=generator)[:WHITEN_ROWS].sort().values.to(X.device)]
         rows = rows.to(torch.float64)
         eigenvalues, rotation = torch.linalg.eigh(rows.T @ rows / rows.shape[0])
-        scale = (eigenvalues.clamp_min(0.0) / n_classes + l2).rsqrt()
-        return cls(rotation.to(X.dtype), scale.to(X.dtype))
+        eigenvalues = eigenvalues.clamp_min(0.0)
+        scale = (eigenvalues / n_classes + l2).rsqrt()
+        spanned = eigenvalues[eigenvalues > 1e-8 * eigenvalues.max()]
+        condition = float(spanned.max() / spanned.min()) if spanned.numel() else 1.0
+        return cls(rotation.to(X.dtype), scale.to(X.dtype), condition)
 
     def features(self, X: torch.Tensor) -> torch.Tensor:
         """X' = X Q S (a new matrix, filled block by block)."""
@@ -316,7 +327,8 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
     `seed` orders Adam's mini-batches and draws the coarse stage's rows (`coarse_fraction` of them; 0 = no
     coarse stage), the only randomness; neither changes the L-BFGS optimum. `history_size` is the number of
     L-BFGS correction pairs (scipy's maxcor); `lr` and `batch_size` are Adam's.
-    `precondition`: "whiten" (default) runs L-BFGS in whitened coordinates, "none" in the given ones; same
+    `precondition`: "whiten" runs L-BFGS in whitened coordinates, "none" in the given ones, "auto" (default)
+    whitens an ill-conditioned problem only (`whitened_` says which ran); same
     optimum (Adam always runs in the given ones).
 
     Fitted attributes: `classes_`, `coef_` [n_classes, width], `intercept_`, `n_iter_` (epochs),
@@ -329,7 +341,7 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
 
     def __init__(self, C: float = 1.0, *, solver: str = "lbfgs", max_epochs: int = 100, tol: float = 1e-4,
                  history_size: int = 10, lr: float = 0.01, batch_size: int | None = None,
-                 coarse_fraction: float = 0.0, precondition: str = "whiten", device: str = "auto", seed: int = 0):
+                 coarse_fraction: float = 0.0, precondition: str = "auto", device: str = "auto", seed: int = 0):
         self.C = C
         self.precondition = precondition
         self.coarse_fraction = coarse_fraction
@@ -385,7 +397,10 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
         features, l2 = to_device(X, torch.float32), 1.0 / (self.C * X.shape[0])
         # Adam is not invariant to the coordinates (its path is its result): whitening is for L-BFGS only
         whitening = (Whitening.fit(features, l2, self.classes_.size, self.seed)
-                     if self.precondition == "whiten" and self.solver == "lbfgs" else None)
+                     if self.precondition != "none" and self.solver == "lbfgs" else None)
+        if whitening is not None and self.precondition == "auto" and whitening.condition <= AUTO_CONDITION:
+            whitening = None
+        self.whitened_ = whitening is not None
         if whitening is not None:
             features = whitening.features(features)
         problem = _Problem(features, to_device(self._encode(y, "y"), torch.long), l2, self.classes_.size,
@@ -433,6 +448,8 @@ class TorchLogisticProbe(ClassifierMixin, BaseEstimator):
                        f"{self.grad_norm_:.2e} > tol={self.tol}; raise max_epochs or tol")
             log.warning(message)
             warnings.warn(message, ConvergenceWarning, stacklevel=2)
+        if whitening is not None:
+            log.info("whitened coordinates: second-moment condition number %.3g", whitening.condition)
         log.info("probe fitted: %s from %s, %d epochs, %d objective evaluations (%.1f full-data passes), "
                  "max |gradient| %.2e, converged=%s", self.solver, self.warm_start_ or "zero", self.n_iter_,
                  self.n_evaluations_, self.passes_, self.grad_norm_, self.converged_)
