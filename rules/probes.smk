@@ -72,11 +72,13 @@ rule probe:
         predictions="results/probes/{model}/{dataset}/{sampling}/raw/predictions.parquet",
         texts="results/probes/{model}/{dataset}/{sampling}/raw/texts.csv",
         model="results/probes/{model}/{dataset}/{sampling}/raw/probe.npz",
+        random_masks="results/probes/{model}/{dataset}/{sampling}/raw_random_masks.csv",
     params:
         library=library("probe.py"),
         **HEADLINE_COMMON,
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
+        random_mask_draws=PROBES["random_mask_draws"],
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
@@ -136,14 +138,12 @@ rule probe_faithful:
     input:
         store="results/activations/{model}/{dataset}/{sampling}",
         target=lambda wc: store_dir(wc.model, PROBES["transfer_dataset"], PROBES["n_texts"], PROBES["max_tokens"]),
-        reference=lambda wc: saved_probe(wc.model, wc.dataset, wc.sampling),
     output:
         scores="results/probes/{model}/{dataset}/{sampling}/post_faithful/scores.csv",
         history="results/probes/{model}/{dataset}/{sampling}/post_faithful/history.csv",
         ablations="results/probes/{model}/{dataset}/{sampling}/post_faithful/ablations.csv",
         texts="results/probes/{model}/{dataset}/{sampling}/post_faithful/texts.csv",
         random_masks="results/probes/{model}/{dataset}/{sampling}/post_faithful/random_masks.csv",
-        random_masks_ours="results/probes/{model}/{dataset}/{sampling}/raw_random_masks.csv",
         attribution="results/probes/{model}/{dataset}/{sampling}/post_faithful/attribution.parquet",
         top="results/probes/{model}/{dataset}/{sampling}/post_faithful/top.csv",
         dims_for_share="results/probes/{model}/{dataset}/{sampling}/post_faithful/dims_for_share.csv",

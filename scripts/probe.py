@@ -6,7 +6,7 @@ import torch
 
 from layerwise.probes.claims import per_text
 from layerwise.probes.conditions import raw_probe_analyses, run_condition, scores
-from layerwise.probes.masks import masked_predictions
+from layerwise.probes.masks import masked_predictions, random_mask_baseline
 from layerwise.probes.features import split_layer_dataset
 from layerwise.probes.saved import save_probe
 from layerwise.workflow.runlog import log_to_file
@@ -35,3 +35,5 @@ pd.concat([per_text(test.text_ids, run.y_test == run.y_pred).assign(condition="r
            per_text(test.text_ids, run.y_test == masked_predictions(run, dims)).assign(condition="masked_at_test")],
           ignore_index=True).to_csv(out.texts, index=False)
 log.info("raw probe: %s", table.to_dict("records"))
+# The baseline of the top-dims masking: the same masking with random dimensions (seeded draws).
+random_mask_baseline(run, p.mask_k, p.random_mask_draws, p.seed).to_csv(out.random_masks, index=False)

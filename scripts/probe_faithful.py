@@ -3,9 +3,7 @@
 import numpy as np
 import torch
 
-from layerwise.probes.faithful import faithful_ablations, reference_random_masks
-from layerwise.probes.logistic import WarmStart
-from layerwise.probes.saved import load_probe
+from layerwise.probes.faithful import faithful_ablations
 from layerwise.probes.features import split_layer_dataset
 from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore
@@ -19,19 +17,11 @@ store = ActivationStore.open(snakemake.input.store)
 load = lambda: split_layer_dataset(store, p.test_fraction, p.seed, **setting)  # noqa: E731
 _, target_test = split_layer_dataset(ActivationStore.open(snakemake.input.target), p.test_fraction, p.seed, **setting)
 labels = np.unique(target_test.y)
-reference = load_probe(snakemake.input.reference)  # our setting's raw probe (rule probe), fitted on this store
-# The post-faithful fit starts from it: 30 of its 31 classes are the same layers (strictly convex: same optimum).
 tables = faithful_ablations(load, target_test, labels, seed=p.seed, probe_params=p.probe, mask_k=p.mask_k,
-                            top_n=p.top_n, random_draws=p.random_mask_draws,
-                            init=WarmStart.from_probe(reference.estimator, "raw (our setting)"))
+                            top_n=p.top_n, random_draws=p.random_mask_draws)
 tables["scores"][tables["scores"]["condition"] == "post_faithful"].to_csv(out.scores, index=False)
 tables["scores"].to_csv(out.ablations, index=False)
 tables["attribution"].to_parquet(out.attribution, index=False)
 for name in ("texts", "history", "random_masks", "top", "dims_for_share"):
     tables[name].to_csv(getattr(out, name), index=False)
 log.info("post-faithful ablations: %s", tables["scores"].to_dict("records"))
-del tables
-# the same random-dims baseline for our setting's raw probe (rule probe's fit, loaded: no refit)
-_, test = split_layer_dataset(store, p.test_fraction, p.seed, include_position0=p.include_position0)
-reference_random_masks(reference, test, k=p.mask_k, draws=p.random_mask_draws,
-                       seed=p.seed).to_csv(out.random_masks_ours, index=False)

@@ -86,20 +86,6 @@ def test_faithful_ablations_score_every_condition_on_the_right_texts():
     assert set(out["top"]["rank"]) == {1, 2, 3}
 
 
-def test_reference_random_masks_equal_those_of_the_fitted_run(tmp_path):
-    from layerwise.probes.faithful import reference_random_masks
-    from layerwise.probes.saved import load_probe, save_probe
-    X, y = one_hot_layers(n=3000)
-    train = np.arange(3000) < 2000
-    raw_test = LayerDataset(X[~train].copy(), y[~train], np.arange((~train).sum()), np.zeros((~train).sum(), int))
-    run = fit_probe(X[train], y[train], X[~train], y[~train], TorchLogisticProbe(device="cpu"))
-    save_probe(tmp_path / "raw.npz", run)
-    loaded = reference_random_masks(load_probe(tmp_path / "raw.npz"), raw_test, k=2, draws=15, seed=3)
-    fitted = random_mask_baseline(run, 2, 15, seed=3)
-    assert loaded["dims"].tolist() == fitted["dims"].tolist()
-    np.testing.assert_allclose(loaded["accuracy"], fitted["accuracy"], atol=1e-3)
-
-
 def test_a_warm_start_changes_the_cost_of_the_post_faithful_fit_not_its_answer():
     """Started from a probe fitted on nearly the same data, the post-faithful fit reaches the same predictions in
     fewer epochs, and records where it started."""

@@ -28,8 +28,7 @@ from layerwise.probes.features import LayerDataset
 from layerwise.probes.logistic import WarmStart
 from layerwise.probes.masks import masked_predictions, random_mask_baseline
 from layerwise.probes.metrics import score_table
-from layerwise.probes.saved import FittedProbe
-from layerwise.probes.training import ProbeRun, fit_probe, make_probe
+from layerwise.probes.training import fit_probe, make_probe
 
 
 def faithful_ablations(load: Callable[[], tuple[LayerDataset, LayerDataset]], target_test: LayerDataset,
@@ -77,13 +76,3 @@ def faithful_ablations(load: Callable[[], tuple[LayerDataset, LayerDataset]], ta
             "dims_for_share": dims_for_share(attribution),
             "masked_dims": pd.DataFrame({"dim": dims})}
 
-
-def reference_random_masks(reference: FittedProbe, test: LayerDataset, *, k: int, draws: int,
-                           seed: int) -> pd.DataFrame:
-    """The random-dimension masking baseline for an already fitted probe (our setting's raw probe, loaded),
-    on its raw test split: the same draws as `random_mask_baseline` gives the post-faithful probe."""
-    X_test = reference.scaler.transform(test.X).astype(np.float32)
-    y_pred = reference.estimator.predict(X_test)
-    empty = np.empty((0, X_test.shape[1]), np.float32)
-    run = ProbeRun(reference.estimator, reference.scaler, empty, np.empty(0, np.int64), X_test, test.y, y_pred)
-    return random_mask_baseline(run, k, draws, seed)

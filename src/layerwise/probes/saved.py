@@ -19,7 +19,7 @@ from layerwise.probes.training import ProbeRun, fit_scaler, predict_raw, standar
 
 # Fitted attributes restored on load (the per-epoch `history_` stays with the rule that fitted the probe).
 _FITTED = ("classes_", "coef_", "intercept_", "n_iter_", "grad_norm_", "converged_", "passes_",
-           "n_evaluations_", "n_features_in_")
+           "n_evaluations_", "n_features_in_", "whitened_")
 _SCALER = ("mean_", "var_", "scale_")
 
 
