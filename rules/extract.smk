@@ -29,6 +29,7 @@ rule extract:
         device=DEVICE,
         declared=lambda wc: declared_facts(MODELS[wc.model]),
     threads: COMPUTE_THREADS
+    priority: 20  # inputs of the long probe fits: measured, SmolLM2's N=1000 stores otherwise came at minute 20
     resources:
         gpu=lambda wc: model_gpus(wc.model),
         mem_mb=lambda wc: extraction_mem_mb(n_texts=int(wc.n), max_tokens=int(wc.length), dtype=EXTRACTION["dtype"],

@@ -30,6 +30,7 @@ rule dataset:
         search_path=config["data"]["search_path"],
         allow_hub=config["data"]["allow_hub"],
         entry=lambda wc: DATASETS[wc.dataset.split(".")[0]],
+    priority: 20  # inputs of the long jobs: a 2-lane run must not start them last
     log:
         "logs/dataset/{dataset}.log",
     conda:
@@ -45,6 +46,7 @@ rule model:
         library=library("model.py"),
         # The display name changes figures and text, not the model: left out, so renaming reruns no extraction.
         spec=lambda wc: {k: v for k, v in MODELS[wc.model].items() if k != "display"},
+    priority: 20  # inputs of the long jobs: a 2-lane run must not start them last
     log:
         "logs/model/{model}.log",
     conda:
