@@ -79,6 +79,8 @@ rule probe:
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
         random_mask_draws=PROBES["random_mask_draws"],
+        # the masked re-fit costs a second probe fit; only the main cell's is read (the summary table)
+        retrain_masked=lambda wc: wc.dataset == PROBES["dataset"] and wc.sampling == PROBE_SAMPLING,
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
@@ -153,6 +155,8 @@ rule probe_faithful:
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
         random_mask_draws=PROBES["random_mask_draws"],
+        # the masked re-fit costs a second probe fit; only the main cell's is read (the summary table)
+        retrain_masked=lambda wc: wc.dataset == PROBES["dataset"] and wc.sampling == PROBE_SAMPLING,
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
@@ -181,6 +185,8 @@ rule probe_transfer:
         library=library("probe_transfer.py"),
         **PROBE_COMMON,
         names=(PROBES["dataset"], PROBES["transfer_dataset"]),
+        # the A+B probe is the post's proposal, not its experiment: fitted at the additions' size only
+        mix=lambda wc: int(wc.n) == PROBES["variant_n_texts"],
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:

@@ -25,7 +25,7 @@ save_probe(out.model, run)  # reused by the transfer and the per-dimension rando
 # Per-vector test predictions with their text: the cross-study view resamples texts for probe recall.
 pd.DataFrame({"text_id": test.text_ids, "true_layer": run.y_test, "predicted_layer": run.y_pred}).to_parquet(
     out.predictions, index=False)
-tables = raw_probe_analyses(run, labels, mask_k=p.mask_k, top_n=p.top_n)
+tables = raw_probe_analyses(run, labels, mask_k=p.mask_k, top_n=p.top_n, retrain_masked=p.retrain_masked)
 tables.pop("attribution").to_parquet(out.attribution, index=False)
 for name, result in tables.items():
     result.to_csv(getattr(out, name), index=False)

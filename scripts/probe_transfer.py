@@ -30,6 +30,6 @@ texts = pd.concat([per_text(t.text_ids, reference.predict(t.X) == t.y).assign(tr
                    for name, t in zip(p.names, (test_a, test_b))], ignore_index=True)
 texts.to_csv(snakemake.output.texts, index=False)
 table = transfer_scores(train, test_a, test_b, labels, n_a=train_a.y.size, seed=p.seed, probe_params=p.probe,
-                        names=tuple(p.names), reference=reference)
+                        names=tuple(p.names), reference=reference, mix=p.mix)
 table.to_csv(snakemake.output.scores, index=False)
 log.info("transfer (%s): %s", snakemake.wildcards.punct, table.to_dict("records"))

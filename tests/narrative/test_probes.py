@@ -219,6 +219,23 @@ def test_planted_rows_are_shaped_like_condition_table():
     assert table["std"].notna().tolist() == [c in ("shuffled_labels", "stability") for c in MAIN + VARIANT]
 
 
+def test_transfer_without_the_mixed_probe_leaves_out_only_its_row():
+    """At the main N the A+B probe is not fitted (rule probe_transfer: mix only at the additions' size)."""
+    one = lambda c, a: pd.DataFrame([{"condition": c, "accuracy": a, "chance": 0.04}])  # noqa: E731
+    both = pd.DataFrame({"train": ["imdb", "imdb", "imdb+ag_news", "imdb+ag_news"],
+                         "test": ["imdb", "ag_news", "imdb", "ag_news"], "accuracy": [0.8, 0.6, 0.8, 0.75]})
+    kwargs = dict(raw=one("raw", 0.8), conditions=[], variant_raw=one("raw", 0.8), variant_conditions=[],
+                  masks=pd.DataFrame({"condition": ["masked_at_test", "masked_retrained"], "accuracy": [0.7, 0.7]}),
+                  nopunct=one("raw", 0.79), variant_transfer=both, transfer_nopunct=both,
+                  stability=pd.DataFrame({"accuracy": [0.8, 0.81]}), n_texts=100, variant_n_texts=50)
+    table = condition_table(transfer=both.iloc[:2], **kwargs).set_index("condition")
+    full = condition_table(transfer=both, **kwargs).set_index("condition")
+    assert "train imdb+ag_news, test ag_news" not in table.index
+    assert table.loc["train imdb+ag_news, test ag_news (N=50)", "accuracy"] == 0.75
+    assert table.loc["transfer gap", "accuracy"] == pytest.approx(0.2)
+    assert full.drop("train imdb+ag_news, test ag_news").equals(table)
+
+
 def test_probe_table_full_text_at_two_sizes():
     """Every row: escaped name, what differs from the post, its N, the post's number, each model's accuracy
     (one decimal; +/- the std where several runs; transfer gaps as signed points), then chance 1/(n+1)."""

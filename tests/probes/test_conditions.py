@@ -19,6 +19,7 @@ from layerwise.probes.attribution import attribution_table, top_dimensions
 from layerwise.probes.conditions import (random_control_scores, raw_probe_analyses, run_condition,
                                          shuffled_label_scores, split, train_selection, transfer_scores)
 from layerwise.probes.controls import layer_moments, shuffled_labels
+from layerwise.probes.masks import mask_ablation
 from layerwise.probes.features import LayerDataset
 from layerwise.probes.logistic import TorchLogisticProbe
 from layerwise.probes.metrics import confusion_table
@@ -219,6 +220,24 @@ def test_transfer_refuses_a_split_point_outside_the_rows_and_leaves_the_test_spl
     # the A-only probe is the one fitted on A's rows: its A accuracy is the raw condition's
     raw = run_condition("raw", train_a, test_a, seed=0, probe_params=PROBE, tree_params={})
     assert table["accuracy"].iloc[0] == pytest.approx(np.mean(raw.predict(test_a.X) == test_a.y))
+    # without the A+B probe: the A-trained rows, unchanged
+    train_a, _ = split(a, 0.25, seed=0)
+    train_b, _ = split(b, 0.25, seed=0)
+    a_only = transfer_scores(LayerDataset.concatenate([train_a, train_b]), test_a, test_b, LABELS,
+                             n_a=train_a.y.size, seed=0, probe_params=PROBE, names=("a", "b"), mix=False)
+    pd.testing.assert_frame_equal(a_only, table.iloc[:2])
+
+
+def test_masked_refit_is_skipped_when_not_asked_and_the_test_time_rows_are_unchanged():
+    X, y = one_hot_layers(1200)
+    run = fit_probe(X[:800], y[:800], X[800:], y[800:], TorchLogisticProbe(**PROBE))
+    full = mask_ablation(run, [0, 1])
+    assert full["condition"].tolist() == ["full", "masked_at_test", "masked_retrained"]
+    assert full["passes"].iloc[2] > 0  # the re-fit ran
+    short = mask_ablation(run, [0, 1], retrain=False)
+    assert short["condition"].tolist() == ["full", "masked_at_test"]
+    pd.testing.assert_frame_equal(short[["condition", "accuracy", "delta_pp", "dims"]],
+                                  full[["condition", "accuracy", "delta_pp", "dims"]].iloc[:2])
 
 
 # --- the probe parameters reach every fit, and the shuffles are seeded -------------------------------------

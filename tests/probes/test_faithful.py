@@ -74,7 +74,7 @@ def test_faithful_ablations_score_every_condition_on_the_right_texts():
     assert scores.loc["post_faithful", "accuracy"] > 0.8
     # the direction cue survives unit norm, the planted norm cue does not
     assert 0.7 < scores.loc["post_faithful_normalised", "accuracy"] < scores.loc["post_faithful", "accuracy"]
-    assert scores.loc["post_faithful_normalised", "warm_start"] == "post_faithful"
+    assert scores.loc["post_faithful_normalised", "warm_start"] == "zero"  # its own problem, from zero
     assert abs(scores.loc["post_faithful_random_scalar_trained", "accuracy"] - 0.25) < 0.1  # chance
     texts = out["texts"]
     assert set(texts.loc[texts["condition"] == "post_faithful", "text_id"]) == set(range(45, 60))

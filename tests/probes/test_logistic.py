@@ -79,12 +79,19 @@ def test_lbfgs_is_deterministic_and_adam_follows_its_seed():
 def test_history_is_tidy_and_consistent_with_the_fit():
     X, y = overlapping_classes(n=1500)
     X_val, y_val = overlapping_classes(n=500, seed=2)
-    probe = TorchLogisticProbe(device="cpu").fit(X, y, X_val, y_val)
+    probe = TorchLogisticProbe(val_every=5, device="cpu").fit(X, y, X_val, y_val)
     h = probe.history_
     assert list(h.columns) == ["epoch", "split", "metric", "value"]
     assert set(h["split"]) == {"train", "test"} and set(h["metric"]) == {"loss", "accuracy"}
     assert sorted(h["epoch"].unique()) == list(range(probe.n_iter_ + 1))
-    assert len(h) == 4 * (probe.n_iter_ + 1)
+    train_epochs = h.loc[h["split"] == "train", "epoch"].unique()
+    test_epochs = h.loc[h["split"] == "test", "epoch"].unique()
+    assert list(train_epochs) == list(range(probe.n_iter_ + 1))  # the train curve comes free with each step
+    # the held-out curve: the first val_every epochs, every val_every-th after, and the last
+    every = probe.val_every
+    expected = sorted({e for e in range(probe.n_iter_ + 1) if e <= every or e % every == 0} | {probe.n_iter_})
+    assert probe.n_iter_ > 2 * every and list(test_epochs) == expected
+    assert len(h) == 2 * (len(train_epochs) + len(test_epochs))
     first = h[h["epoch"] == 0].set_index(["split", "metric"])["value"]
     assert first[("train", "loss")] == pytest.approx(np.log(4), rel=1e-6)  # zero weights: uniform prediction
     last = h[h["epoch"] == probe.n_iter_].set_index(["split", "metric"])["value"]

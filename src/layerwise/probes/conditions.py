@@ -126,8 +126,10 @@ def train_selection(run: ProbeRun, *, mask_k: int, top_n: int) -> tuple[pd.DataF
     return attribution, frequent_top_dimensions(attribution, mask_k, top_n)["dim"].tolist()
 
 
-def raw_probe_analyses(run: ProbeRun, labels: np.ndarray, *, mask_k: int, top_n: int) -> dict[str, pd.DataFrame]:
-    """Everything read off the reference probe: attributions and mask choice on train, masks scored on test."""
+def raw_probe_analyses(run: ProbeRun, labels: np.ndarray, *, mask_k: int, top_n: int,
+                       retrain_masked: bool = True) -> dict[str, pd.DataFrame]:
+    """Everything read off the reference probe: attributions and mask choice on train, masks scored on test
+    (and re-trained without the masked dims if `retrain_masked`)."""
     labels = np.asarray(labels)
     attribution, dims = train_selection(run, mask_k=mask_k, top_n=top_n)
     return {
@@ -137,13 +139,13 @@ def raw_probe_analyses(run: ProbeRun, labels: np.ndarray, *, mask_k: int, top_n:
         "top": top_dimensions(attribution, top_n),
         "cumulative": cumulative_contributions(attribution),
         "dims_for_share": dims_for_share(attribution),
-        "masks": mask_ablation(run, dims).assign(chance=1.0 / labels.size),
+        "masks": mask_ablation(run, dims, retrain=retrain_masked).assign(chance=1.0 / labels.size),
     }
 
 
 def transfer_scores(train: LayerDataset, test_a: LayerDataset, test_b: LayerDataset, labels: np.ndarray, *,
                     n_a: int, seed: int, probe_params: dict[str, Any], names: tuple[str, str],
-                    reference: FittedProbe | None = None) -> pd.DataFrame:
+                    reference: FittedProbe | None = None, mix: bool = True) -> pd.DataFrame:
     """Train on A, test on A and B; train on A+B, test on each (the post's IMDB → AG News transfer).
 
     `train` holds A's training rows (the first `n_a`), then B's, as `split_layer_datasets` loads them into one
@@ -152,7 +154,8 @@ def transfer_scores(train: LayerDataset, test_a: LayerDataset, test_b: LayerData
     still raw); else it is fitted here, on a copy. The mixed probe starts from the A-only solution (same objective
     family, strictly convex: same optimum to tolerance, fewer passes when the datasets are close); only accuracies
     are read from it, never its coefficients, which a gradient tolerance pins only loosely along weakly curved
-    directions. The test splits are only scored, raw: neither copied nor changed.
+    directions. The test splits are only scored, raw: neither copied nor changed. `mix=False` skips the A+B
+    probe (the post only proposed it; it costs a full fit) and returns the A-trained rows only.
     """
     if not 0 < n_a < train.y.size:
         raise ValueError(f"n_a must split the {train.y.size} training rows into A and B, got {n_a}")
@@ -162,11 +165,13 @@ def transfer_scores(train: LayerDataset, test_a: LayerDataset, test_b: LayerData
         reference = FittedProbe.fit(X_a, y_a, make_probe("logistic", seed, **probe_params), overwrite=False)
     else:
         reference.check_fits(X_a, f"the probe trained on {a}")
-    mixed = make_probe("logistic", seed, **probe_params)
-    init = WarmStart.from_probe(reference.estimator, a) if getattr(mixed, "solver", None) == "lbfgs" else None
-    mix = FittedProbe.fit(train.X, train.y, mixed, overwrite=True, init=init)
+    probes = [(a, reference)]
+    if mix:
+        mixed = make_probe("logistic", seed, **probe_params)
+        init = WarmStart.from_probe(reference.estimator, a) if getattr(mixed, "solver", None) == "lbfgs" else None
+        probes.append((f"{a}+{b}", FittedProbe.fit(train.X, train.y, mixed, overwrite=True, init=init)))
     rows = []
-    for trained, probe in ((a, reference), (f"{a}+{b}", mix)):
+    for trained, probe in probes:
         for tested, data in ((a, test_a), (b, test_b)):
             pred = probe.predict(data.X)
             rows.append(score_table(data.y, pred, labels).assign(**convergence(probe.estimator), train=trained,

@@ -49,20 +49,26 @@ def mask_dimensions(X: np.ndarray, dims: Sequence[int]) -> np.ndarray:
     return masked
 
 
-def mask_ablation(run: ProbeRun, dims: Sequence[int]) -> pd.DataFrame:
-    """Accuracy with `dims` masked at test time only, and after re-training a clone without them.
+def mask_ablation(run: ProbeRun, dims: Sequence[int], retrain: bool = True) -> pd.DataFrame:
+    """Accuracy with `dims` masked at test time only, and (`retrain`) after re-training a clone without them.
 
     `dims` must have been chosen without the test split (e.g. from training-set attributions).
     Columns: condition (full / masked_at_test / masked_retrained), accuracy, delta_pp (vs full,
     percentage points), n_masked, dims (comma-separated). The training matrix is masked in place for
     the re-fit and restored afterwards, so no second copy of it is made. The torch probe's re-fit starts
     from the full probe with the masked weights zeroed (the objective is strictly convex: same optimum,
-    fewer passes); `passes` and `warm_start` say what it cost and where it started.
+    fewer passes); `passes` and `warm_start` say what it cost and where it started. Without `retrain` only
+    the first two rows: the re-fit costs as much as the probe (a cell whose re-fit nothing reads skips it).
     """
     dims = np.asarray(dims, dtype=int)
     full = float(np.mean(run.y_pred == run.y_test))
     masked_test = mask_dimensions(run.X_test, dims)
     at_test = float(np.mean(run.estimator.predict(masked_test) == run.y_test))
+    label = ",".join(str(int(d)) for d in dims)
+    if not retrain:
+        return pd.DataFrame({"condition": ["full", "masked_at_test"], "accuracy": [full, at_test],
+                             "delta_pp": [0.0, 100 * (at_test - full)], "n_masked": len(dims), "dims": label,
+                             "passes": np.nan, "warm_start": pd.NA})
     saved = run.X_train[:, dims].copy()
     run.X_train[:, dims] = 0
     try:
@@ -74,7 +80,6 @@ def mask_ablation(run: ProbeRun, dims: Sequence[int]) -> pd.DataFrame:
     finally:
         run.X_train[:, dims] = saved
     after = float(np.mean(retrained.predict(masked_test) == run.y_test))
-    label = ",".join(str(int(d)) for d in dims)
     return pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"],
                          "accuracy": [full, at_test, after],
                          "delta_pp": [0.0, 100 * (at_test - full), 100 * (after - full)],

@@ -13,18 +13,20 @@ PUBLISHED_SOURCE = "Huang et al. (2024), gpt2-medium, L=30, N=1000"
 
 
 def _transfer_rows(transfer: pd.DataFrame, suffix: str) -> list[dict]:
-    """Train A test B, train A+B test B, and the gap: the A-trained probe's accuracy on A minus on B."""
+    """Train A test B, train A+B test B (when that probe was fitted), and the gap: the A-trained probe's
+    accuracy on A minus on B."""
     accuracy = transfer.set_index(["train", "test"])["accuracy"]
     a = next(t for t in transfer["train"] if "+" not in str(t))
     b = next(t for t in transfer["test"] if t != a)
     mix = f"{a}+{b}"
     conv = (transfer.groupby("train")["converged"].apply(fit_converged) if "converged" in transfer
             else pd.Series(dtype=object))
-    return [{"condition": f"train {a}, test {b}{suffix}", "accuracy": float(accuracy[(a, b)]),
-             "converged": conv.get(a, pd.NA)},
-            {"condition": f"train {mix}, test {b}{suffix}", "accuracy": float(accuracy[(mix, b)]),
-             "converged": conv.get(mix, pd.NA)},
-            {"condition": f"transfer gap{suffix}", "accuracy": float(accuracy[(a, a)] - accuracy[(a, b)])}]
+    rows = [{"condition": f"train {a}, test {b}{suffix}", "accuracy": float(accuracy[(a, b)]),
+             "converged": conv.get(a, pd.NA)}]
+    if (mix, b) in accuracy.index:
+        rows.append({"condition": f"train {mix}, test {b}{suffix}", "accuracy": float(accuracy[(mix, b)]),
+                     "converged": conv.get(mix, pd.NA)})
+    return rows + [{"condition": f"transfer gap{suffix}", "accuracy": float(accuracy[(a, a)] - accuracy[(a, b)])}]
 
 
 SIZE_SUFFIX = re.compile(r" \(N=\d+\)$")  # the end of a row name repeated at another N: "raw (N=300)"
