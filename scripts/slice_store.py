@@ -7,7 +7,7 @@ import pandas as pd
 from layerwise.resources.datasets import sample_inputs
 from transformers import AutoConfig, AutoTokenizer
 
-from layerwise.resources.models import model_kind, read_card
+from layerwise.resources.models import hf_load_kwargs, model_kind, read_card
 from layerwise.workflow.runlog import log_to_file
 from layerwise.activations.store import ActivationStore, slice_store
 
@@ -16,7 +16,7 @@ p = snakemake.params
 model, dataset, sampling = snakemake.wildcards.cell.split("/")
 n, length, seed = (int(part[1:]) for part in sampling.split("_"))
 card = read_card(snakemake.input.card)
-kw = {"gguf_file": card["gguf_file"]} if card.get("gguf_file") else {}  # config and tokenizer only: no weights
+kw = hf_load_kwargs(card)  # config and tokenizer only: no weights
 kind = model_kind(AutoConfig.from_pretrained(card["folder"], trust_remote_code=False, **kw), card.get("spec", {}).get("kind"))
 tokenizer = AutoTokenizer.from_pretrained(card["folder"], trust_remote_code=False, **kw)
 source = ActivationStore.open(snakemake.input.source, verify="size")

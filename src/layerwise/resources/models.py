@@ -158,8 +158,42 @@ def materialise(key: str, spec: Mapping[str, Any], out_dir: Path) -> dict[str, A
         card["model_id"], card["revision"] = str(path), "local:" + _tree_hash(path)
     else:
         card.update(_random_model(spec, out_dir))
+    if card.get("gguf_file"):
+        card.update(_dequantise(card, out_dir / "dequantised"))
     (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True))
     return card
+
+
+def _dequantise(card: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """De-quantise a GGUF once, to a float32 safetensors folder every job then loads.
+
+    transformers de-quantises a GGUF on every load and parses the file again for the config, the weights and
+    the tokenizer: ~30 s for SmolLM2-135M's 100 MB, in every job that loads it. The saved tensors are the
+    de-quantised float32 values themselves, so a job gets the same weights (and tokenizer) it would get from
+    the GGUF. The card keeps `gguf_file` (what the weights came from: the model's exact name) and
+    `gguf_folder`; `folder` becomes this one. The price is disk: float32 is ~8x a 4-bit file (540 MB here).
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    source, kw = card["folder"], {"gguf_file": card["gguf_file"]}
+    with _quiet_progress():
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **kw)
+        cls = AutoModel if model_kind(config, card["spec"].get("kind")) == "encoder" else AutoModelForCausalLM
+        model = cls.from_pretrained(source, config=config, dtype=torch.float32, trust_remote_code=False, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kw)
+        # the tensors are plain float32 already; the GGUF "quantizer" only marks how they were read, and
+        # save_pretrained refuses a model that carries one
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+    return {"folder": str(folder.resolve()), "gguf_folder": source, "dequantised": True}
+
+
+def hf_load_kwargs(card: Mapping[str, Any]) -> dict[str, Any]:
+    """What `from_pretrained` needs besides the card's folder: the GGUF's name unless it was de-quantised."""
+    return {"gguf_file": card["gguf_file"]} if card.get("gguf_file") and not card.get("dequantised") else {}
 
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
@@ -382,8 +416,7 @@ def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = 
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-    folder, gguf = card["folder"], card.get("gguf_file")
-    kw: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    folder, kw = card["folder"], hf_load_kwargs(card)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=False, **kw)
     kind = model_kind(config, card.get("spec", {}).get("kind"))
     if lm_head and kind == "encoder":
@@ -405,7 +438,7 @@ def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = 
     with _quiet_progress():  # "Loading weights" and GGUF bars: one line per update in a job's log
         model = cls.from_pretrained(folder, config=config, dtype=torch_dtype, trust_remote_code=False, **kw,
                                     **placement)
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **kw)  # a GGUF is read again
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **kw)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if device_map is None:
