@@ -79,8 +79,9 @@ rule probe:
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
         random_mask_draws=PROBES["random_mask_draws"],
-        # the masked re-fit costs a second probe fit; only the main cell's is read (the summary table)
-        retrain_masked=lambda wc: wc.dataset == PROBES["dataset"] and wc.sampling == PROBE_SAMPLING,
+        # the masked re-fit (an addition: the post masked at test only) costs a second fit: it runs in the
+        # additions' cell only, which the summary table reads
+        retrain_masked=lambda wc: wc.dataset == PROBES["dataset"] and wc.sampling == PROBE_VARIANT_SAMPLING,
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:
@@ -155,8 +156,9 @@ rule probe_faithful:
         mask_k=PROBES["mask_k"],
         top_n=PROBES["top_n"],
         random_mask_draws=PROBES["random_mask_draws"],
-        # the masked re-fit costs a second probe fit; only the main cell's is read (the summary table)
-        retrain_masked=lambda wc: wc.dataset == PROBES["dataset"] and wc.sampling == PROBE_SAMPLING,
+        # the masked re-fit (an addition: the post masked at test only) costs a second fit: it runs in the
+        # additions' cell only, which the summary table reads
+        retrain_masked=lambda wc: wc.dataset == PROBES["dataset"] and wc.sampling == PROBE_VARIANT_SAMPLING,
     threads: PROBE_THREADS
     priority: 10  # long jobs first: a 2-lane run ends sooner when its longest jobs start early
     resources:

@@ -29,6 +29,7 @@ def probe_inputs(model):
         "raw": f"{main}/raw/scores.csv",
         "conditions": [f"{main}/{c}/scores.csv" for c in MAIN_CONDITIONS],
         "variant_raw": f"{variant}/raw/scores.csv",
+        "variant_masks": f"{variant}/raw/masks.csv",
         "variant_conditions": [f"{variant}/{c}/scores.csv" for c in VARIANT_CONDITIONS],
         "histories": [f"{main}/raw/history.csv", f"{main}/normalised/history.csv"],
         "nopunct": f"{probe_dir(model, NOPUNCT, PROBE_VARIANT_SAMPLING)}/raw/scores.csv",

@@ -18,7 +18,7 @@ for key, name, main in zip(p.models, p.names, p.main_dirs):
     tables.append(condition_table(
         raw=pd.read_csv(get("raw")), conditions=[pd.read_csv(f) for f in get("conditions")],
         masks=pd.read_csv(f"{main}/raw/masks.csv"), transfer=pd.read_csv(get("transfer")),
-        variant_raw=pd.read_csv(get("variant_raw")),
+        variant_raw=pd.read_csv(get("variant_raw")), variant_masks=pd.read_csv(get("variant_masks")),
         variant_conditions=[pd.read_csv(f) for f in get("variant_conditions")],
         nopunct=pd.read_csv(get("nopunct")), variant_transfer=pd.read_csv(get("variant_transfer")),
         transfer_nopunct=pd.read_csv(get("transfer_nopunct")), stability=pd.read_csv(get("stability")),

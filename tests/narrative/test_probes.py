@@ -143,17 +143,16 @@ def test_reduction_figures_one_per_model_in_order():
 # --------------------------------------------------------------------------- probe_macros
 
 MAIN = ["raw", "normalised", "random_scalar_trained", "random_scalar_retrained", "shuffled_labels", "post_faithful",
-        "masked_at_test", "masked_retrained", "train imdb, test ag_news", "train imdb+ag_news, test ag_news",
-        "transfer gap"]
-VARIANT = ["raw (N=50)", "train imdb, test ag_news (N=50)", "train imdb+ag_news, test ag_news (N=50)",
+        "masked_at_test", "train imdb, test ag_news", "train imdb+ag_news, test ag_news", "transfer gap"]
+VARIANT = ["raw (N=50)", "masked_retrained", "train imdb, test ag_news (N=50)", "train imdb+ag_news, test ag_news (N=50)",
            "transfer gap (N=50)", "random_per_dimension_trained", "random_per_dimension_retrained", "tree",
            "with_position0", "no_punctuation", "train imdb, test ag_news, no punctuation",
            "train imdb+ag_news, test ag_news, no punctuation", "transfer gap, no punctuation", "stability"]
 # accuracy per row of MAIN + VARIANT; chance 1/25 for G_2 and 1/13 for B
-ACC_G = [0.8137, 0.6049, 0.0899, 0.0412, 0.0433, 0.7777, 0.7001, 0.7788, 0.6012, 0.7512, 0.2034,
-         0.7466, 0.5550, 0.7, 0.0849, 0.6149, 0.6651, 0.5, 0.8081, 0.7933, 0.65, 0.72, -0.0312, 0.8101]
-ACC_B = [0.52, 0.41, 0.2, 0.11, 0.08, 0.47, 0.54, 0.5, 0.4, 0.45, 0.12,
-         0.49, 0.39, 0.44, 0.1, 0.3, 0.35, 0.33, 0.51, 0.48, 0.37, 0.42, 0.07, 0.5]
+ACC_G = [0.8137, 0.6049, 0.0899, 0.0412, 0.0433, 0.7777, 0.7001, 0.6012, 0.7512, 0.2034,
+         0.7466, 0.7788, 0.5550, 0.7, 0.0849, 0.6149, 0.6651, 0.5, 0.8081, 0.7933, 0.65, 0.72, -0.0312, 0.8101]
+ACC_B = [0.52, 0.41, 0.2, 0.11, 0.08, 0.47, 0.54, 0.4, 0.45, 0.12,
+         0.49, 0.5, 0.39, 0.44, 0.1, 0.3, 0.35, 0.33, 0.51, 0.48, 0.37, 0.42, 0.07, 0.5]
 STD_G = {"shuffled_labels": 0.0051, "stability": 0.0149}
 STD_B = {"shuffled_labels": 0.02, "stability": 0.03}
 
@@ -208,7 +207,8 @@ def test_planted_rows_are_shaped_like_condition_table():
                                                            "accuracy": [0.1, 0.1]}),
                     pd.DataFrame({"condition": "shuffled_labels", "accuracy": [0.04, 0.06]}), one("post_faithful", 0.7)],
         masks=pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"], "accuracy": [0.8, 0.7, 0.7]}),
-        transfer=transfer, variant_raw=one("raw", 0.8),
+        transfer=transfer, variant_raw=one("raw", 0.8), variant_masks=pd.DataFrame(
+            {"condition": ["full", "masked_at_test", "masked_retrained"], "accuracy": [0.8, 0.7, 0.7]}),
         variant_conditions=[pd.DataFrame({"condition": ["random_per_dimension_trained",
                                                         "random_per_dimension_retrained"], "accuracy": [0.5, 0.5]}),
                             one("tree", 0.5), one("with_position0", 0.8)],
@@ -224,8 +224,9 @@ def test_transfer_without_the_mixed_probe_leaves_out_only_its_row():
     one = lambda c, a: pd.DataFrame([{"condition": c, "accuracy": a, "chance": 0.04}])  # noqa: E731
     both = pd.DataFrame({"train": ["imdb", "imdb", "imdb+ag_news", "imdb+ag_news"],
                          "test": ["imdb", "ag_news", "imdb", "ag_news"], "accuracy": [0.8, 0.6, 0.8, 0.75]})
+    masks = pd.DataFrame({"condition": ["masked_at_test", "masked_retrained"], "accuracy": [0.7, 0.7]})
     kwargs = dict(raw=one("raw", 0.8), conditions=[], variant_raw=one("raw", 0.8), variant_conditions=[],
-                  masks=pd.DataFrame({"condition": ["masked_at_test", "masked_retrained"], "accuracy": [0.7, 0.7]}),
+                  masks=masks, variant_masks=masks,
                   nopunct=one("raw", 0.79), variant_transfer=both, transfer_nopunct=both,
                   stability=pd.DataFrame({"accuracy": [0.8, 0.81]}), n_texts=100, variant_n_texts=50)
     table = condition_table(transfer=both.iloc[:2], **kwargs).set_index("condition")
@@ -247,11 +248,11 @@ def test_probe_table_full_text_at_two_sizes():
         "shuffled labels & train labels only, 2 permutations & 100 & -- & 4.3\\% $\\pm$ 0.5 & 8.0\\% $\\pm$ 2.0",
         "post faithful & none (post-norm last class, position 0 kept) & 100 & 83.2\\% & 77.8\\% & 47.0\\%",
         "masked at test & mask chosen on train (post: unclear) & 100 & 83.0\\% & 70.0\\% & 54.0\\%",
-        "masked retrained & not in the post & 100 & -- & 77.9\\% & 50.0\\%",
         "train imdb, test ag news & last class pre-norm, position 0 dropped & 100 & 66.0\\% & 60.1\\% & 40.0\\%",
         "train imdb+ag news, test ag news & last class pre-norm, position 0 dropped & 100 & -- & 75.1\\% & 45.0\\%",
         "transfer gap & last class pre-norm, position 0 dropped & 100 & -- & +20.3 pp & +12.0 pp",
         "raw (N=50) & last class pre-norm, position 0 dropped & 50 & 83.2\\% & 74.7\\% & 49.0\\%",
+        "masked retrained & not in the post & 50 & -- & 77.9\\% & 50.0\\%",
         "train imdb, test ag news (N=50) & last class pre-norm, position 0 dropped & 50 & 66.0\\% & 55.5\\% & 39.0\\%",
         "train imdb+ag news, test ag news (N=50) & last class pre-norm, position 0 dropped & 50 & -- & 70.0\\% & "
         "44.0\\%",
@@ -287,7 +288,7 @@ def test_probe_table_one_model_without_std_column():
     assert "$\\pm$" not in "\n".join(lines)
     assert lines[4] == "raw & last class pre-norm, position 0 dropped & 100 & 83.2\\% & 52.0\\% \\\\"
     assert lines[8] == "shuffled labels & train labels only, 2 permutations & 100 & -- & 8.0\\% \\\\"
-    assert lines[14] == "transfer gap & last class pre-norm, position 0 dropped & 100 & -- & +0.0 pp \\\\"  # signed 0
+    assert lines[13] == "transfer gap & last class pre-norm, position 0 dropped & 100 & -- & +0.0 pp \\\\"  # signed 0
     assert lines[-3] == "chance $1/(n+1)$ & & & & 50.0\\% \\\\"
 
 

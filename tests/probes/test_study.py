@@ -156,8 +156,10 @@ def _condition_table(variant_n: int):
         conditions=[one("normalised", 0.7), pd.DataFrame({"condition": "shuffled_labels", "accuracy": [0.1, 0.3]}),
                     pd.DataFrame({"condition": ["random_scalar_trained", "random_scalar_retrained"],
                                   "accuracy": [0.21, 0.19]})],
-        masks=pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"], "accuracy": [0.9, 0.85, 0.88]}),
+        masks=pd.DataFrame({"condition": ["full", "masked_at_test"], "accuracy": [0.9, 0.85]}),
         transfer=transfer, variant_raw=one("raw", 0.87), variant_conditions=[one("tree", 0.5)],
+        variant_masks=pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"],
+                                    "accuracy": [0.87, 0.8, 0.84]}),
         nopunct=one("raw", 0.89), variant_transfer=transfer.assign(accuracy=[0.88, 0.7, 0.9, 0.8]),
         transfer_nopunct=transfer.assign(accuracy=[0.9, 0.8, 0.9, 0.88]),
         stability=pd.DataFrame({"accuracy": [0.9, 0.92, 0.88]}), n_texts=1000, variant_n_texts=variant_n)
@@ -167,6 +169,7 @@ def test_condition_table_collects_every_condition_with_its_size():
     table = _condition_table(variant_n=300)
     got = table.set_index("condition")
     assert got.loc["masked_at_test", "accuracy"] == 0.85 and got.loc["train a, test b", "accuracy"] == 0.6
+    assert got.loc["masked_retrained", "accuracy"] == 0.84 and got.loc["masked_retrained", "n_texts"] == 300
     assert "train a, test a" not in got.index and got.loc["train a+b, test b", "accuracy"] == 0.85
     assert got.loc["transfer gap", "accuracy"] == pytest.approx(0.3)
     # the additions are compared with a raw probe and a transfer run at their own N, named by it
@@ -187,12 +190,12 @@ def test_condition_table_collects_every_condition_with_its_size():
 def test_condition_table_rows_keep_the_order_of_their_runs():
     """The paper's probe table and the conditions figure list rows in table order: the raw probe, each
     conditions file's conditions as they come (not alphabetically), the masks, the transfer; then the
-    additions at their own N. The index runs 0..n-1 over both sizes."""
+    additions at their own N (the masked re-fit among them). The index runs 0..n-1 over both sizes."""
     table = _condition_table(variant_n=300)
     assert list(table["condition"]) == [
         "raw", "normalised", "shuffled_labels", "random_scalar_trained", "random_scalar_retrained",
-        "masked_at_test", "masked_retrained", "train a, test b", "train a+b, test b", "transfer gap",
-        "raw (N=300)", "train a, test b (N=300)", "train a+b, test b (N=300)", "transfer gap (N=300)", "tree",
+        "masked_at_test", "train a, test b", "train a+b, test b", "transfer gap",
+        "raw (N=300)", "masked_retrained", "train a, test b (N=300)", "train a+b, test b (N=300)", "transfer gap (N=300)", "tree",
         "no_punctuation", "train a, test b, no punctuation", "train a+b, test b, no punctuation",
         "transfer gap, no punctuation", "stability"]
     pd.testing.assert_index_equal(table.index, pd.RangeIndex(len(table)))
@@ -211,6 +214,7 @@ def test_transfer_rows_find_the_single_set_whatever_the_row_order():
         raw=one("raw", 0.9), conditions=[], masks=pd.DataFrame({"condition": ["masked_at_test", "masked_retrained"],
                                                                  "accuracy": [0.85, 0.88]}),
         transfer=transfer, variant_raw=one("raw", 0.9), variant_conditions=[], nopunct=one("raw", 0.89),
+        variant_masks=pd.DataFrame({"condition": ["masked_retrained"], "accuracy": [0.88]}),
         variant_transfer=transfer, transfer_nopunct=transfer.assign(accuracy=[0.88, 0.9, 0.8, 0.9]),
         stability=pd.DataFrame({"accuracy": [0.9, 0.92]}), n_texts=1000, variant_n_texts=1000)
     got = table.set_index("condition")["accuracy"]
@@ -244,10 +248,9 @@ def test_probe_macros_put_the_posts_numbers_beside_ours_and_judge_the_scalar_con
         conditions.append(pd.DataFrame({"condition": "shuffled_labels", "accuracy": [0.04, 0.06]}))
         transfer = pd.DataFrame({"train": ["imdb", "imdb", "imdb+ag_news", "imdb+ag_news"],
                                  "test": ["imdb", "ag_news", "imdb", "ag_news"], "accuracy": [0.8, 0.6, 0.8, 0.75]})
+        masks = pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"], "accuracy": [0.8, 0.7, 0.78]})
         return condition_table(
-            raw=one("raw", 0.8), conditions=conditions,
-            masks=pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"],
-                                "accuracy": [0.8, 0.7, 0.78]}),
+            raw=one("raw", 0.8), conditions=conditions, masks=masks, variant_masks=masks,
             transfer=transfer, variant_raw=one("raw", 0.8), variant_conditions=[],
             nopunct=one("raw", 0.79), variant_transfer=transfer,
             transfer_nopunct=transfer.assign(accuracy=[0.8, 0.7, 0.8, 0.76]),

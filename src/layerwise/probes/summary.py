@@ -59,21 +59,22 @@ def _condition_rows(tables: list[pd.DataFrame]) -> list[dict]:
 
 
 def condition_table(*, raw: pd.DataFrame, conditions: list[pd.DataFrame], masks: pd.DataFrame,
-                    transfer: pd.DataFrame, variant_raw: pd.DataFrame, variant_conditions: list[pd.DataFrame],
-                    nopunct: pd.DataFrame, variant_transfer: pd.DataFrame, transfer_nopunct: pd.DataFrame,
-                    stability: pd.DataFrame, n_texts: int, variant_n_texts: int) -> pd.DataFrame:
-    """Rows, each with the N it was run at: at `n_texts` the raw probe, the post's conditions, masks (at test /
-    re-trained) and the transfer; at `variant_n_texts` the raw probe and transfer again (their names suffixed
-    when the sizes differ), the additions' conditions, punctuation removed, the transfer with punctuation
-    stripped on both sides (a gap is a difference of accuracies) and seed stability."""
+                    transfer: pd.DataFrame, variant_raw: pd.DataFrame, variant_masks: pd.DataFrame,
+                    variant_conditions: list[pd.DataFrame], nopunct: pd.DataFrame, variant_transfer: pd.DataFrame,
+                    transfer_nopunct: pd.DataFrame, stability: pd.DataFrame, n_texts: int,
+                    variant_n_texts: int) -> pd.DataFrame:
+    """Rows, each with the N it was run at: at `n_texts` the raw probe, the post's conditions, the mask at test
+    (the post's masking) and the transfer; at `variant_n_texts` the raw probe and transfer again (their names
+    suffixed when the sizes differ), the probe re-trained without the masked dims (`variant_masks`: an
+    addition), the additions' conditions, punctuation removed, the transfer with punctuation stripped on both
+    sides (a gap is a difference of accuracies) and seed stability."""
     chance = float(raw["chance"].iloc[0])
     raw_converged = fit_converged(raw["converged"]) if "converged" in raw else pd.NA
     main = [{"condition": "raw", "accuracy": float(raw["accuracy"].iloc[0]), "converged": raw_converged},
             *_condition_rows(conditions)]
-    for name in ("masked_at_test", "masked_retrained"):
-        # at test: the raw probe itself; re-trained: a warm-started fit whose convergence masks.csv does not keep
-        main.append({"condition": name, "accuracy": float(masks.loc[masks["condition"] == name, "accuracy"].iloc[0]),
-                     "converged": raw_converged if name == "masked_at_test" else pd.NA})
+    # at test: the raw probe itself
+    main.append({"condition": "masked_at_test", "converged": raw_converged,
+                 "accuracy": float(masks.loc[masks["condition"] == "masked_at_test", "accuracy"].iloc[0])})
     main += _transfer_rows(transfer, "")
     suffix = variant_suffix(n_texts, variant_n_texts)
     variant = []
@@ -81,6 +82,10 @@ def condition_table(*, raw: pd.DataFrame, conditions: list[pd.DataFrame], masks:
         variant.append({"condition": f"raw{suffix}", "accuracy": float(variant_raw["accuracy"].iloc[0]),
                         "converged": fit_converged(variant_raw["converged"]) if "converged" in variant_raw
                         else pd.NA})
+    # re-trained: a warm-started fit whose convergence masks.csv does not keep
+    variant.append({"condition": "masked_retrained", "converged": pd.NA, "accuracy": float(
+        variant_masks.loc[variant_masks["condition"] == "masked_retrained", "accuracy"].iloc[0])})
+    if suffix:
         variant += _transfer_rows(variant_transfer, suffix)
     variant += _condition_rows(variant_conditions)
     variant.append({"condition": "no_punctuation", "accuracy": float(nopunct["accuracy"].iloc[0]),
