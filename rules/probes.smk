@@ -334,6 +334,7 @@ rule probe_figures:
         grid=[(n, l) for n in PROBES["grid"]["n_texts"] for l in PROBES["grid"]["max_tokens"]],
         mask_k=PROBES["mask_k"],
         shuffle_permutations=PROBES["shuffle_permutations"],
+        stability_seeds=PROBES["stability_seeds"],
         n_texts=PROBES["n_texts"],
         variant_n_texts=PROBE_VARIANT_N,
         max_tokens=PROBES["max_tokens"],

@@ -43,6 +43,6 @@ plot_accuracy_grid(pd.concat(grids, ignore_index=True)).savefig(out.grid)
 dims = [pd.read_csv(f"{main}/raw/dims_for_share.csv").assign(model=name) for main, name in zip(p.main_dirs, p.names)]
 macros = probe_macros(summary, pd.concat(dims, ignore_index=True), first_model=p.names[0], mask_k=p.mask_k,
                           n_texts=p.n_texts, variant_n_texts=p.variant_n_texts, max_tokens=p.max_tokens,
-                          permutations=p.shuffle_permutations)
+                          permutations=p.shuffle_permutations, seeds=len(p.stability_seeds))
 macros["ProbeReductionFigures"] = reduction_figures(dict(zip(p.models, p.names)))
 write_macros(macros, out.macros, header="rule probe_figures")

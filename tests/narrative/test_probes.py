@@ -102,7 +102,7 @@ DIFFERS = [
     ("random_per_dimension_retrained", "per-dimension moments, re-trained"),
     ("shuffled_labels", "train labels only, 7 permutations"), ("tree", "not in the post"),
     ("with_position0", "position 0 kept"), ("no_punctuation", "not run in the post (proposed)"),
-    ("stability", "five text splits"), ("stability (N=50)", "five text splits"),
+    ("stability", "5 seeds (text splits)"), ("stability (N=50)", "5 seeds (text splits)"),
     ("train imdb, test ag_news", "last class pre-norm, position 0 dropped"),
     ("train imdb+ag_news, test ag_news (N=50)", "last class pre-norm, position 0 dropped"),
     ("transfer gap", "last class pre-norm, position 0 dropped"),
@@ -117,12 +117,12 @@ DIFFERS = [
 
 @pytest.mark.parametrize("condition, text", DIFFERS)
 def test_differs_names_what_the_row_does_differently(condition, text):
-    assert _differs(condition, permutations=7) == text
+    assert _differs(condition, permutations=7, seeds=5) == text
 
 
 def test_differs_states_the_number_of_permutations():
-    assert _differs("shuffled_labels", 1) == "train labels only, 1 permutations"
-    assert _differs("shuffled_labels (N=50)", 20) == "train labels only, 20 permutations"
+    assert _differs("shuffled_labels", 1, 5) == "train labels only, 1 permutations"
+    assert _differs("shuffled_labels (N=50)", 20, 5) == "train labels only, 20 permutations"
 
 
 def test_reduction_figures_one_per_model_in_order():
@@ -191,7 +191,7 @@ def run_probes(summary: pd.DataFrame, dims: pd.DataFrame | None = None, *, first
     dims = dims if dims is not None else pd.concat([dims_rows("G_2", [1, 2, 9], [10, 30, 31]),
                                                     dims_rows("B", [5, 5, 6], [7, 8, 9])], ignore_index=True)
     return probe_macros(summary, dims, first_model=first_model, mask_k=4, n_texts=n_texts,
-                        variant_n_texts=variant_n_texts, max_tokens=48, permutations=2)
+                        variant_n_texts=variant_n_texts, max_tokens=48, permutations=2, seeds=5)
 
 
 def test_planted_rows_are_shaped_like_condition_table():
@@ -266,7 +266,7 @@ def test_probe_table_full_text_at_two_sizes():
         "train imdb+ag news, test ag news, no punctuation & punctuation stripped, both datasets & 50 & -- & 72.0\\% & "
         "42.0\\%",
         "transfer gap, no punctuation & punctuation stripped, both datasets & 50 & -- & -3.1 pp & +7.0 pp",
-        "stability & five text splits & 50 & -- & 81.0\\% $\\pm$ 1.5 & 50.0\\% $\\pm$ 3.0",
+        "stability & 5 seeds (text splits) & 50 & -- & 81.0\\% $\\pm$ 1.5 & 50.0\\% $\\pm$ 3.0",
     ]
     expected = ["\\begin{tabular}{llrrrr}", "\\hline",
                 "condition & differs from the post & $N$ & post & G\\_2 & B \\\\", "\\hline",
@@ -415,7 +415,7 @@ def test_probe_table_std_only_where_that_model_has_one():
     lines = str(run_probes(summary)["ProbeTable"]).split("\n")
     assert lines[8] == ("shuffled labels & train labels only, 2 permutations & 100 & -- & 4.3\\% $\\pm$ 0.5 & "
                         "8.0\\% \\\\")
-    assert lines[-5] == "stability & five text splits & 50 & -- & 81.0\\% $\\pm$ 1.5 & 50.0\\% $\\pm$ 3.0 \\\\"
+    assert lines[-5] == "stability & 5 seeds (text splits) & 50 & -- & 81.0\\% $\\pm$ 1.5 & 50.0\\% $\\pm$ 3.0 \\\\"
 
 
 def test_probe_numbers_passed_through():
@@ -462,7 +462,7 @@ def test_probe_std_and_the_posts_differences_are_in_points_exactly(monkeypatch):
     monkeypatch.setitem(probe_mod.PUBLISHED, "masked_at_test", 0.90)
     monkeypatch.setitem(probe_mod.PUBLISHED, "normalised", 0.70)
     macros = run_probes(summary)
-    assert "stability & five text splits & 50 & -- & 81.0\\% $\\pm$ 10.0 &" in str(macros["ProbeTable"])
+    assert "stability & 5 seeds (text splits) & 50 & -- & 81.0\\% $\\pm$ 10.0 &" in str(macros["ProbeTable"])
     assert "(post: +10.0) and normalisation by -20.9 points (post: -10.0)." in str(macros["ProbeComparison"])
 
 
@@ -490,7 +490,7 @@ def _macros(norm_faithful, norm_ours, mask_delta, random_deltas, early, late, co
 def test_norm_direction_and_masking_words_follow_the_numbers():
     agree = _macros(-3.0, -2.0, -0.1, np.linspace(-1.0, 0.2, 50), 20.0, 80.0)
     text = str(agree["ProbeFaithfulAblations"])
-    assert "unit norm lowers it" in text and "as the post reports" in text and "agree in direction" in text
+    assert "unit norm lowers it" in text and "in the post's direction, not by its size" in text and "agree in direction" in text
     assert "carry no more than random ones" in text
     assert "(the post's pattern)" in text
     opposite = str(_macros(-3.0, 0.7, -7.3, np.full(50, -0.05), 60.0, 40.0)["ProbeFaithfulAblations"])

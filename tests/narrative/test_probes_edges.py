@@ -40,7 +40,7 @@ def probe_dims(model: str, half: list[int], ninety: list[int]) -> pd.DataFrame:
 
 def run_probes(summary: pd.DataFrame, dims: pd.DataFrame, first_model: str = "A") -> dict:
     return probe_macros(summary, dims, first_model=first_model, mask_k=4, n_texts=100, variant_n_texts=100,
-                        max_tokens=30, permutations=2)
+                        max_tokens=30, permutations=2, seeds=5)
 
 
 def test_probe_summary_states_the_planted_accuracies_and_gap_signs():
@@ -68,7 +68,7 @@ def test_probe_summary_at_two_sizes_takes_each_gap_at_its_own_size():
                "transfer gap, no punctuation", "stability"]
     rows.loc[rows["condition"].isin(variant), "n_texts"] = 50
     macros = probe_macros(rows, probe_dims("A", [1], [2]), first_model="A", mask_k=4, n_texts=100,
-                          variant_n_texts=50, max_tokens=30, permutations=2)
+                          variant_n_texts=50, max_tokens=30, permutations=2, seeds=5)
     text = str(macros["ProbeSummary"])
     assert "IMDB minus AG News) is +20.0 points." in text
     assert "the transfer gap (N=50) is +8.0 points raw and -3.0 points with punctuation" in text

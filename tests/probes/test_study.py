@@ -260,7 +260,7 @@ def test_probe_macros_put_the_posts_numbers_beside_ours_and_judge_the_scalar_con
     dims = pd.DataFrame({"model": "A", "variant": "input_x_weight", "layer": 0, "threshold": [50, 90],
                          "n_dims": [10, 100]})
     macros = probe_macros(summary, dims, first_model="A", mask_k=4, n_texts=100, variant_n_texts=100, max_tokens=30,
-                          permutations=2)
+                          permutations=2, seeds=5)
     rows = {line.split(" & ")[0]: line.split(" & ") for line in str(macros["ProbeTable"]).splitlines() if " & " in line}
     assert rows["raw"][2] == "100" and rows["raw"][3] == "83.2\\%" and rows["post faithful"][3] == "83.2\\%"
     assert rows["post faithful"][4] == "77.0\\%" and rows["random scalar trained"][3] == "fails"

@@ -36,7 +36,7 @@ def _post_cell(condition: str) -> str:
         condition, "--")
 
 
-def _differs(condition: str, permutations: int) -> str:
+def _differs(condition: str, permutations: int, seeds: int) -> str:
     """What this row does differently from the post (beyond model, N and L, which differ everywhere)."""
     condition = _base(condition)
     if condition.endswith("no punctuation"):
@@ -55,12 +55,13 @@ def _differs(condition: str, permutations: int) -> str:
         "random_covariance_retrained": "mean and covariance per layer, re-trained",
         "shuffled_labels": f"train labels only, {permutations} permutations", "tree": "not in the post",
         "with_position0": "position 0 kept", "no_punctuation": "not run in the post (proposed)",
-        "stability": "five text splits",
+        "stability": f"{seeds} seeds (text splits)",
     }.get(condition, "--")
 
 
 def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str, mask_k: int, n_texts: int,
-                 variant_n_texts: int, max_tokens: int, permutations: int) -> dict[str, float | int | str]:
+                 variant_n_texts: int, max_tokens: int, permutations: int, seeds: int
+                 ) -> dict[str, float | int | str]:
     """Study 1: one table (the post's numbers beside ours, the difference named, the N of each row) and the
     sentences; every sentence that quotes a row run at `variant_n_texts` names that N."""
     sizes = summary.groupby("condition", sort=False)["n_texts"].first()
@@ -91,7 +92,7 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
                 cell += "$^{\\dagger}$"
             cells.append(cell)
         lines.append(" & ".join([latex_escape(str(condition).replace("_", " ")),
-                                 latex_escape(_differs(str(condition), permutations)), str(sizes[condition]),
+                                 latex_escape(_differs(str(condition), permutations, seeds)), str(sizes[condition]),
                                  _post_cell(str(condition)), *cells]) + " \\\\")
     lines += ["\\hline", "chance $1/(n+1)$ & & & & " + " & ".join(_pct(chance[m]) for m in models) + " \\\\",
               "\\hline", "\\end{tabular}"]
@@ -204,8 +205,9 @@ def probe_verdict_macros(verdicts: pd.DataFrame, evidence: pd.DataFrame, *, fait
     if ("normalised_delta", "faithful") in ev.index:
         f = ev.loc[("normalised_delta", "faithful")]
         word = _direction(f["low"], f["high"])
-        same = "as the post reports (83\\% $\\to$ 64\\%)" if word == "lowers" else \
-            "where the post reports a drop (83\\% $\\to$ 64\\%)"
+        # the direction is the claim's test; the size is read against the post's, never called "as reported"
+        same = ("in the post's direction, not by its size (83\\% $\\to$ 64\\%: $-19$ points)" if word == "lowers"
+                else "where the post reports a drop (83\\% $\\to$ 64\\%)")
         text = (f"In the post's own setting the {name} probe reaches {_pct(sc.loc['post_faithful', 'accuracy'])}; "
                 f"unit norm {word} it ({_interval(f)}) {same}")
         if ("normalised_delta", "ours") in ev.index:
