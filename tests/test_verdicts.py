@@ -33,6 +33,20 @@ def test_a_point_without_interval_is_its_own_interval():
     assert Test("above", 1).outcome(Evidence(0.5)) == "fails"
 
 
+def test_a_confounded_source_setting_needs_the_controlled_comparison_to_decide():
+    above, holds, fails, undecided = Test("above", 0), Evidence(0.9, 0.8, 1.0), Evidence(-0.5, -0.6, -0.4), \
+        Evidence(-0.02, -0.05, 0.01)
+    assert judge(above, holds, undecided)[0] == REPRODUCED  # the plain rule: ours merely lacks power
+    verdict, reason = judge(above, holds, undecided, confounded=True)
+    assert verdict == NOT_TESTABLE and "confounded" in reason and "cannot decide" in reason
+    assert judge(above, holds, None, confounded=True)[0] == NOT_TESTABLE
+    assert judge(above, holds, Evidence(0.3, 0.2, 0.4), confounded=True)[0] == REPRODUCED
+    assert judge(above, holds, fails, confounded=True)[0] == DIFFERS
+    assert judge(above, fails, undecided, confounded=True)[0] == NOT_REPRODUCED
+    claim = Claim(key="c", text="t", source="s", test=above, faithful=holds, ours=undecided, confounded=True)
+    assert verdict_frame([claim])["verdict"].iloc[0] == NOT_TESTABLE
+
+
 def test_four_verdicts_from_planted_numbers():
     above = Test("above", 50)
     assert judge(above, Evidence(60, 55, 65))[0] == REPRODUCED

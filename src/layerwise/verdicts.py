@@ -118,11 +118,19 @@ class Test:
         return f"{_fmt(self.bound)} ± {_fmt(self.tol)}{u}"  # type: ignore[arg-type]
 
 
-def judge(test: Test, faithful: Evidence | None, ours: Evidence | None = None) -> tuple[str, str]:
+def judge(test: Test, faithful: Evidence | None, ours: Evidence | None = None, *,
+          confounded: bool = False) -> tuple[str, str]:
     """The verdict and its reason. `faithful` is the run in the source's setting (as close as this workflow
-    comes); `ours` is the same quantity in our default setting, when it differs (None when they are one run)."""
+    comes); `ours` is the same quantity in our default setting, when it differs (None when they are one run).
+
+    `confounded`: the source's setting changes more than the claim names (e.g. two pretrained models that differ
+    in depth, data and objective besides the one property compared), so only `ours`, the controlled comparison,
+    can confirm the claim: if it cannot decide, neither can the confounded one."""
     f = test.outcome(faithful)
     o = test.outcome(ours) if ours is not None else None
+    if confounded and f == "holds" and o in (None, "missing", "undecided"):
+        return NOT_TESTABLE, ("the source's setting holds but is confounded, and the controlled comparison "
+                              + ("cannot decide" if o == "undecided" else "is not run here"))
     if f == "missing":
         if o in ("holds", "fails"):
             return DIFFERS, (f"only our setting was run: the claim {'holds' if o == 'holds' else 'fails'} "
@@ -154,9 +162,10 @@ class Claim:
     ours: Evidence | None = None
     setting: str = ""
     notes: Sequence[str] = field(default_factory=tuple)
+    confounded: bool = False  # the source's setting cannot confirm alone (see `judge`)
 
     def verdict(self) -> tuple[str, str]:
-        return judge(self.test, self.faithful, self.ours)
+        return judge(self.test, self.faithful, self.ours, confounded=self.confounded)
 
 
 def verdict_frame(claims: Iterable[Claim]) -> pd.DataFrame:

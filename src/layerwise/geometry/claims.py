@@ -192,8 +192,8 @@ def training_claims(training: pd.DataFrame | None, *, margin: float = DEFAULT_MA
 def contrast_claim(batches: pd.DataFrame, training: pd.DataFrame | None, *, seed: int = 0) -> Claim | None:
     """Decoders more anisotropic than encoders: the decoder's peak anisotropy minus the encoder's per batch, for
     the pretrained pair with position 0 kept (the source's setting, confounded by everything else that differs)
-    and for our trained pair at its last checkpoint (the same network; mask and objective differ). None without a
-    decoder and an encoder."""
+    and for our trained pair at its last checkpoint (the same network; mask and objective differ). The claim is
+    `confounded`: the pretrained pair alone cannot reproduce it. None without a decoder and an encoder."""
     if not {"decoder", "encoder"} <= set(batches["kind"]):
         return None
     faithful_rows, our_rows = _settings(batches)
@@ -205,7 +205,8 @@ def contrast_claim(batches: pd.DataFrame, training: pd.DataFrame | None, *, seed
         ours = median_interval(per_run(last, final_peak_contrast), seed)
     return Claim(key="decoder_over_encoder", text="decoders reach higher anisotropy than encoders (peak, decoder "
                  "minus encoder)", source="contrast of Fig. 1", test=Test("above", 0.0), faithful=faithful, ours=ours,
-                 setting="trained pair: same network, only mask and objective differ, last checkpoint")
+                 setting="trained pair: same network, only mask and objective differ, last checkpoint",
+                 confounded=True)
 
 
 def geometry_claims(batches: pd.DataFrame, training: pd.DataFrame | None = None, *,
