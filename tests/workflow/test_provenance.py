@@ -76,18 +76,20 @@ def test_job_table_counts_hosts_beyond_three(tmp_path):
     assert job_table(tmp_path, tmp_path / "none").loc[0, "host"] == "gpu00, gpu01, gpu02 and 2 more"
 
 
-def test_a_rule_script_records_its_job_and_torch_uses_the_rules_threads(tmp_path):
-    # What Snakemake's script preamble does: a `snakemake` object in the script's namespace (__main__).
-    script = ("import types, torch; "
+def test_a_rule_script_records_its_job_and_torch_and_numba_use_the_rules_threads(tmp_path):
+    # What Snakemake's script preamble does: a `snakemake` object in the script's namespace (__main__). Numba
+    # reads no OMP_NUM_THREADS: without the cap its pool takes every core (2 here, more on any laptop).
+    script = ("import types, torch, numba; "
               "snakemake = types.SimpleNamespace(rule='probe', threads=1, "
               "wildcards={'model': 'tiny'}, input=['a.csv'], output=['b.csv']); "
+              "before = numba.get_num_threads(); "
               "from layerwise.workflow.runlog import log_to_file; log_to_file('logs/probe.log'); "
-              "print(torch.get_num_threads())")
+              "print(before, torch.get_num_threads(), numba.get_num_threads())")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                          env=dict(env, PYTHONPATH=str(REPO / "src")))
+                          env=dict(env, PYTHONPATH=str(REPO / "src"), NUMBA_NUM_THREADS="2"))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1"]
+    assert done.stdout.split() == ["2", "1", "1"]
     record = json.loads((tmp_path / "results/benchmarks/jobs/probe/tiny.json").read_text())
     assert record["rule"] == "probe" and record["seconds"] is not None
     assert "job ran on" in (tmp_path / "logs/probe.log").read_text()

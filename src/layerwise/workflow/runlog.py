@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,8 +21,13 @@ def log_to_file(path: str | Path, level: int = logging.INFO) -> logging.Logger:
     job = getattr(sys.modules["__main__"], "snakemake", None)
     if job is not None:
         record_job(job.rule, dict(job.wildcards.items()), job.input, job.output)
-        # Torch's intra-op pool follows the rule's `threads:` (scripts that use torch import it before this).
+        # Torch's intra-op pool follows the rule's `threads:` (scripts that use torch import it before this), and
+        # so does numba's (the lens kernel, UMAP), which reads no OMP_NUM_THREADS and would take every core: two
+        # such jobs side by side on 2 cores oversubscribe them.
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(job.threads)
+        os.environ["NUMBA_NUM_THREADS"] = str(job.threads)  # for a numba imported after this
+        if "numba" in sys.modules:
+            sys.modules["numba"].set_num_threads(min(job.threads, sys.modules["numba"].config.NUMBA_NUM_THREADS))
     log.info("job ran on %s", job_hardware())
     return log
