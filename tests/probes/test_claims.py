@@ -24,8 +24,8 @@ def test_each_verdict_from_planted_numbers():
     evidence = _ev([
         # far above chance in both settings: reproduced
         ("accuracy", FAITHFUL, 90.0, 89.0, 91.0, True), ("accuracy", OURS, 96.0, 95.5, 96.5, True),
-        # unit norm: drops in the post's setting, rises in ours -> differs in setting
-        ("normalised_delta", FAITHFUL, -3.0, -4.0, -2.0, True), ("normalised_delta", OURS, 0.7, 0.5, 0.9, True),
+        # unit norm: drops by the post's size in the post's setting, rises in ours -> differs in setting
+        ("normalised_delta", FAITHFUL, -19.0, -21.0, -17.0, True), ("normalised_delta", OURS, 0.7, 0.5, 0.9, True),
         # masking costs 7 points in the post's setting: not reproduced
         ("mask_delta", FAITHFUL, -7.3, -8.0, -6.6, True),
         # the transfer interval straddles the -5 point bound: not testable here
@@ -43,6 +43,14 @@ def test_each_verdict_from_planted_numbers():
     assert verdict["larger_model"] == NOT_TESTABLE and "one size per family" in setting["larger_model"]
     assert verdict["norm_not_only"] == NOT_TESTABLE
     assert setting["layer"] == ""  # both settings run and converged: nothing to flag
+
+
+def test_a_drop_far_smaller_than_the_posts_does_not_reproduce_it():
+    """The post reads unit norm's 19-point drop as an effect: a drop of a third of a point (SmolLM2, post's setting)
+    is on the claim's side of zero but not a "decrease" (the bound is 5 points, as for the transfer)."""
+    evidence = _ev([("normalised_delta", FAITHFUL, -0.33, -0.40, -0.26, True),
+                    ("normalised_delta", OURS, 0.27, 0.21, 0.32, True)])
+    assert _verdicts(evidence)[0]["norm_drop"] == NOT_REPRODUCED
 
 
 def test_random_control_bound_follows_chance():
