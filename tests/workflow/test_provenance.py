@@ -79,17 +79,26 @@ def test_job_table_counts_hosts_beyond_three(tmp_path):
 def test_a_rule_script_records_its_job_and_torch_and_numba_use_the_rules_threads(tmp_path):
     # What Snakemake's script preamble does: a `snakemake` object in the script's namespace (__main__). Numba
     # reads no OMP_NUM_THREADS: without the cap its pool takes every core (2 here, more on any laptop).
-    script = ("import types, torch, numba; "
-              "snakemake = types.SimpleNamespace(rule='probe', threads=1, "
-              "wildcards={'model': 'tiny'}, input=['a.csv'], output=['b.csv']); "
-              "before = numba.get_num_threads(); "
-              "from layerwise.workflow.runlog import log_to_file; log_to_file('logs/probe.log'); "
-              "print(before, torch.get_num_threads(), numba.get_num_threads())")
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                          env=dict(env, PYTHONPATH=str(REPO / "src"), NUMBA_NUM_THREADS="2"))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["2", "1", "1"]
+    # Then a parallel kernel compiles and runs (numba re-reads its environment at each compilation: a changed
+    # NUMBA_NUM_THREADS after its pool started is an error, seen in a timed run's lens job).
+    kernel = ("@numba.njit(parallel=True)\n"
+              "def total(x):\n"
+              "    s = 0.0\n"
+              "    for i in numba.prange(x.size):\n"
+              "        s += x[i]\n"
+              "    return s\n")
+    for numba_first in (True, False):
+        script = ("import types, torch, numpy\n" + ("import numba\n" if numba_first else "") +
+                  "snakemake = types.SimpleNamespace(rule='probe', threads=1, wildcards={'model': 'tiny'}, "
+                  "input=['a.csv'], output=['b.csv'])\n"
+                  "from layerwise.workflow.runlog import log_to_file; log_to_file('logs/probe.log')\n"
+                  + ("" if numba_first else "import numba\n") + kernel +
+                  "print(torch.get_num_threads(), numba.get_num_threads(), total(numpy.ones(1000)))\n")
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                              env=dict(env, PYTHONPATH=str(REPO / "src")))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["1", "1", "1000.0"], numba_first
     record = json.loads((tmp_path / "results/benchmarks/jobs/probe/tiny.json").read_text())
     assert record["rule"] == "probe" and record["seconds"] is not None
     assert "job ran on" in (tmp_path / "logs/probe.log").read_text()

@@ -26,8 +26,12 @@ def log_to_file(path: str | Path, level: int = logging.INFO) -> logging.Logger:
         # such jobs side by side on 2 cores oversubscribe them.
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(job.threads)
-        os.environ["NUMBA_NUM_THREADS"] = str(job.threads)  # for a numba imported after this
+        # Numba re-reads NUMBA_NUM_THREADS at every compilation and refuses a value other than its pool's once the
+        # pool runs: the variable is set only for a numba imported after this; an imported one is capped instead.
         if "numba" in sys.modules:
-            sys.modules["numba"].set_num_threads(min(job.threads, sys.modules["numba"].config.NUMBA_NUM_THREADS))
+            numba = sys.modules["numba"]
+            numba.set_num_threads(min(job.threads, numba.config.NUMBA_NUM_THREADS))
+        else:
+            os.environ["NUMBA_NUM_THREADS"] = str(job.threads)
     log.info("job ran on %s", job_hardware())
     return log
