@@ -158,7 +158,7 @@ rule probe_faithful:
         random_mask_draws=PROBES["random_mask_draws"],
     threads: PROBE_THREADS
     # the longest job of the run (SmolLM2: ~15 min, whitened L-BFGS to tolerance at N=1000): measured, at the
-    # other probes' priority it started at minute 22 of a timed run, 17 minutes after its store existed
+    # other probes' priority it started 24 minutes into a timed make paper, 17 after its store existed
     priority: 19
     resources:
         mem_mb=lambda wc: store_mem_mb(wc, 4.0),
