@@ -494,7 +494,7 @@ def test_norm_direction_and_masking_words_follow_the_numbers():
     assert "carry no more than random ones" in text
     assert "(the post's pattern)" in text
     opposite = str(_macros(-3.0, 0.7, -7.3, np.full(50, -0.05), 60.0, 40.0)["ProbeFaithfulAblations"])
-    assert "the two settings disagree in direction" in opposite and "raises it (+0.7 points)" in opposite
+    assert "the two settings disagree even in direction" in opposite and "raises it (+0.7 points)" in opposite
     assert "carry more of the layer signal than random ones" in opposite
     assert "(not the post's pattern)" in opposite
 

@@ -215,8 +215,8 @@ def probe_verdict_macros(verdicts: pd.DataFrame, evidence: pd.DataFrame, *, fait
             agree = _direction(o["low"], o["high"]) == word
             text += (f", and in our setting it {_direction(o['low'], o['high'])} it ({_interval(o)}): "
                      + ("the two settings agree in direction" if agree else
-                        "the two settings disagree in direction, so the post's norm reading depends on the setting "
-                        "(see \\emph{Where we disagree})"))
+                        "the two settings disagree even in direction; the verdict row \\emph{norm\\_drop} judges the "
+                        "size the post reads (see \\emph{Where we disagree})"))
         parts.append(text + ".")
     if ("transfer_delta", "faithful") in ev.index:
         f = ev.loc[("transfer_delta", "faithful")]
