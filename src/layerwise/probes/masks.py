@@ -64,11 +64,18 @@ def mask_ablation(run: ProbeRun, dims: Sequence[int], retrain: bool = True) -> p
     full = float(np.mean(run.y_pred == run.y_test))
     masked_test = mask_dimensions(run.X_test, dims)
     at_test = float(np.mean(run.estimator.predict(masked_test) == run.y_test))
-    label = ",".join(str(int(d)) for d in dims)
-    if not retrain:
-        return pd.DataFrame({"condition": ["full", "masked_at_test"], "accuracy": [full, at_test],
-                             "delta_pp": [0.0, 100 * (at_test - full)], "n_masked": len(dims), "dims": label,
-                             "passes": np.nan, "warm_start": pd.NA})
+    rows = [("full", full, np.nan, pd.NA), ("masked_at_test", at_test, np.nan, pd.NA)]
+    if retrain:
+        rows.append(("masked_retrained", *_retrain_without(run, dims, masked_test)))
+    table = pd.DataFrame(rows, columns=["condition", "accuracy", "passes", "warm_start"])
+    return table.assign(delta_pp=100 * (table["accuracy"] - full), n_masked=len(dims),
+                        dims=",".join(str(int(d)) for d in dims))[
+        ["condition", "accuracy", "delta_pp", "n_masked", "dims", "passes", "warm_start"]]
+
+
+def _retrain_without(run: ProbeRun, dims: np.ndarray, masked_test: np.ndarray) -> tuple[float, float, str]:
+    """(test accuracy, passes, start) of a clone re-fitted with `dims` zeroed in the training matrix, in place
+    and restored after (no second copy); the torch probe starts from the full probe with those weights zeroed."""
     saved = run.X_train[:, dims].copy()
     run.X_train[:, dims] = 0
     try:
@@ -79,13 +86,8 @@ def mask_ablation(run: ProbeRun, dims: Sequence[int], retrain: bool = True) -> p
             retrained.fit(run.X_train, run.y_train)
     finally:
         run.X_train[:, dims] = saved
-    after = float(np.mean(retrained.predict(masked_test) == run.y_test))
-    return pd.DataFrame({"condition": ["full", "masked_at_test", "masked_retrained"],
-                         "accuracy": [full, at_test, after],
-                         "delta_pp": [0.0, 100 * (at_test - full), 100 * (after - full)],
-                         "n_masked": len(dims), "dims": label,
-                         "passes": [np.nan, np.nan, float(getattr(retrained, "passes_", np.nan))],
-                         "warm_start": [pd.NA, pd.NA, getattr(retrained, "warm_start_", "") or "zero"]})
+    return (float(np.mean(retrained.predict(masked_test) == run.y_test)),
+            float(getattr(retrained, "passes_", np.nan)), getattr(retrained, "warm_start_", "") or "zero")
 
 
 def masked_predictions(run: ProbeRun, dims: Sequence[int]) -> np.ndarray:
