@@ -449,3 +449,30 @@ def test_check_features_returns_float32_and_refuses_non_real_or_non_finite_input
         with pytest.raises(ValueError, match=r"^X_val contains NaN or infinite values$"):
             logistic.check_features(X, "X_val")
     assert logistic.check_features(np.ones((10, 3))).shape == (10, 3)
+
+
+@pytest.mark.parametrize("n_classes", [3, 8, 31])
+def test_objective_and_gradient_equal_float64_autograd_whatever_the_class_padding(n_classes):
+    # the products run on classes padded to a multiple of 8 (zero weights, -inf intercepts): 3 and 31 are
+    # padded, 8 is not; all must give the real classes' objective, gradient and count of correct predictions
+    from layerwise.probes.logistic import _Problem
+
+    rng = np.random.default_rng(n_classes)
+    n, width, l2 = 400, 12, 1e-3
+    X = rng.standard_normal((n, width)).astype(np.float32)
+    y = rng.integers(0, n_classes, n)
+    theta = (rng.standard_normal(n_classes * (width + 1)) * 0.5).astype(np.float32)
+    problem = _Problem(torch.from_numpy(X), torch.from_numpy(y), l2, n_classes)
+    objective_value, cross_entropy, correct, grad = problem.evaluate(torch.from_numpy(theta))
+
+    reference = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+    W, b = reference[: n_classes * width].view(n_classes, width), reference[n_classes * width:]
+    logits = torch.from_numpy(X).double() @ W.T + b
+    ce = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))
+    (ce + 0.5 * l2 * W.pow(2).sum()).backward()
+    assert cross_entropy == pytest.approx(float(ce), rel=1e-5)
+    assert objective_value == pytest.approx(float(ce) + 0.5 * l2 * float(W.pow(2).sum()), rel=1e-5)
+    np.testing.assert_allclose(grad.numpy(), reference.grad.numpy(), atol=1e-5)
+    assert correct == int((logits.argmax(1).numpy() == y).sum())
+    held_out_loss, held_out_correct = problem.score(torch.from_numpy(theta), torch.from_numpy(X), torch.from_numpy(y))
+    assert held_out_loss == pytest.approx(float(ce), rel=1e-5) and held_out_correct == correct

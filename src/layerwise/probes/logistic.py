@@ -66,6 +66,7 @@ WOLFE_C2 = 0.9
 OBJECTIVE_NOISE = 1e-6
 MAX_LINE_SEARCH = 30
 FINITE_BLOCK = 1 << 15
+CLASS_PAD = 8  # the CPU matmul kernels' register width in float32 (AVX2); see _Problem
 
 
 # oneDNN's fp32 matmul (full precision) runs the probe's skinny products [n, width] x [width, n_layers]
@@ -222,6 +223,20 @@ class _Problem:
         """`X` is already in `whitening`'s coordinates when one is given; the L2 term is then ||W' S||^2."""
         self.X, self.y, self.l2, self.n_classes, self.whitening = X, y, l2, n_classes, whitening
         self.penalty = None if whitening is None else whitening.scale.square()
+        # The products run on a class count rounded up to a multiple of CLASS_PAD: the padding classes have
+        # zero weights and a -inf intercept, so their probability is exactly 0 and the softmax, objective and
+        # gradient are those of the real classes (31 SmolLM2 layers -> 32: measured 15% faster forward and
+        # 11% faster gradient product at 744k rows, one core).
+        padded = -(-n_classes // CLASS_PAD) * CLASS_PAD
+        self.W_pad = torch.zeros(padded, X.shape[1], dtype=X.dtype, device=X.device)
+        self.b_pad = torch.full((padded,), -torch.inf, dtype=X.dtype, device=X.device)
+        self.gW_pad = torch.empty_like(self.W_pad)
+
+    def logits(self, X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """X W^T + b as [n, padded classes]; the padding columns are -inf."""
+        self.W_pad[: self.n_classes] = W
+        self.b_pad[: self.n_classes] = b
+        return matmul_nt(X, self.W_pad, self.b_pad)
 
     def max_gradient(self, grad: np.ndarray) -> float:
         """max |gradient| in the original coordinates (the stopping rule's quantity)."""
@@ -258,7 +273,7 @@ class _Problem:
         X, y = (self.X, self.y) if rows is None else (self.X[rows], self.y[rows])
         n_rows = y.shape[0]
         W, b = self.unpack(theta)
-        logits = matmul_nt(X, W, b)
+        logits = self.logits(X, W, b)
         correct = int((logits.argmax(1) == y).sum())
         log_p = torch.log_softmax(logits, 1)  # fused; several times faster than logsumexp on CPU
         # float64 accumulation: the line search compares objectives that differ in the 7th digit
@@ -266,11 +281,14 @@ class _Problem:
         cross_entropy = -float(torch.sum(picked, dtype=torch.float64)) / n_rows
         # softmax, in place, from log-probabilities clamped at LOG_FLOOR (see layerwise.floats): measured on
         # SmolLM2 at N=300, this halved the fit (54 s -> 27 s, same epochs, accuracy and final gradient)
+        # (the padding columns' log-probability is -inf, floored to a residual of exp(LOG_FLOOR) ~ 1e-35)
         residual = log_p.clamp_min_(LOG_FLOOR).exp_()
         residual.scatter_(1, y[:, None], -1.0, reduce="add")  # softmax - one_hot(y)
         grad = torch.empty_like(theta)
         gW, gb = self.unpack(grad)
-        torch.mm(residual.T, X, out=gW)  # [n_classes, width]
+        torch.mm(residual.T, X, out=self.gW_pad)  # [padded classes, width]
+        gW.copy_(self.gW_pad[: self.n_classes])
+        residual = residual[:, : self.n_classes]
         penalised = W if self.penalty is None else W * self.penalty
         gW.mul_(1.0 / n_rows).add_(penalised, alpha=self.l2)
         torch.sum(residual, 0, out=gb)
@@ -281,7 +299,7 @@ class _Problem:
     def score(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
         """Mean cross-entropy and number correct on held-out data."""
         W, b = self.unpack(theta)
-        logits = matmul_nt(X, W, b)
+        logits = self.logits(X, W, b)
         loss = torch.nn.functional.cross_entropy(logits, y)
         return float(loss), int((logits.argmax(1) == y).sum())
 
