@@ -131,8 +131,8 @@ def test_reduction_figures_one_per_model_in_order():
     assert isinstance(text, LaTeX)
     figure = ("\\begin{{figure}}[!htbp]\\centering\\includegraphics[width=\\linewidth,height=0.8\\textheight,"
               "keepaspectratio]{{probes/{key}_reductions.png}}\\caption{{PCA, t-SNE and UMAP of {name}'s hidden "
-              "states, coloured by layer (reverse rainbow); rows: raw (the post's Fig.~4), unit-norm, without layer 0 "
-              "(Fig.~2), unit-norm without layer 0 (Fig.~3). Drawn by rule \\texttt{{probe\\_reductions}} "
+              "states, coloured by layer (reverse rainbow); rows: raw (the post's Fig.~4), without layer 0 (Fig.~2), "
+              "unit-norm without layer 0 (Fig.~3). Drawn by rule \\texttt{{probe\\_reductions}} "
               "(\\texttt{{scripts/probe\\_reductions.py}}).}}\\label{{fig:reductions-{key}}}\\end{{figure}}")
     cite = "The maps are in Figure~\\ref{fig:reductions-gpt2_medium} and Figure~\\ref{fig:reductions-smol}."
     assert str(text) == "\n".join([cite, figure.format(key="gpt2_medium", name="GPT\\_2 medium"),

@@ -270,3 +270,20 @@ def test_shuffled_labels_are_drawn_from_the_seed_one_permutation_each():
     for i in range(2):
         run = fit_probe(train.X, shuffled_labels(train.y, 3 + i), test.X, test.y, make_probe("logistic", 3, **PROBE))
         assert table["accuracy"].iloc[i] == pytest.approx(np.mean(run.y_pred == test.y))
+
+
+def test_a_capped_tree_grows_on_a_seeded_sample_of_training_rows_and_predicts_every_test_row():
+    train, test = split(layered(), 0.25, seed=0)
+    cap = train.y.size // 3
+    params = {"max_depth": 3, "max_train_rows": cap}
+    run = run_condition("tree", train, test, seed=7, probe_params=PROBE, tree_params=params)
+    assert run.estimator.tree_.n_node_samples[0] == cap == run.y_train.size  # the root saw the sample only
+    assert run.y_pred.size == test.y.size
+    assert params == {"max_depth": 3, "max_train_rows": cap}  # the caller's params are not consumed
+    again = run_condition("tree", train, test, seed=7, probe_params=PROBE, tree_params=params)
+    other = run_condition("tree", train, test, seed=8, probe_params=PROBE, tree_params=params)
+    np.testing.assert_array_equal(again.y_train, run.y_train)
+    assert not np.array_equal(other.X_train, run.X_train)  # the sample follows the seed
+    uncapped = run_condition("tree", train, test, seed=7, probe_params=PROBE,
+                             tree_params={"max_depth": 3, "max_train_rows": train.y.size})
+    assert uncapped.estimator.tree_.n_node_samples[0] == train.y.size

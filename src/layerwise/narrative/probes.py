@@ -150,8 +150,8 @@ def reduction_figures(models: dict[str, str]) -> LaTeX:
         "\\begin{figure}[!htbp]\\centering"
         f"\\includegraphics[width=\\linewidth,height=0.8\\textheight,keepaspectratio]{{probes/{key}_reductions.png}}"
         f"\\caption{{PCA, t-SNE and UMAP of {latex_escape(name)}'s hidden states, coloured by layer "
-        "(reverse rainbow); rows: raw (the post's Fig.~4), unit-norm, without layer 0 (Fig.~2), unit-norm "
-        "without layer 0 (Fig.~3). Drawn by rule \\texttt{probe\\_reductions} "
+        "(reverse rainbow); rows: raw (the post's Fig.~4), without layer 0 (Fig.~2), unit-norm without "
+        "layer 0 (Fig.~3). Drawn by rule \\texttt{probe\\_reductions} "
         f"(\\texttt{{scripts/probe\\_reductions.py}}).}}\\label{{fig:reductions-{key}}}\\end{{figure}}"
         for key, name in models.items()))
 
