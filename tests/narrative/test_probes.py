@@ -121,7 +121,7 @@ def test_differs_names_what_the_row_does_differently(condition, text):
 
 
 def test_differs_states_the_number_of_permutations():
-    assert _differs("shuffled_labels", 1, 5) == "train labels only, 1 permutations"
+    assert _differs("shuffled_labels", 1, 5) == "train labels only, one permutation"
     assert _differs("shuffled_labels (N=50)", 20, 5) == "train labels only, 20 permutations"
 
 
@@ -548,3 +548,17 @@ def test_verdict_table_fits_the_text_width():
     widths = [float(w) for w in re.findall(r"p\{([\d.]+)\\linewidth\}", table)]
     assert len(widths) == 7 and sum(widths) + 7 * 4 / 455 <= 1.0
     assert min(widths[-1:]) >= 0.105  # a bold "reproduced" at scriptsize fits its column
+
+
+@pytest.mark.parametrize("permutations, phrase", [
+    (1, "one permutation, scored on the true test labels"),
+    (3, "3 permutations, mean $\\pm$ std on the true test labels")])
+def test_the_shuffled_label_sentence_follows_the_number_of_permutations(permutations, phrase):
+    from layerwise.workflow.macros import render_macros
+
+    dims = pd.concat([dims_rows("G_2", [1, 2, 9], [10, 30, 31]), dims_rows("B", [5, 5, 6], [7, 8, 9])],
+                     ignore_index=True)
+    macros = probe_macros(two_models(), dims, first_model="G_2", mask_k=4, n_texts=100, variant_n_texts=50,
+                          max_tokens=48, permutations=permutations, seeds=5)
+    assert macros["ProbePermutationsScored"] == phrase
+    assert f"{{\\ProbePermutationsScored}}{{{phrase}}}" in render_macros(macros, "test")  # inserted unescaped

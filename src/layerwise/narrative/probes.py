@@ -36,6 +36,11 @@ def _post_cell(condition: str) -> str:
         condition, "--")
 
 
+def _count(n: int, noun: str) -> str:
+    """'one permutation', '3 permutations'."""
+    return f"one {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _differs(condition: str, permutations: int, seeds: int) -> str:
     """What this row does differently from the post (beyond model, N and L, which differ everywhere)."""
     condition = _base(condition)
@@ -53,7 +58,7 @@ def _differs(condition: str, permutations: int, seeds: int) -> str:
         "random_per_dimension_retrained": "per-dimension moments, re-trained",
         "random_covariance_trained": "mean and covariance per layer (not the post's)",
         "random_covariance_retrained": "mean and covariance per layer, re-trained",
-        "shuffled_labels": f"train labels only, {permutations} permutations", "tree": "not in the post",
+        "shuffled_labels": f"train labels only, {_count(permutations, 'permutation')}", "tree": "not in the post",
         "with_position0": "position 0 kept", "no_punctuation": "not run in the post (proposed)",
         "stability": f"{seeds} seeds (text splits)",
     }.get(condition, "--")
@@ -138,6 +143,9 @@ def probe_macros(summary: pd.DataFrame, dims: pd.DataFrame, *, first_model: str,
             "ProbeComparison": LaTeX(comparison), "ProbeDims": LaTeX(dims_sentence),
             "ProbeNTexts": n_texts, "ProbeVariantNTexts": variant_n_texts, "ProbeMaxTokens": max_tokens, "ProbeMaskK": mask_k,
             "ProbePermutations": permutations, "ProbePublishedSource": PUBLISHED_SOURCE,
+            "ProbePermutationsScored": LaTeX(f"{_count(permutations, 'permutation')}, "
+                                              + ("scored" if permutations == 1 else "mean $\\pm$ std")
+                                              + " on the true test labels"),
             "ProbeRawAccuracyFirst": float(raw_first["raw"])}
 
 
