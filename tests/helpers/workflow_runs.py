@@ -15,7 +15,9 @@ import yaml
 
 from tests.helpers import REPO
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# As profiles/local: Snakemake's default (100/1s) re-runs its job selection every second while jobs run, which
+# took a sixth of a core through a whole `make paper`; a finished job wakes the scheduler anyway.
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--max-jobs-per-timespan", "100/60s"]
 TINY = REPO / "tests" / "config" / "tiny.yaml"
 # Everything the Snakefile reads from beside itself.
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "schemas", "envs", "paper", "report", "src/layerwise",
