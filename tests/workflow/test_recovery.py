@@ -41,14 +41,24 @@ def mid_store(workdir: Path) -> bool:
     return (store / "layer_000.npy").exists() and not (store / MANIFEST).exists()
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_store(tmp_path_factory, shared_data) -> Path:
+    """One uninterrupted build of STORE, the reference of both extraction tests (SIGKILL and Ctrl-C)."""
+    reference = tmp_path_factory.mktemp("uninterrupted")
+    build(reference, tiny_config(reference, shared_data), STORE)
+    return reference
+
+
 def interrupted_run(tmp_path: Path, shared_data: Path, target: str, ready_when, sig: signal.Signals,
-                    **changes) -> tuple[Path, Path, Path]:
+                    reference: Path | None = None, **changes) -> tuple[Path, Path, Path]:
     """(uninterrupted workdir, interrupted workdir, its config): the second run of `target` gets `sig`
-    once `ready_when(workdir)` holds."""
-    reference, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
-    reference.mkdir()
+    once `ready_when(workdir)` holds. The uninterrupted run is built here unless `reference` is one."""
+    interrupted = tmp_path / "interrupted"
     interrupted.mkdir()
-    build(reference, tiny_config(reference, shared_data, **changes), target)
+    if reference is None:
+        reference = tmp_path / "uninterrupted"
+        reference.mkdir()
+        build(reference, tiny_config(reference, shared_data, **changes), target)
     configfile = tiny_config(interrupted, shared_data, **changes)
     assert run_and_kill(interrupted, configfile, "--cores", "1", target, sig=sig,
                         ready=lambda: ready_when(interrupted)), \
@@ -56,10 +66,11 @@ def interrupted_run(tmp_path: Path, shared_data: Path, target: str, ready_when, 
     return reference, interrupted, configfile
 
 
-def killed_then_resumed(tmp_path: Path, shared_data: Path, target: str, ready_when, **changes) -> tuple[Path, Path]:
+def killed_then_resumed(tmp_path: Path, shared_data: Path, target: str, ready_when, reference: Path | None = None,
+                        **changes) -> tuple[Path, Path]:
     """(uninterrupted workdir, SIGKILLed-and-resumed workdir) for `target`."""
     reference, interrupted, configfile = interrupted_run(tmp_path, shared_data, target, ready_when, signal.SIGKILL,
-                                                         **changes)
+                                                         reference, **changes)
     # Snakemake's safety nets are intact: a plain re-run refuses the half-written output it marked
     # incomplete, and the killed run's lock stops even a `--rerun-incomplete` run until `--unlock`
     # (`make unlock`) lifts it.
@@ -73,7 +84,7 @@ def killed_then_resumed(tmp_path: Path, shared_data: Path, target: str, ready_wh
     return reference, interrupted
 
 
-def test_killed_extraction_is_detected_and_resumes_to_the_same_store(tmp_path, shared_data):
+def test_killed_extraction_is_detected_and_resumes_to_the_same_store(tmp_path, shared_data, uninterrupted_store):
     partial: dict[str, Exception] = {}
 
     def mid_store_checked(workdir: Path) -> bool:
@@ -85,7 +96,7 @@ def test_killed_extraction_is_detected_and_resumes_to_the_same_store(tmp_path, s
             partial["error"] = error
         return True
 
-    reference, resumed = killed_then_resumed(tmp_path, shared_data, STORE, mid_store_checked)
+    reference, resumed = killed_then_resumed(tmp_path, shared_data, STORE, mid_store_checked, uninterrupted_store)
     assert "incomplete" in str(partial.get("error", "")), partial
     want = json.loads((reference / STORE / MANIFEST).read_text())
     got = json.loads((resumed / STORE / MANIFEST).read_text())
@@ -109,9 +120,10 @@ def test_killed_training_resumes_to_the_same_checkpoints(tmp_path, shared_data):
                                   pd.read_csv(reference / TRAIN_LOG).drop(columns=timing))
 
 
-def test_ctrl_c_during_extraction_needs_no_unlock(tmp_path, shared_data):
+def test_ctrl_c_during_extraction_needs_no_unlock(tmp_path, shared_data, uninterrupted_store):
     """Ctrl-C (SIGINT to the foreground group): Snakemake cleans up itself, so `make paper` just resumes."""
-    reference, interrupted, configfile = interrupted_run(tmp_path, shared_data, STORE, mid_store, signal.SIGINT)
+    reference, interrupted, configfile = interrupted_run(tmp_path, shared_data, STORE, mid_store, signal.SIGINT,
+                                                         uninterrupted_store)
     build(interrupted, configfile, STORE, "--rerun-incomplete")  # no --unlock needed
     want = json.loads((reference / STORE / MANIFEST).read_text())["files"]
     assert json.loads((interrupted / STORE / MANIFEST).read_text())["files"] == want
