@@ -33,6 +33,23 @@ def test_reductions_one_panel_per_variant_and_method():
     assert len(visible_axes(fig)[0].collections[0].get_offsets()) == 30
 
 
+def test_reduction_maps_label_rows_and_columns_once_and_no_labels_overlap():
+    table = pd.DataFrame([{"x": RNG.random(), "y": RNG.random(), "layer": i % 4, "method": m, "variant": v}
+                          for m in ("pca", "tsne", "umap") for v in ("raw", "no_layer0", "normalised_no_layer0")
+                          for i in range(12)])
+    fig = plots.plot_reductions(table)
+    axes = visible_axes(fig)
+    assert [ax.get_title() for ax in axes[:3]] == ["PCA", "TSNE", "UMAP"] and not any(a.get_title() for a in axes[3:])
+    assert [axes[k].get_ylabel() for k in (0, 3, 6)] == ["raw", "without layer 0", "unit norm,\nwithout layer 0"]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    labels = [t for ax in axes for t in (ax.title, ax.yaxis.label) if t.get_text()]
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not [(a.get_text(), b.get_text()) for k, (a, box) in enumerate(zip(labels, boxes))
+                for b, other in zip(labels[k + 1:], boxes[k + 1:]) if box.overlaps(other)]
+
+
 def test_confusion_heatmap():
     y = RNG.integers(0, 4, 200)
     fig = plots.plot_confusion(confusion_table(y, RNG.integers(0, 4, 200), np.arange(4)))

@@ -89,9 +89,15 @@ def _grid(n_rows: int, n_cols: int, panel: tuple[float, float], **kwargs) -> tup
     return fig, axes
 
 
+# Row labels of the 2-D maps: "PCA · normalised_no_layer0" over each panel ran into its neighbours' titles.
+REDUCTION_INPUTS = {"raw": "raw", "normalised": "unit norm", "no_layer0": "without layer 0",
+                    "normalised_no_layer0": "unit norm,\nwithout layer 0"}
+
+
 @printed
 def plot_reductions(table: pd.DataFrame, point_size: float = 4.0) -> Figure:
-    """2-D maps: one row per variant, one column per method; points coloured by layer (colour bar)."""
+    """2-D maps: one row per input variant (labelled on the left), one column per method (titled on top);
+    points coloured by layer (colour bar)."""
     _require(table, ["x", "y", "layer", "method", "variant"], "reduction")
     variants, methods = list(dict.fromkeys(table["variant"])), list(dict.fromkeys(table["method"]))
     palette = layer_palette(table["layer"])
@@ -103,7 +109,8 @@ def plot_reductions(table: pd.DataFrame, point_size: float = 4.0) -> Figure:
             part = table[(table["variant"] == variant) & (table["method"] == method)]
             ax.scatter(part["x"], part["y"], c=[palette[layer] for layer in part["layer"]], s=point_size,
                        linewidths=0, rasterized=True)
-            ax.set(title=f"{method.upper()} · {variant}", xticks=[], yticks=[])
+            ax.set(title=method.upper() if i == 0 else "", xticks=[], yticks=[],
+                   ylabel=REDUCTION_INPUTS.get(variant, variant) if j == 0 else "")
     _layer_colorbar(fig, axes, layers)
     return fig
 
