@@ -1,6 +1,6 @@
 # Study 2: the logit lens, per example text (heatmaps) and across a dataset (curves).
 
-from layerwise.lens.adapters import registry_encoders
+from layerwise.resources.models import registry_encoders
 from layerwise.lens.texts import load_texts
 
 LENS = config["lens"]

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where it is used: the workflow reads the table when it parses
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ def family_of(model: nn.Module) -> Family | None:
 
 def submodule(root: nn.Module, path: str | None) -> nn.Module | None:
     """`root`'s sub-module at a dotted attribute path, or None (no path, or a missing/None attribute)."""
+    from torch import nn
+
     if path is None:
         return None
     module = root
@@ -136,6 +140,8 @@ def submodule(root: nn.Module, path: str | None) -> nn.Module | None:
 
 def family_blocks(base: nn.Module, family: Family, n_layers: int) -> nn.ModuleList | None:
     """The family's `n_layers` blocks in forward order; a shared block appears once per layer it serves."""
+    from torch import nn
+
     blocks = submodule(base, family.blocks)
     if not isinstance(blocks, nn.ModuleList):
         return None
@@ -159,6 +165,8 @@ def softcap_of(model: nn.Module) -> float | None:
 
 def apply_softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
     """cap * tanh(logits / cap), in the order of operations the models use (Gemma 2's head)."""
+    import torch
+
     if cap is None:
         return logits
     return torch.tanh(logits / cap) * cap

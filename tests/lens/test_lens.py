@@ -23,7 +23,8 @@ from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadMod
 from layerwise.resources.byte_tokenizer import make_byte_tokenizer
 from layerwise.lens.decode import (FINAL, LENS_COLUMNS, logit_lens, logit_lens_sequences, logit_lens_texts, residual_streams,
                                    token_rank)
-from layerwise.lens.adapters import decode, lens_parts, registry_encoders
+from layerwise.lens.adapters import decode, lens_parts
+from layerwise.resources.models import registry_encoders
 from layerwise.lens.stats import METRICS, first_layer_above, layer_change, select_positions, summarize_lens
 from layerwise.lens.texts import load_texts
 from layerwise.plots.lens import (HEATMAP_VALUES, plot_lens_curves, plot_lens_heatmap, resolve_window, shown_blocks,

@@ -10,9 +10,7 @@ guess (say, a post-norm model or a model with a logit soft-cap) would silently g
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -21,7 +19,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from layerwise.families import DECODER_FAMILIES, FAMILIES, apply_softcap, softcap_of, submodule
-from layerwise.resources.models import ENCODER_MODEL_TYPES, base_model, final_norm, random_kind, transformer_blocks
+from layerwise.resources.models import base_model, final_norm, transformer_blocks
 
 Decoder = Literal["full", "norm_only", "none"]
 DECODERS: tuple[str, ...] = ("full", "norm_only", "none")
@@ -151,23 +149,3 @@ def to_module_device(module: nn.Module, tensor: torch.Tensor) -> torch.Tensor:
     stream recorded at one block may have to meet a norm or head that lives on another."""
     param = next(module.parameters(), None)
     return tensor if param is None or param.device == tensor.device else tensor.to(param.device)
-
-
-def registry_encoders(specs: dict[str, dict]) -> list[str]:
-    """Registry keys that are known, from the registry alone, to have no causal LM head (so no lens).
-
-    Called when the workflow is parsed, before any model is fetched: a model is an encoder if its entry
-    says `kind: encoder`, or is a random BERT, or is a local folder whose config.json names an encoder
-    family. Entries that only reveal their kind once loaded are still refused then, by `lens_parts`.
-    """
-    encoders = []
-    for key, spec in specs.items():
-        kind = spec.get("kind")
-        if kind is None and spec.get("source") == "random":
-            kind = random_kind(spec.get("architecture", ""))
-        if kind is None and spec.get("source") == "local" and (Path(spec["path"]) / "config.json").is_file():
-            model_type = json.loads((Path(spec["path"]) / "config.json").read_text()).get("model_type")
-            kind = "encoder" if model_type in ENCODER_MODEL_TYPES else "decoder"
-        if kind == "encoder":
-            encoders.append(key)
-    return encoders

@@ -18,9 +18,10 @@ import sys
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-import torch
+if TYPE_CHECKING:  # torch is imported in the functions that run models: the workflow imports this module
+    import torch   # when it parses (registry checks), and torch alone costs seconds per Snakemake call
 
 from layerwise.devices import pick_device
 from layerwise.families import FAMILIES, family_blocks, family_of, submodule
@@ -120,6 +121,26 @@ def random_kind(architecture: str) -> str:
     return family.kind if family is not None else "decoder"
 
 
+def registry_encoders(specs: dict[str, dict]) -> list[str]:
+    """Registry keys that are known, from the registry alone, to have no causal LM head (so no lens).
+
+    Called when the workflow is parsed, before any model is fetched: a model is an encoder if its entry
+    says `kind: encoder`, or is a random BERT, or is a local folder whose config.json names an encoder
+    family. Entries that only reveal their kind once loaded are still refused then, by `lens_parts`.
+    """
+    encoders = []
+    for key, spec in specs.items():
+        kind = spec.get("kind")
+        if kind is None and spec.get("source") == "random":
+            kind = random_kind(spec.get("architecture", ""))
+        if kind is None and spec.get("source") == "local" and (Path(spec["path"]) / "config.json").is_file():
+            model_type = json.loads((Path(spec["path"]) / "config.json").read_text()).get("model_type")
+            kind = "encoder" if model_type in ENCODER_MODEL_TYPES else "decoder"
+        if kind == "encoder":
+            encoders.append(key)
+    return encoders
+
+
 def declared_context(spec: Mapping[str, Any]) -> int | None:
     """Context length known from the registry entry alone, before anything is downloaded: the entry's
     `max_positions`, or the position table a random model is built with."""
@@ -173,6 +194,8 @@ def _dequantise(card: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     the GGUF. The card keeps `gguf_file` (what the weights came from: the model's exact name) and
     `gguf_folder`; `folder` becomes this one. The price is disk: float32 is ~8x a 4-bit file (540 MB here).
     """
+    import torch
+
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     source, kw = card["folder"], {"gguf_file": card["gguf_file"]}
@@ -322,6 +345,8 @@ def random_config(spec: Mapping[str, Any], tokenizer):
 
 
 def _random_model(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+    import torch
+
     from transformers import AutoModel, AutoModelForCausalLM
 
     from layerwise.resources.byte_tokenizer import make_byte_tokenizer
@@ -353,6 +378,10 @@ def resolved_device_setting(setting: str) -> str:
     """The config's `device` as the jobs will use it: `auto` becomes `cuda` or `cpu` here and now, so that a
     config saying `cpu` on a CPU-only machine is the same run as one saying `auto` (outputs are keyed on the
     device that runs, not on its spelling); a CUDA device that is not here is refused before any job."""
+    if setting == "cpu":
+        return setting
+    import torch
+
     if setting == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if setting.startswith("cuda"):
@@ -370,7 +399,10 @@ def resolved_dtype(setting: str, device: str | torch.device) -> str:
         raise ModelSpecError(f"dtype must be one of {MODEL_DTYPES}, got {setting!r}")
     if setting != "auto":
         return setting
-    return "bfloat16" if pick_device(str(device)).type == "cuda" else "float32"
+    name = str(device)  # a device name needs no torch (the workflow resolves dtypes as it parses)
+    if name == "auto":
+        name = pick_device(name).type
+    return "bfloat16" if name.split(":")[0] == "cuda" else "float32"
 
 
 def dtype_bytes(name: str) -> int:
@@ -414,6 +446,8 @@ def load_model(card: Mapping[str, Any], *, lm_head: bool = False, device: str = 
     is then not moved: its `device` is where its input embeddings live. `trust_remote_code` stays off: only
     architectures that ship with transformers load.
     """
+    import torch
+
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     folder, kw = card["folder"], hf_load_kwargs(card)
@@ -490,6 +524,8 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.Module
     Found by its length rather than by a per-family attribute name, so extraction reads any architecture;
     the logit lens accepts fewer families (`lens.adapters`) but locates their blocks here too.
     """
+    import torch
+
     base = base_model(model)
     family = family_of(model)
     if family is not None:  # a listed family: its own path (ALBERT's shared block, repeated per layer)
@@ -504,6 +540,8 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.Module
 
 def final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
     """The final normalisation of a pre-norm model, or None (post-LN encoders such as BERT, post-norm OPT)."""
+    import torch
+
     base = base_model(model)
     family = family_of(model)
     if family is not None:  # a listed family: where the table says, or none (post-norm)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers.utils import logging as hf_logging
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +182,8 @@ def save_checkpoint(model: Any, tokenizer: Any, out_dir: str | Path, step: int,
     run leaves either a complete ``step{N}`` folder or none (rename is atomic on one filesystem).
     ``metadata`` goes to ``training_state.json`` so analyses need not parse folder names.
     """
+    from transformers.utils import logging as hf_logging  # here: the workflow imports this module as it parses
+
     final = checkpoint_dir(out_dir, step)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))

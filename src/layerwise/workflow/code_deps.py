@@ -10,6 +10,7 @@ checkout that rewrites a file unchanged re-runs nothing.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -28,6 +29,14 @@ def imported_names(source: str) -> set[str]:
     return names
 
 
+@functools.lru_cache(maxsize=None)
+def _source_imports(source: str) -> frozenset[str]:
+    """`imported_names`, parsed once per distinct source text: the workflow asks for the digests of ~40 scripts
+    as it parses, which share most of the library, and parsing each module again per script took ~10 s of
+    every Snakemake call. Keyed on the text itself, so an edited file is never served stale."""
+    return frozenset(imported_names(source))
+
+
 def module_file(name: str, src_root: Path) -> Path | None:
     """`layerwise.plots.lens` → `src/layerwise/plots/lens.py` (or the package's `__init__.py`)."""
     base = src_root.joinpath(*name.split("."))
@@ -44,8 +53,7 @@ def library_modules(script: Path | str, src_root: Path | str, package: str = PAC
     seen: set[Path] = set()
     queue = [Path(script)]
     while queue:
-        source = queue.pop().read_text()
-        for name in sorted(imported_names(source)):
+        for name in sorted(_source_imports(queue.pop().read_text())):
             if name != package and not name.startswith(package + "."):
                 continue
             parts = name.split(".")
