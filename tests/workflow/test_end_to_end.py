@@ -264,16 +264,34 @@ def result_files(workdir: Path) -> set[str]:
             and not p.relative_to(workdir).as_posix().startswith(NOT_RESULTS)}
 
 
+def decoder_chain(workdir: Path) -> list[str]:
+    """The outputs of a finished run's jobs for the decoder (its sample, store, probes with their controls and
+    2-D maps, lens, geometry) and for the decoder's training: every kind of seeded or threaded step of the
+    workflow (random weights, sampling, the forward pass, splits, label shuffles, random controls, t-SNE/UMAP,
+    bootstraps, training). The encoder's jobs are the same code on other inputs."""
+    outputs = set()
+    for record in (workdir / "results/benchmarks/jobs").glob("*/*.json"):
+        job = json.loads(record.read_text())
+        if any("tiny-gpt2" in str(v) or v == "decoder" for v in job["wildcards"].values()):
+            outputs.update(job["outputs"])
+    return sorted(outputs)
+
+
 @pytest.mark.slow
 def test_two_runs_of_one_config_give_identical_results(tiny_run, shared_data, tmp_path):
-    """Same config, fresh directory, CPU: every array, table, macro and figure is the same, byte for byte."""
+    """Same config, fresh directory, CPU: the decoder's chain and training, run again, give every array, table,
+    macro and figure of the first run, byte for byte. (A second run of everything took 11 minutes of the suite.)"""
+    targets = decoder_chain(tiny_run.workdir)
     second = tmp_path / "second"
     second.mkdir()
-    done = snakemake(second, tiny_config(second, shared_data), "--cores", "2", "--omit-from", "paper")
+    done = snakemake(second, tiny_config(second, shared_data), "--cores", "2", *targets)
     assert done.returncode == 0, done.stderr[-3000:]
-    files = result_files(tiny_run.workdir)
-    assert result_files(second) == files
-    assert len([f for f in files if f.endswith(".npy")]) > 40 and len([f for f in files if f.endswith(".pdf")]) > 10
+    files = result_files(second)
+    assert files <= result_files(tiny_run.workdir)
+    assert len([f for f in files if f.endswith(".npy")]) > 20 and len([f for f in files if f.endswith(".pdf")]) > 5
+    for kind in ("results/probes/tiny-gpt2/", "results/lens/tiny-gpt2/", "results/geometry/tiny-gpt2/",
+                 "results/training/decoder/", "results/probes/tiny-gpt2/imdb/n8_l12_s0/random_covariance/"):
+        assert any(f.startswith(kind) for f in files), kind
     differing = [f for f in sorted(files) if comparable(tiny_run.workdir / f) != comparable(second / f)]
     assert differing == []
 
