@@ -10,6 +10,11 @@ SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 # `make paper` also rebuilds every missing file the paper depends on (layerwise.workflow.complete_run): a job killed after
 # Snakemake deleted its old outputs leaves them missing, and a plain run would call the paper up to date.
 export PYTHONHASHSEED := 0
+# pip byte-compiles every module of every package it installs (torch, transformers, ...): 100 of the 152 s a fresh
+# install took here. Installed with --no-compile, a module is compiled on its first import and cached, which needs
+# bytecode writing on; some environments switch it off (PYTHONDONTWRITEBYTECODE), so the recipes run without it.
+unexport PYTHONDONTWRITEBYTECODE
+PIP_INSTALL := $(BIN)/pip install --quiet --no-compile
 # `make paper` runs through profiles/local, so local runs honour the rules' resources as a cluster would. Its
 # `gpu` cap is the number of GPUs here; on a CPU-only machine the GPU rules run on the CPU and the cap is the
 # core count (the cores limit them anyway), so they are not serialised on a GPU that does not exist.
@@ -27,11 +32,11 @@ $(BIN)/python:
 
 # Re-install only when a dependency file changes.
 $(VENV)/.installed-run: $(BIN)/python pyproject.toml requirements.txt constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -r requirements.txt
+	$(PIP_INSTALL) -c constraints.txt -r requirements.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed-run requirements-test.txt
-	$(BIN)/pip install --quiet -c constraints.txt -r requirements-test.txt
+	$(PIP_INSTALL) -c constraints.txt -r requirements-test.txt
 	touch $@
 
 latex:
