@@ -17,7 +17,8 @@ from tests.helpers import REPO
 
 # As profiles/local: Snakemake's default (100/1s) re-runs its job selection every second while jobs run, which
 # took a sixth of a core through a whole `make paper`; a finished job wakes the scheduler anyway.
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--max-jobs-per-timespan", "100/60s"]
+SNAKEMAKE_OPTIONS = ["--max-jobs-per-timespan", "100/60s"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", *SNAKEMAKE_OPTIONS]
 TINY = REPO / "tests" / "config" / "tiny.yaml"
 # Everything the Snakefile reads from beside itself.
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "schemas", "envs", "paper", "report", "src/layerwise",

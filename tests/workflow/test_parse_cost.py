@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from tests.helpers import REPO
-from tests.helpers.workflow_runs import OFFLINE, SNAKEMAKE, tiny_config
+from tests.helpers.workflow_runs import OFFLINE, SNAKEMAKE_OPTIONS, tiny_config
 
 # Runs Snakemake's command line in this process and reports, at exit, which heavy modules it imported.
 REPORT_HEAVY = ("import atexit, sys\n"
@@ -23,7 +23,7 @@ REPORT_HEAVY = ("import atexit, sys\n"
 
 def test_a_dry_run_of_the_tiny_config_imports_neither_torch_nor_transformers(tmp_path, shared_data):
     configfile = tiny_config(tmp_path, shared_data)
-    done = subprocess.run([sys.executable, "-c", REPORT_HEAVY, *SNAKEMAKE[3:], "--snakefile", str(REPO / "Snakefile"),
+    done = subprocess.run([sys.executable, "-c", REPORT_HEAVY, *SNAKEMAKE_OPTIONS, "--snakefile", str(REPO / "Snakefile"),
                            "--directory", str(tmp_path), "--configfile", str(configfile), "-n", "--cores", "1"],
                           capture_output=True, text=True, env=OFFLINE, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
