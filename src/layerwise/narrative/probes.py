@@ -250,7 +250,7 @@ def probe_verdict_macros(verdicts: pd.DataFrame, evidence: pd.DataFrame, *, fait
         lo, med, hi = np.quantile(random_masks_ours["delta_pp"].to_numpy(), [0.025, 0.5, 0.975])
         parts.append(
             f"In our setting the same masking (its own frequent dimensions) changes the accuracy by {_interval(o)}, "
-            f"random dimensions by {_signed(med)} (95\% of {len(random_masks_ours)} draws in [{_signed(lo)}, "
+            f"random dimensions by {_signed(med)} (95\\% of {len(random_masks_ours)} draws in [{_signed(lo)}, "
             f"{_signed(hi)}]): " + ("more than random dimensions." if o["high"] < lo else
                                      "no more than random dimensions."))
     signs = []

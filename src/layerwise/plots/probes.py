@@ -41,7 +41,7 @@ def _legible(fig: Figure) -> Figure:
 
 def smallest_text_pt(fig: Figure, print_width: float) -> float:
     """The smallest visible, non-empty text of `fig` in points once the figure is scaled to `print_width`
-    inches (as \includegraphics[width=...] scales it); draws the figure first so lazy ticks exist."""
+    inches (as \\includegraphics[width=...] scales it); draws the figure first so lazy ticks exist."""
     fig.canvas.draw()
     scale = print_width / fig.get_figwidth()
     sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text)
