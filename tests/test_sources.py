@@ -1,7 +1,7 @@
 """Every Python source of the repository compiles without warnings.
 
-An invalid escape sequence ('\\%' in an f-string, '\\i' in a docstring) is a DeprecationWarning today and a
-SyntaxWarning in Python 3.12; the string it builds is not the one its author read.
+An invalid escape sequence ('\\%' in an f-string, '\\i' in a docstring) keeps its backslash today with a
+DeprecationWarning (a SyntaxWarning from Python 3.12), and Python means to make it an error.
 """
 
 from __future__ import annotations
