@@ -12,7 +12,8 @@ import pytest
 
 from tests.helpers import REPO
 
-SOURCES = sorted(p for d in ("src", "scripts", "tools", "benchmarks", "examples", "tests") for p in (REPO / d).rglob("*.py"))
+FOLDERS = ("src", "scripts", "tools", "benchmarks", "examples", "tests")
+SOURCES = sorted(p for folder in FOLDERS for p in (REPO / folder).rglob("*.py"))
 
 
 def test_there_are_sources_to_check():
